@@ -1,0 +1,243 @@
+"""Read and write the safetensors format without trusting the file.
+
+Layout (https://github.com/huggingface/safetensors, README "Format")::
+
+    8 bytes   N, unsigned little-endian: size of the header
+    N bytes   a UTF-8 JSON object: {"__metadata__": {str: str}, NAME: {"dtype", "shape", "data_offsets"}}
+    rest      the byte buffer; data_offsets are [begin, end) relative to its start
+
+Every limit is checked before anything is allocated: the header size against :data:`MAX_HEADER_SIZE` and the
+file size, each tensor's byte length against ``prod(shape) * itemsize``, offsets against the buffer, and the
+tensors must tile the buffer without overlap or holes, as the reference implementation requires.
+
+The writer streams: it writes the header, then each tensor's bytes straight from the caller's buffers, and
+hashes what it writes on the way, so that a save costs no second copy of the state and no second read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from cairn.errors import FormatError, LimitExceededError
+
+__all__ = [
+    "DTYPE_SIZES",
+    "MAX_HEADER_SIZE",
+    "SafetensorsHeader",
+    "TensorInfo",
+    "WriteResult",
+    "parse_header",
+    "read_header",
+    "read_header_path",
+    "write_safetensors",
+]
+
+#: the reference implementation refuses headers over 100 MB; so do we
+MAX_HEADER_SIZE = 100_000_000
+
+#: bytes per element for every dtype name the format defines (sub-byte types are not supported here)
+DTYPE_SIZES: dict[str, int] = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "F8_E8M0": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "C64": 8,
+    "F64": 8,
+    "I64": 8,
+    "U64": 8,
+}
+
+_CHUNK = 16 << 20
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int  # offset in the byte buffer
+    end: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.begin
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str]
+    data_start: int  # absolute file offset of the byte buffer
+    data_size: int = 0
+
+    def absolute(self, name: str) -> tuple[int, int]:
+        """Absolute [begin, end) file offsets of a tensor's bytes."""
+        info = self.tensors[name]
+        return self.data_start + info.begin, self.data_start + info.end
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    size: int
+    sha256: str
+    header: SafetensorsHeader = field(repr=False)
+
+
+def _header_length(prefix: bytes, *, path: str | None, file_size: int | None) -> int:
+    if len(prefix) < 8:
+        raise FormatError("file is shorter than the 8-byte safetensors header length", path=path)
+    (n,) = struct.unpack("<Q", prefix[:8])
+    if n > MAX_HEADER_SIZE:
+        raise LimitExceededError(f"header of {n} bytes exceeds the limit of {MAX_HEADER_SIZE}", path=path)
+    if file_size is not None and 8 + n > file_size:
+        raise FormatError(f"header length {n} runs past the end of the {file_size}-byte file", path=path)
+    return int(n)
+
+
+def parse_header(raw: bytes, *, data_size: int | None, path: str | None = None) -> SafetensorsHeader:
+    """Validate a header's JSON. ``data_size`` is the byte buffer's length when known (None: a range read)."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"header is not valid UTF-8 JSON: {exc}", path=path) from None
+    if not isinstance(doc, dict):
+        raise FormatError("header is not a JSON object", path=path)
+    metadata: dict[str, str] = {}
+    raw_meta = doc.pop("__metadata__", None)
+    if raw_meta is not None:
+        if not isinstance(raw_meta, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in raw_meta.items()
+        ):
+            raise FormatError("__metadata__ must map strings to strings", path=path)
+        metadata = dict(raw_meta)
+    tensors: dict[str, TensorInfo] = {}
+    for name, entry in doc.items():
+        tensors[name] = _tensor_info(name, entry, path)
+    spans = sorted(tensors.values(), key=lambda t: (t.begin, t.end))
+    cursor = 0
+    for t in spans:
+        if t.begin != cursor:
+            what = "overlaps the previous tensor" if t.begin < cursor else "leaves a hole before it"
+            raise FormatError(f"tensor {t.name!r} at offset {t.begin} {what}", path=path)
+        cursor = t.end
+    if data_size is not None and cursor != data_size:
+        raise FormatError(f"tensors cover {cursor} bytes but the data buffer holds {data_size}", path=path)
+    header_len = len(raw)
+    return SafetensorsHeader(tensors, metadata, 8 + header_len, cursor)
+
+
+def _tensor_info(name: str, entry: object, path: str | None) -> TensorInfo:
+    if not isinstance(entry, dict):
+        raise FormatError(f"entry for tensor {name!r} is not an object", path=path)
+    dtype = entry.get("dtype")
+    shape = entry.get("shape")
+    offsets = entry.get("data_offsets")
+    if dtype not in DTYPE_SIZES:
+        raise FormatError(f"tensor {name!r} has unknown dtype {dtype!r}", path=path)
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise FormatError(f"tensor {name!r} has an invalid shape {shape!r}", path=path)
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(type(o) is int and o >= 0 for o in offsets)
+        or offsets[0] > offsets[1]
+    ):
+        raise FormatError(f"tensor {name!r} has invalid data_offsets {offsets!r}", path=path)
+    numel = math.prod(shape)
+    expected = numel * DTYPE_SIZES[str(dtype)]
+    if offsets[1] - offsets[0] != expected:
+        raise FormatError(
+            f"tensor {name!r} spans {offsets[1] - offsets[0]} bytes but {dtype}{shape} needs {expected}",
+            path=path,
+        )
+    return TensorInfo(name, str(dtype), tuple(shape), offsets[0], offsets[1])
+
+
+def read_header(
+    f: BinaryIO, *, file_size: int | None = None, path: str | Path | None = None
+) -> SafetensorsHeader:
+    """Read and validate the header from the start of ``f``. ``file_size`` enables the full coverage check."""
+    spath = None if path is None else str(path)
+    n = _header_length(f.read(8), path=spath, file_size=file_size)
+    raw = f.read(n)
+    if len(raw) != n:
+        raise FormatError(f"file ends inside the {n}-byte header", path=spath)
+    data_size = None if file_size is None else file_size - 8 - n
+    return parse_header(raw, data_size=data_size, path=spath)
+
+
+def read_header_path(path: str | Path) -> SafetensorsHeader:
+    p = Path(path)
+    with p.open("rb") as f:
+        return read_header(f, file_size=p.stat().st_size, path=p)
+
+
+def build_header(
+    entries: Iterable[tuple[str, str, tuple[int, ...]]], metadata: Mapping[str, str] | None = None
+) -> tuple[bytes, SafetensorsHeader]:
+    """Lay out tensors in the given order; return the encoded header (length prefix included)."""
+    doc: dict[str, object] = {}
+    if metadata:
+        doc["__metadata__"] = dict(metadata)
+    infos: dict[str, TensorInfo] = {}
+    cursor = 0
+    for name, dtype, shape in entries:
+        if name == "__metadata__" or name in infos:
+            raise FormatError(f"duplicate or reserved tensor name {name!r}")
+        nbytes = math.prod(shape) * DTYPE_SIZES[dtype]
+        infos[name] = TensorInfo(name, dtype, tuple(shape), cursor, cursor + nbytes)
+        doc[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [cursor, cursor + nbytes]}
+        cursor += nbytes
+    raw = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # the format pads the header to 8-byte alignment with spaces
+    return struct.pack("<Q", len(raw)) + raw, SafetensorsHeader(
+        infos, dict(metadata or {}), 8 + len(raw), cursor
+    )
+
+
+def write_safetensors(
+    f: BinaryIO,
+    tensors: Iterable[tuple[str, str, tuple[int, ...], memoryview]],
+    metadata: Mapping[str, str] | None = None,
+) -> WriteResult:
+    """Stream tensors (name, dtype, shape, bytes) into ``f``; return size and sha256 of what was written.
+
+    Each buffer must be a C-contiguous byte view whose length matches its dtype and shape.
+    """
+    items = list(tensors)
+    prefix, header = build_header(((n, d, s) for n, d, s, _ in items), metadata)
+    digest = hashlib.sha256(prefix)
+    f.write(prefix)
+    size = len(prefix)
+    for name, _dtype, _shape, buf in items:
+        view = buf.cast("B") if buf.format != "B" or buf.ndim != 1 else buf
+        if len(view) != header.tensors[name].nbytes:
+            raise FormatError(
+                f"tensor {name!r}: buffer holds {len(view)} bytes, expected {header.tensors[name].nbytes}"
+            )
+        for start in range(0, len(view), _CHUNK):
+            chunk = view[start : start + _CHUNK]
+            digest.update(chunk)
+            f.write(chunk)
+        size += len(view)
+    return WriteResult(size, digest.hexdigest(), header)
