@@ -9,4 +9,17 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from cairn import errors
+from cairn.checkpoint import CheckpointManager, LoadResult, load, load_state, policies, save, verify
+
+__all__ = [
+    "CheckpointManager",
+    "LoadResult",
+    "__version__",
+    "errors",
+    "load",
+    "load_state",
+    "policies",
+    "save",
+    "verify",
+]
