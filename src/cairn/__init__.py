@@ -10,12 +10,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from cairn import errors
-from cairn.checkpoint import CheckpointManager, LoadResult, load, load_state, policies, save, verify
+from cairn.checkpoint import CheckpointManager, LoadResult, dataset, load, load_state, policies, save, verify
 
 __all__ = [
     "CheckpointManager",
     "LoadResult",
     "__version__",
+    "dataset",
     "errors",
     "load",
     "load_state",

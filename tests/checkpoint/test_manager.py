@@ -141,3 +141,30 @@ def test_cuda_state_when_present(tmp_path: Path) -> None:
     fresh = TinyNet().cuda()
     manager.restore("latest", model=fresh)
     assert_same_tensors(model.state_dict(), fresh.state_dict())
+
+
+def test_resume_records_lineage_elapsed_time_and_class(tmp_path: Path) -> None:
+    first = cairn.CheckpointManager(tmp_path, async_save=False)
+    first.save(1, model=TinyNet())
+    meta1 = first.restore("latest", model=TinyNet()).metadata
+    assert meta1["class_path"] == f"{TinyNet.__module__}:TinyNet"
+    assert meta1["wall_time"]["elapsed_seconds"] >= 0
+    second = cairn.CheckpointManager(tmp_path, async_save=False)
+    second.restore("latest", model=TinyNet())
+    second.save(2, model=TinyNet())
+    manifest = second.restore(2, model=TinyNet()).metadata
+    assert manifest["lineage"] == {"parent": str(second.path(1).resolve()), "relation": "resume"}
+    assert manifest["wall_time"]["elapsed_seconds"] >= meta1["wall_time"]["elapsed_seconds"]
+
+
+def test_dataset_entries_carry_content_hashes(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/a.txt").write_text("hello")
+    (tmp_path / "data/b.txt").write_text("world")
+    entry = cairn.dataset(tmp_path / "data", split="train")
+    assert entry["name"] == "data" and entry["split"] == "train" and len(entry["sha256"]) == 64
+    (tmp_path / "data/b.txt").write_text("World")
+    assert cairn.dataset(tmp_path / "data")["sha256"] != entry["sha256"]
+    manager = cairn.CheckpointManager(tmp_path / "run", async_save=False)
+    manager.save(1, model={"w": np.zeros(1)}, metadata={"datasets": [entry]})
+    assert manager.restore(1, model={"w": np.zeros(1)}).metadata["datasets"] == [entry]

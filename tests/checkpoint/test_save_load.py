@@ -179,3 +179,16 @@ def test_transformers_model_loads_with_from_pretrained(tmp_path: Path) -> None:
     ids = torch.tensor([[1, 2, 3]])
     assert torch.equal(model(ids).last_hidden_state, loaded(ids).last_hidden_state)
     cairn.verify(tmp_path / "ck")
+
+
+def test_unverified_load_maps_files_and_still_checks_sizes(tmp_path: Path, trained: dict[str, Any]) -> None:
+    cairn.save(tmp_path / "ck", **trained)
+    fresh = make_state(seed=3)
+    cairn.load(tmp_path / "ck", **fresh, verify=False)
+    assert_same_tensors(trained["model"].state_dict(), fresh["model"].state_dict())
+    fresh["model"].hidden.weight.data.add_(1)  # copy-on-write: the file is never changed through the map
+    cairn.verify(tmp_path / "ck")
+    path = tmp_path / "ck/model.safetensors"
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(cairn.errors.IntegrityError, match="size"):
+        cairn.load(tmp_path / "ck", model=TinyNet(), verify=False)

@@ -9,6 +9,7 @@ reads), :mod:`validate` (does it fit?) and :mod:`adapters` (apply). :mod:`manage
 
 from cairn.checkpoint import policies
 from cairn.checkpoint.api import LoadResult, load, load_state, save, verify
+from cairn.checkpoint.environment import dataset
 from cairn.checkpoint.manager import CheckpointManager
 
-__all__ = ["CheckpointManager", "LoadResult", "load", "load_state", "policies", "save", "verify"]
+__all__ = ["CheckpointManager", "LoadResult", "dataset", "load", "load_state", "policies", "save", "verify"]

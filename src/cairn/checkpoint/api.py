@@ -81,7 +81,7 @@ def save(
         raise UsageError("nothing to save: pass model=, optimizer=, scheduler=, extra= or keep rng_state")
     if max_shard_size <= 0:
         raise UsageError("max_shard_size must be positive")
-    meta = collect(metadata, capture=capture_environment)
+    meta = collect(metadata, capture=capture_environment, model=model)
     _check_json(meta)
     snap = take_snapshot(objects, metadata=meta, config=config, capture_rng=rng_state, pool=None)
     return write_checkpoint(Path(directory), snap, max_shard_size=max_shard_size, overwrite=overwrite)
@@ -107,24 +107,24 @@ def load(
     extra: Mapping[str, Any] | None = None,
     strict: bool = True,
     rng_state: bool = True,
+    verify: bool = True,
 ) -> LoadResult:
     """Load saved state into the objects given; all-or-nothing.
 
     Raises :class:`~cairn.errors.StateMismatchError` listing every missing/unexpected key and shape/dtype
     change (nothing applied). With ``strict=False`` what fits is loaded and the rest is reported in
-    :attr:`LoadResult.mismatches`.
+    :attr:`LoadResult.mismatches`. ``verify=True`` checks the sha256 of every byte read; ``verify=False``
+    memory-maps the files and checks sizes and headers only.
     """
     root = Path(directory)
     manifest = read_manifest(root)
     verify_files(root, manifest, hashes=False)
     targets = _objects(model, optimizer, scheduler, extra)
-    want = list(targets)
+    # one kind per part: torch targets get torch tensors, NumPy targets NumPy arrays
+    kinds = {name: _kind_for(target) for name, target in targets.items()}
     if rng_state and "rng" in manifest.parts:
-        want.append("rng")
-    states: dict[str, Any] = {}
-    for name in want:  # one kind per part: torch targets get torch tensors, NumPy targets NumPy arrays
-        kind = _kind_for(targets[name]) if name in targets else None
-        states.update(read_parts(root, manifest, [name], kind=kind))
+        kinds["rng"] = None
+    states = read_parts(root, manifest, kinds, verify=verify)
     mismatches: list[Mismatch] = []
     for name, target in targets.items():
         mismatches += compare(name, states[name], adapters.target_state(target))
@@ -141,11 +141,13 @@ def load(
     return LoadResult(manifest, tuple(mismatches))
 
 
-def load_state(directory: str | Path, part: str = "model", *, kind: str | None = None) -> Any:
+def load_state(
+    directory: str | Path, part: str = "model", *, kind: str | None = None, verify: bool = True
+) -> Any:
     """The saved state of one part (``model``, ``optimizer``, ``extra/NAME``…) without a target object."""
     root = Path(directory)
     manifest = read_manifest(root)
-    return read_parts(root, manifest, [part], kind=kind)[part]
+    return read_parts(root, manifest, {part: kind}, verify=verify)[part]
 
 
 def verify(directory: str | Path) -> Manifest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import platform
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from typing import Any
 
 from cairn.checkpoint.tensors import torch_or_none
 
-__all__ = ["code_version", "collect", "environment"]
+__all__ = ["class_path", "code_version", "collect", "dataset", "environment"]
 
 _LIBRARIES = ("cairn", "numpy", "safetensors", "torch", "transformers", "accelerate", "jax")
 _GIT_TTL = 60.0
@@ -69,14 +70,51 @@ def environment() -> dict[str, Any]:
     }
 
 
+def class_path(model: Any) -> str | None:
+    """``module:QualName`` of a model object (informative only: cairn never imports it on load)."""
+    if model is None or isinstance(model, Mapping):
+        return None
+    cls = type(model)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def dataset(path: str | Path, *, name: str | None = None, split: str | None = None) -> dict[str, Any]:
+    """A ``datasets`` metadata entry for a local file or directory, with its content hash.
+
+    A directory's hash is the sha256 over its files' relative paths and sha256s, in sorted order.
+    """
+    from cairn.format.hashing import sha256_file
+
+    p = Path(path)
+    if p.is_dir():
+        outer = hashlib.sha256()
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            outer.update(f"{f.relative_to(p).as_posix()}\0{sha256_file(f)[1]}\n".encode())
+        digest = outer.hexdigest()
+    else:
+        digest = sha256_file(p)[1]
+    entry: dict[str, Any] = {"name": name or p.name, "uri": p.resolve().as_uri(), "sha256": digest}
+    if split is not None:
+        entry["split"] = split
+    return entry
+
+
 def collect(
-    user: Mapping[str, Any] | None, *, step: int | None = None, capture: bool = True
+    user: Mapping[str, Any] | None,
+    *,
+    step: int | None = None,
+    capture: bool = True,
+    model: Any = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Merge user metadata with the automatic fields. User values win, except ``wall_time.saved_at``."""
     meta: dict[str, Any] = {}
     if capture:
         meta["code"] = code_version()
         meta["environment"] = environment()
+    if (path := class_path(model)) is not None:
+        meta["class_path"] = path
+    meta.update(dict(defaults or {}))
     meta.update(dict(user or {}))
     if step is not None:
         meta["step"] = step

@@ -90,6 +90,9 @@ class CheckpointManager:
         self._error: BackgroundSaveError | None = None
         self._last: LastSave | None = None
         self._infos: dict[int, CheckpointInfo] = {}
+        self._started = time.monotonic()
+        self._elapsed_before = 0.0  # training time of the run before the checkpoint it resumed from
+        self._lineage: dict[str, str] | None = None
         latest = self.latest_step()
         if latest is not None:
             self._last = LastSave(latest, time.monotonic())
@@ -162,7 +165,12 @@ class CheckpointManager:
         user = dict(metadata or {})
         if metrics is not None:
             user["metrics"] = dict(metrics)
-        meta = collect(user, step=step, capture=self.capture_environment)
+        defaults: dict[str, Any] = {
+            "wall_time": {"elapsed_seconds": self._elapsed_before + (time.monotonic() - self._started)}
+        }
+        if self._lineage is not None:
+            defaults["lineage"] = self._lineage
+        meta = collect(user, step=step, capture=self.capture_environment, model=model, defaults=defaults)
         _check_json(meta)
         objects = _objects(model, optimizer, scheduler, extra)
         snap = take_snapshot(
@@ -246,9 +254,11 @@ class CheckpointManager:
         extra: Mapping[str, Any] | None = None,
         strict: bool = True,
         rng_state: bool = True,
+        verify: bool = True,
     ) -> LoadResult:
+        """Load a checkpoint into the objects given (see :func:`cairn.load`)."""
         step = self.resolve(which)
-        return load(
+        result = load(
             self.path(step),
             model=model,
             optimizer=optimizer,
@@ -256,7 +266,14 @@ class CheckpointManager:
             extra=extra,
             strict=strict,
             rng_state=rng_state,
+            verify=verify,
         )
+        wall = result.metadata.get("wall_time") or {}
+        elapsed = wall.get("elapsed_seconds") if isinstance(wall, Mapping) else None
+        if isinstance(elapsed, int | float):
+            self._elapsed_before, self._started = float(elapsed), time.monotonic()
+        self._lineage = {"parent": str(self.path(step).resolve()), "relation": "resume"}
+        return result
 
 
 _live: weakref.WeakSet[CheckpointManager] = weakref.WeakSet()

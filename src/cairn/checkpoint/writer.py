@@ -9,9 +9,11 @@ manifest last → rename into place.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,12 @@ from cairn.checkpoint.tensors import TensorView, is_torch_tensor, view_of
 from cairn.format.hashing import sha256_stream
 from cairn.format.manifest import FORMAT_VERSION, MANIFEST_NAME, FileEntry, Manifest, PartEntry
 from cairn.format.safetensors import DTYPE_SIZES, write_safetensors
+from cairn.format.threads import run_all
 
 __all__ = ["DEFAULT_MAX_SHARD_SIZE", "write_checkpoint"]
+
+#: tensor files written at once (each also hashes in a helper thread)
+_WRITERS = 2
 
 #: the Hugging Face default for sharding weights
 DEFAULT_MAX_SHARD_SIZE = 5 * 1000**3
@@ -66,20 +72,35 @@ def _shards(views: list[tuple[str, TensorView]], max_size: int) -> list[list[tup
 
 
 class _DirWriter:
+    """Writes the files of one checkpoint; tensor files are written by a small thread pool in parallel."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.files: dict[str, FileEntry] = {}
+        self._pending: list[tuple[str, int, Callable[[], FileEntry]]] = []
 
     def tensors(self, rel: str, views: list[tuple[str, TensorView]], fmt: str) -> None:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
+        nbytes = sum(v.nbytes for _, v in views)
+        self._pending.append((rel, nbytes, functools.partial(self._write_tensors, path, views, fmt)))
+
+    @staticmethod
+    def _write_tensors(path: Path, views: list[tuple[str, TensorView]], fmt: str) -> FileEntry:
         with path.open("wb") as f:
             result = write_safetensors(
                 f, ((k, v.dtype, v.shape, v.data) for k, v in views), metadata={"format": fmt}
             )
             f.flush()
             os.fsync(f.fileno())
-        self.files[rel] = FileEntry(result.size, result.sha256)
+        return FileEntry(result.size, result.sha256)
+
+    def finish(self) -> None:
+        """Write the tensor files, biggest first, on parallel threads; raise the first error."""
+        pending, self._pending = self._pending, []
+        pending.sort(key=lambda job: -job[1])
+        entries = run_all([job for _, _, job in pending], workers=_WRITERS)
+        self.files.update({rel: entry for (rel, _, _), entry in zip(pending, entries, strict=True)})
 
     def json(self, rel: str, doc: Any) -> None:
         data = json.dumps(doc, indent=1, allow_nan=False).encode("utf-8")
@@ -138,6 +159,7 @@ def write_checkpoint(
         parts = {part.name: _write_part(w, part, max_shard_size) for part in snap.parts}
         if snap.config is not None:
             w.json("config.json", snap.config)
+        w.finish()
         created = _dt.datetime.now(_dt.UTC).isoformat().replace("+00:00", "Z")
         manifest = Manifest(FORMAT_VERSION, created, parts, dict(w.files), snap.metadata, __version__)
         w.raw(MANIFEST_NAME, manifest.dumps())
