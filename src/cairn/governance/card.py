@@ -10,6 +10,7 @@ line-numbered :class:`CardIssue` s; :func:`render_card` / :func:`write_card` wri
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ __all__ = [
     "parse_card",
     "read_card",
     "render_card",
+    "strip_managed",
     "validate_card",
     "write_card",
 ]
@@ -164,6 +166,14 @@ def parse_card(text: str, *, path: str | Path | None = None) -> ModelCard:
     lines: dict[Path_, int] = {}
     _record_lines(node, (), first_line, lines)
     return ModelCard({str(k): v for k, v in data.items()}, body, lines)
+
+
+_MANAGED = re.compile(r"<!-- cairn:begin ([\w-]+) -->.*?<!-- cairn:end \1 -->", re.S)
+
+
+def strip_managed(text: str) -> str:
+    """README text without the sections cairn writes itself (so they never count as the author's)."""
+    return _MANAGED.sub("", text)
 
 
 def read_card(directory: str | Path) -> ModelCard | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cairn.governance.card import RELATIONS, ModelCard, parse_card
+from cairn.governance.card import RELATIONS, ModelCard, parse_card, strip_managed
 from cairn.governance.errors import CardError, ParentNotFoundError
 
 __all__ = [
@@ -199,7 +199,7 @@ def read_node(source: ModelSource, *, relation: str | None = None) -> Node:
         card=card,
         license_id=license_id,
         license_texts=tuple(texts),
-        readme=readme,
+        readme=strip_managed(readme),
         files=tuple(files),
         parents=tuple(edges),
         card_error=card_error,
