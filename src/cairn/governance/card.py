@@ -32,6 +32,7 @@ __all__ = [
     "parse_card",
     "read_card",
     "render_card",
+    "safe_yaml_load",
     "strip_managed",
     "validate_card",
     "write_card",
@@ -130,6 +131,25 @@ def _record_lines(node: yaml.Node, path: Path_, offset: int, out: dict[Path_, in
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _record_lines(item, (*path, i), offset, out)
+
+
+def safe_yaml_load(text: str, *, what: str = "YAML", path: str | Path | None = None) -> Any:
+    """Load untrusted YAML with the card limits (size, no aliases, node count, depth); errors are CardErrors."""
+    if len(text.encode("utf-8")) > MAX_FRONT_MATTER_BYTES:
+        raise CardLimitError(f"{what} is larger than {MAX_FRONT_MATTER_BYTES} bytes", path=path)
+    loader = _CardLoader(text)
+    try:
+        return loader.get_single_data()
+    except CardError as err:
+        raise type(err)(err.reason, path=path, line=err.line) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = None if mark is None else mark.line + 1
+        raise CardError(
+            f"{what} is not valid YAML: {getattr(exc, 'problem', None) or exc}", path=path, line=line
+        ) from None
+    finally:
+        loader.dispose()
 
 
 def parse_card(text: str, *, path: str | Path | None = None) -> ModelCard:
