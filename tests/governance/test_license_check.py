@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from gov_fixtures import APACHE, LLAMA31_LICENSE, LLAMA31_NOTICE, MakeModel
 
 from cairn.governance.check import CheckReport, check_lineage
@@ -211,3 +212,16 @@ def test_lineage_cycles_terminate(make_model: MakeModel) -> None:
     a = make_model("a", license="mit", base_model="b")
     make_model("b", license="mit", base_model="a")
     assert check(a).exit_code == 0
+
+
+@pytest.mark.parametrize("ref", ["a\x00b", "x" * 5000, "../" * 50 + "etc", "~/secret", "org/../../escape"])
+def test_hostile_parent_references_are_just_not_found(make_model: MakeModel, ref: str) -> None:
+    child = make_model("child", license="mit", base_model=ref)
+    report = check(child)
+    assert codes(report.needs_review) == {"parent_not_found"} and report.exit_code == 2
+
+
+def test_relative_parent_paths_resolve_inside_the_fence(make_model: MakeModel) -> None:
+    make_model("sib", license="cc-by-nc-4.0")
+    child = make_model("child", license="mit", base_model="../sib")
+    assert codes(check(child).conflicts) == {"noncommercial_parent"}

@@ -269,6 +269,12 @@ def check_lineage(
                 inherited.append((anc, alic))
                 rel = "distillation" if distilled else chain[0].relation
                 findings += _obligation_findings(root, rel, anc, alic, kb)
+    for node, lic in inherited:
+        if lic.confidence == "secondary":
+            msg = f"cairn's entry for {lic.id} rests on a secondary summary: verify the terms in its text"
+            findings.append(
+                Finding("obligation", "verify_terms", root.ident, msg, lic.id, node.ident, "info")
+            )
     findings += _use_findings(root, use, inherited)
     findings += _parents_compatible(root, inherited)
     unique = list(dict.fromkeys(findings))

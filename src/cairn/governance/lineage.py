@@ -81,23 +81,31 @@ class LocalSource:
 
 @dataclass(frozen=True)
 class LocalResolver:
-    """Resolves ``./x``, ``../x`` and absolute paths relative to the child, and repo ids
-    (``org/name``) as ``ROOT/org/name``, ``ROOT/org--name`` or ``ROOT/name`` under each root in order."""
+    """Resolves repo ids (``org/name``) as ``ROOT/org/name``, ``ROOT/org--name`` or ``ROOT/name`` under each
+    root in order, and ``./x``, ``../x`` and absolute paths relative to the child, as long as they stay
+    inside a root or the directory that holds the child (a card cannot point cairn anywhere on disk)."""
 
     roots: tuple[Path, ...] = ()
 
     def resolve(self, ref: str, *, child: ModelSource) -> ModelSource:
         candidates: list[Path] = []
-        if ref.startswith(("./", "../", "/")):
-            base = child.path if isinstance(child, LocalSource) else Path.cwd()
-            candidates.append((base / ref).resolve())
+        if "\0" in ref or len(ref) > 1024:
+            raise ParentNotFoundError(ref[:200], child=child.ident)
+        if ref.startswith(("./", "../", "/")) and isinstance(child, LocalSource):
+            target = (child.path / ref).resolve()
+            fences = [r.resolve() for r in self.roots] + [child.path.resolve().parent]
+            if any(target.is_relative_to(f) for f in fences):  # a card may not send us across the disk
+                candidates.append(target)
         elif ".." not in ref.split("/") and not ref.startswith("~"):
             name = ref.split("/")[-1]
             for root in self.roots:
                 candidates += [root / ref, root / ref.replace("/", "--"), root / name]
         for c in candidates:
-            if c.is_dir():
-                return LocalSource(c)
+            try:
+                if c.is_dir():
+                    return LocalSource(c)
+            except (OSError, ValueError):  # a name too long, a NUL byte: not a directory we can use
+                continue
         raise ParentNotFoundError(ref, child=child.ident)
 
 
