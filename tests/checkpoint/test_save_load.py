@@ -192,3 +192,26 @@ def test_unverified_load_maps_files_and_still_checks_sizes(tmp_path: Path, train
     path.write_bytes(path.read_bytes()[:-4])
     with pytest.raises(cairn.errors.IntegrityError, match="size"):
         cairn.load(tmp_path / "ck", model=TinyNet(), verify=False)
+
+
+def test_non_strict_skips_an_optimizer_that_does_not_fit(tmp_path: Path, trained: dict[str, Any]) -> None:
+    cairn.save(tmp_path / "ck", **trained)
+    model = TinyNet()
+    opt = torch.optim.SGD([model.hidden.weight], lr=0.1)  # one group of one parameter instead of six
+    result = cairn.load(tmp_path / "ck", model=model, optimizer=opt, strict=False)
+    assert [(m.part, m.kind) for m in result.mismatches] == [("optimizer", "structure")]
+    assert opt.state_dict()["param_groups"][0]["lr"] == 0.1
+    assert torch.equal(model.hidden.weight, trained["model"].hidden.weight)
+
+
+def test_a_refusing_load_state_dict_is_a_checkpoint_error(tmp_path: Path) -> None:
+    class Picky:
+        def state_dict(self) -> dict[str, int]:
+            return {"n": 1}
+
+        def load_state_dict(self, state: dict[str, int]) -> None:
+            raise RuntimeError("I only accept n=1")
+
+    cairn.save(tmp_path / "ck", extra={"picky": {"n": 2}})
+    with pytest.raises(cairn.errors.CheckpointError, match="I only accept"):
+        cairn.load(tmp_path / "ck", extra={"picky": Picky()})

@@ -20,7 +20,7 @@ from cairn.checkpoint.snapshot import part_names, take_snapshot
 from cairn.checkpoint.tensors import is_numpy_array, is_torch_tensor
 from cairn.checkpoint.validate import compare
 from cairn.checkpoint.writer import DEFAULT_MAX_SHARD_SIZE, write_checkpoint
-from cairn.errors import FormatError, Mismatch, StateMismatchError, UsageError
+from cairn.errors import CairnError, CheckpointError, FormatError, Mismatch, StateMismatchError, UsageError
 from cairn.format.manifest import Manifest, read_manifest, verify_files
 from cairn.format.safetensors import read_header_path
 
@@ -130,12 +130,24 @@ def load(
         mismatches += compare(name, states[name], adapters.target_state(target))
     if mismatches and strict:
         raise StateMismatchError(mismatches)
+    applied: list[str] = []
     for name, target in targets.items():
         state = states[name]
+        if any(m.part == name and m.kind == "structure" for m in mismatches):
+            continue  # strict=False: a part whose structure differs is reported, not applied
         if mismatches and name == "model" and isinstance(state, Mapping):
             bad = {m.key for m in mismatches if m.part == name and m.kind in {"shape", "unexpected"}}
             state = {k: v for k, v in state.items() if k not in bad}
-        adapters.set_state(target, state, name, strict=strict)
+        try:
+            adapters.set_state(target, state, name, strict=strict)
+        except CairnError:
+            raise
+        except Exception as exc:  # the object's own load_state_dict refused what passed our checks
+            done = f"; already applied: {', '.join(applied)}" if applied else ""
+            raise CheckpointError(
+                f"{name}: load_state_dict failed: {type(exc).__name__}: {exc}{done}"
+            ) from exc
+        applied.append(name)
     if "rng" in states:
         rng.restore(states["rng"])
     return LoadResult(manifest, tuple(mismatches))
