@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from cairn import errors
-from cairn.checkpoint import CheckpointManager, LoadResult, dataset, load, load_state, policies, save, verify
+from cairn import errors, policies
+from cairn.checkpoint import CheckpointManager, LoadResult, dataset, load, load_state, save, verify
 
 __all__ = [
     "CheckpointManager",
