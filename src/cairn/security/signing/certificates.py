@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from cairn.errors import NotFoundError
-from cairn.security.signing.errors import KeyFormatError, UntrustedCertificateError
+from cairn.security.signing.errors import KeyFormatError, SignatureFormatError, UntrustedCertificateError
 from cairn.security.signing.keys import CURVES, MAX_PEM_BYTES
 
 __all__ = ["MAX_CHAIN_DEPTH", "load_certificates", "verify_chain"]
@@ -115,7 +115,7 @@ def verify_chain(
     try:
         chain = [x509.load_der_x509_certificate(der) for der in chain_der]
     except ValueError as err:
-        raise UntrustedCertificateError(f"bundle certificate is not DER X.509 ({err})") from None
+        raise SignatureFormatError(f"a bundled certificate is not DER X.509 ({err})") from None
     leaf, pool = chain[0], chain[1:]
     subject = _subject(leaf)
     key = leaf.public_key()
