@@ -16,6 +16,7 @@ from cairn.errors import FormatError, NotFoundError
 from cairn.security.signing import (
     KeyFormatError,
     SignatureFormatError,
+    UnsupportedSignatureError,
     authenticate,
     sign,
     verify,
@@ -119,6 +120,15 @@ def test_malformed_bundle_fields(edit: str, signed: tuple[Path, bytes], keys: tu
     bad.write_text(json.dumps(doc))
     with pytest.raises(SignatureFormatError):
         verify(model, key=keys[1], signature=bad)
+
+
+def test_sigstore_keyless_bundle_is_a_clear_unsupported_error(
+    signed: tuple[Path, bytes], keys: tuple[Path, Path]
+) -> None:
+    doc = _doc(signed[1])
+    doc["verificationMaterial"] = {"certificate": {"rawBytes": "MIIB"}, "tlogEntries": [{"logIndex": "1"}]}
+    with pytest.raises(UnsupportedSignatureError, match="keyless"):
+        authenticate(json.dumps(doc).encode(), key=keys[1])
 
 
 def test_chain_of_garbage_der_is_a_format_error(signed: tuple[Path, bytes], tmp_path: Path) -> None:

@@ -235,22 +235,31 @@ def test_hub_style_check_from_stored_digests(tmp_path: Path, keypair: tuple[Path
     import hashlib
 
     model = make_model(tmp_path)
+    (model / ".gitattributes").write_text("*.bin filter=lfs\n")
     sign(model, key=keypair[0])
     signed = authenticate((model / "model.sig").read_bytes(), key=keypair[1])
     stored = {
         p.relative_to(model).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in model.rglob("*")
-        if p.is_file() and p.name != "model.sig"
+        if p.is_file()
     }
-    actual = Manifest.build(
-        "model", signed.manifest.serialization, [Resource(n, "sha256", d) for n, d in stored.items()]
-    )
-    assert check(signed, actual).ok
+    ser = signed.manifest.serialization
+    assert check(signed, Manifest.from_file_digests(stored, ser)).ok  # model.sig, .gitattributes left out
     stored["config.json"] = "0" * 64
-    actual = Manifest.build(
-        "model", signed.manifest.serialization, [Resource(n, "sha256", d) for n, d in stored.items()]
-    )
-    assert check(signed, actual).changed == ("config.json",)
+    assert check(signed, Manifest.from_file_digests(stored, ser)).changed == ("config.json",)
+    with pytest.raises(UsageError):
+        Manifest.from_file_digests(stored, Serialization("shards", 10))
+
+
+def test_any_of_several_trusted_keys(
+    tmp_path: Path, keypair: tuple[Path, Path], other_keypair: tuple[Path, Path]
+) -> None:
+    model = make_model(tmp_path)
+    sign(model, key=other_keypair[0])
+    result = verify(model, key=[keypair[1], other_keypair[1]])
+    assert result.ok and result.signer.fingerprint == sign(model, key=other_keypair[0]).signer.fingerprint
+    with pytest.raises(WrongKeyError):
+        verify(model, key=[keypair[1]])
 
 
 def test_usage_errors(tmp_path: Path, keypair: tuple[Path, Path]) -> None:

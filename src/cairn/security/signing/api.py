@@ -24,6 +24,7 @@ from cairn.errors import NotFoundError, UsageError
 from cairn.security.signing import certificates, keys
 from cairn.security.signing.envelope import (
     MAX_SIGNATURE_BYTES,
+    PAYLOAD_TYPE,
     Bundle,
     pae,
     parse_bundle,
@@ -221,7 +222,7 @@ def sign(
     payload = statement_bytes(manifest)
     bundle = Bundle(
         payload=payload,
-        signature=keys.sign_bytes(private, pae(Bundle.payload_type, payload)),
+        signature=keys.sign_bytes(private, pae(PAYLOAD_TYPE, payload)),
         key_hint=None if chain_der else fp,
         certificates=chain_der,
     )
@@ -232,39 +233,58 @@ def sign(
 def authenticate(
     bundle: bytes | Bundle,
     *,
-    key: PublicKeyLike | None = None,
+    key: PublicKeyLike | Sequence[PublicKeyLike] | None = None,
     trusted: Sequence[str | Path | x509.Certificate] = (),
 ) -> SignedManifest:
-    """Check a signature (file bytes or parsed) with a public key or trusted root certificates.
+    """Check a signature (file bytes or parsed) with public key(s) or trusted root certificates.
 
+    ``key`` may be one key or several (a trust policy of publishers); the bundle's key hint picks which.
     Raises :class:`WrongKeyError` / :class:`InvalidSignatureError` /
     :class:`~cairn.security.signing.errors.UntrustedCertificateError` when it does not verify, and
     :class:`~cairn.security.signing.errors.SignatureFormatError` when the bytes are not an OMS bundle.
     """
     parsed = bundle if isinstance(bundle, Bundle) else parse_bundle(bundle)
     if (key is None) == (not trusted):
-        raise UsageError("verify with exactly one of a public key or trusted root certificates")
+        raise UsageError("verify with exactly one of public key(s) or trusted root certificates")
+    data = pae(parsed.payload_type, parsed.payload)
     if key is not None:
-        public = _public_key(key)
-        fp = keys.fingerprint(public)
         if parsed.certificates:
             raise InvalidSignatureError(
-                "signature was made with a certificate; verify it against trusted roots", key_fingerprint=fp
+                "signature was made with a certificate; verify it against trusted roots"
             )
-        if parsed.key_hint is not None and parsed.key_hint != fp:
-            raise WrongKeyError(expected=parsed.key_hint, actual=fp)
-        signer = Signer("key", fp)
+        signer = _check_with_keys(parsed, key, data)
     else:
         if not parsed.certificates:
             raise InvalidSignatureError("signature was made with a bare key; verify it with the public key")
         public, subject = certificates.verify_chain(parsed.certificates, _roots(trusted))
         fp = keys.fingerprint(public)
+        if not keys.verify_bytes(public, parsed.signature, data):
+            raise InvalidSignatureError(
+                "signature does not verify with the certificate's key: tampered signature", key_fingerprint=fp
+            )
         signer = Signer("certificate", fp, subject)
-    if not keys.verify_bytes(public, parsed.signature, pae(parsed.payload_type, parsed.payload)):
-        raise InvalidSignatureError(
-            "signature does not verify over the envelope: wrong key or tampered signature", key_fingerprint=fp
-        )
     return SignedManifest(parse_statement(parsed.payload), signer)
+
+
+def _check_with_keys(parsed: Bundle, key: PublicKeyLike | Sequence[PublicKeyLike], data: bytes) -> Signer:
+    given: list[PublicKeyLike] = (
+        [key] if isinstance(key, str | Path | ec.EllipticCurvePublicKey) else list(key)
+    )
+    candidates = [_public_key(k) for k in given]
+    if not candidates:
+        raise UsageError("no public keys to verify with")
+    by_fp = {keys.fingerprint(k): k for k in candidates}
+    if parsed.key_hint is not None:
+        if parsed.key_hint not in by_fp:
+            raise WrongKeyError(expected=parsed.key_hint, actual=", ".join(by_fp))
+        by_fp = {parsed.key_hint: by_fp[parsed.key_hint]}
+    for fp, public in by_fp.items():  # without a hint (older bundles), any of the keys may have signed
+        if keys.verify_bytes(public, parsed.signature, data):
+            return Signer("key", fp)
+    raise InvalidSignatureError(
+        "signature does not verify over the envelope: wrong key or tampered signature",
+        key_fingerprint=", ".join(by_fp),
+    )
 
 
 def check(
@@ -290,7 +310,7 @@ def check(
 def verify(
     model_dir: str | Path,
     *,
-    key: PublicKeyLike | None = None,
+    key: PublicKeyLike | Sequence[PublicKeyLike] | None = None,
     trusted: Sequence[str | Path | x509.Certificate] = (),
     signature: str | Path | None = None,
     workers: int | None = None,

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.security.signing.errors import SignatureFormatError
+from cairn.security.signing.errors import SignatureFormatError, UnsupportedSignatureError
 from cairn.security.signing.manifest import Manifest, Serialization
 
 __all__ = [
@@ -189,9 +189,11 @@ def parse_bundle(data: bytes) -> Bundle:
         if raw_hint is not None and not isinstance(raw_hint, str):
             raise SignatureFormatError("verificationMaterial.publicKey.hint is not a string")
         hint = raw_hint or None
-    else:
-        raise SignatureFormatError(
-            "verificationMaterial has neither publicKey nor x509CertificateChain "
-            "(Sigstore keyless bundles are not supported offline)"
+    elif "certificate" in material or material.get("tlogEntries"):
+        raise UnsupportedSignatureError(
+            "this is a Sigstore keyless bundle (Fulcio certificate, Rekor log entry); verifying it needs "
+            "Sigstore's online trust root, which cairn does not use: sign with a key or a certificate chain"
         )
+    else:
+        raise SignatureFormatError("verificationMaterial has neither publicKey nor x509CertificateChain")
     return Bundle(payload, signature, payload_type, hint, certificates)

@@ -13,6 +13,7 @@ Two families, because callers must treat them differently:
 
     FormatError
     ├── SignatureFormatError         not an OMS bundle we can read (detail says which field)
+    │   └── UnsupportedSignatureError  a valid bundle of a kind cairn does not verify (Sigstore keyless)
     └── KeyFormatError               not a PEM key/certificate of a supported elliptic curve
     UnsafeContentError
     └── SymlinkRefusedError          a symlink inside the model, and symlinks were not allowed
@@ -36,6 +37,7 @@ __all__ = [
     "KeyFormatError",
     "SignatureFormatError",
     "SymlinkRefusedError",
+    "UnsupportedSignatureError",
     "UntrustedCertificateError",
     "VerificationError",
     "WrongKeyError",
@@ -46,6 +48,12 @@ class SignatureFormatError(FormatError):
     """The signature file is not an OMS bundle that cairn can read (malformed, truncated, unsupported)."""
 
     code = "bad_signature"
+
+
+class UnsupportedSignatureError(SignatureFormatError):
+    """A well-formed bundle of a kind cairn does not verify: Sigstore keyless (needs the online trust root)."""
+
+    code = "unsupported_signature"
 
 
 class KeyFormatError(FormatError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +34,6 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _ignored(rel: str, ignore: Iterable[str]) -> bool:
-    for p in ignore:
-        p = p.strip("/")
-        if p in ("", "."):
-            continue
-        if rel == p or rel.startswith(p + "/"):
-            return True
-    return False
 
 
 @dataclass(frozen=True)
@@ -67,7 +57,7 @@ def list_files(root: Path, serialization: Serialization) -> list[_File]:
             entries = sorted(it, key=lambda e: e.name, reverse=True)
         for entry in entries:
             rel = prefix + entry.name
-            if _ignored(rel, serialization.ignore_paths):
+            if serialization.ignores(rel):
                 continue
             if "\\" in entry.name:
                 raise UnsupportedFormatError("file name contains a backslash", path=rel)

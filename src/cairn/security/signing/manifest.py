@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cairn.errors import UsageError
 from cairn.security.signing.errors import SignatureFormatError
 
 __all__ = [
@@ -60,6 +61,14 @@ class Serialization:
     def algorithm(self) -> str:
         """The name each resource's digest carries (the digest name encodes its parameters)."""
         return self.hash_type if self.method == "files" else f"{self.hash_type}-sharded-{self.shard_size}"
+
+    def ignores(self, rel: str) -> bool:
+        """Whether the relative posix path ``rel`` is an ignore path or lies below one."""
+        for p in self.ignore_paths:
+            p = p.strip("/")
+            if p not in ("", ".") and (rel == p or rel.startswith(p + "/")):
+                return True
+        return False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "hash_type": self.hash_type}
@@ -183,6 +192,27 @@ class Manifest:
             seen.add(name)
             out.append(Resource(name, algo, digest))
         return cls(model_name, serialization, tuple(out))
+
+    @classmethod
+    def from_file_digests(
+        cls, digests: Mapping[str, str], serialization: Serialization, model_name: str = ""
+    ) -> Manifest:
+        """The manifest of files whose sha256 is already known (a hub's stored blobs), without reading them.
+
+        Only for ``method="files"``, where a resource digest is the file's plain sha256. Paths the
+        serialization ignores (the signature itself, ``.git``...) are left out, as hashing would.
+        """
+        if serialization.method != "files":
+            raise UsageError("stored file digests can only stand in for a 'files' manifest, not 'shards'")
+        return cls.build(
+            model_name,
+            serialization,
+            (
+                Resource(n, serialization.algorithm, d)
+                for n, d in digests.items()
+                if not serialization.ignores(n)
+            ),
+        )
 
     def root_digest(self) -> str:
         """sha256 over the raw bytes of every resource digest, in manifest order (the subject digest)."""
