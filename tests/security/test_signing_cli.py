@@ -121,3 +121,11 @@ def test_shards_ignore_and_console_script(model: Path, tmp_path: Path) -> None:
         [*cairn, "verify", str(model), "--key", str(tmp_path / "k.pub.pem")], capture_output=True
     )
     assert ok.returncode == 0, ok.stderr
+
+
+def test_import_cairn_and_cli_frame_do_not_load_cryptography() -> None:
+    code = (
+        "import sys, cairn, cairn.cli.main as m; m.build_parser(); "
+        "assert 'cryptography' not in sys.modules, 'cryptography imported eagerly'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,6 +8,8 @@ byte of the model changes.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import model_signing  # a dev dependency: interop is tested, never skipped
@@ -136,6 +138,37 @@ def test_cairn_and_model_signing_agree_on_the_manifest(tmp_path: Path, keypair: 
     assert [r["name"] for r in statement["predicate"]["resources"]] == [
         r.name for r in ours.manifest.resources
     ]
+
+
+def test_model_signing_command_line_both_ways(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
+    """The reference tool itself (``python -m model_signing``), not only its library."""
+    model = tmp_path / "m"
+    shutil.copytree(GOLDEN / "model", model)
+    tool = [sys.executable, "-m", "model_signing"]
+    sign(model, key=keypair[0])
+    ok = subprocess.run(
+        [
+            *tool,
+            "verify",
+            "key",
+            str(model),
+            "--public_key",
+            str(keypair[1]),
+            "--signature",
+            str(model / "model.sig"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and "Verification succeeded" in ok.stdout, ok.stdout + ok.stderr
+    theirs = tmp_path / "theirs.sig"
+    made = subprocess.run(
+        [*tool, "sign", "key", str(model), "--private_key", str(keypair[0]), "--signature", str(theirs)],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    assert verify(model, key=keypair[1], signature=theirs).ok
 
 
 def _self_signed_root_pem() -> bytes:

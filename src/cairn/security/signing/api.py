@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -105,7 +105,7 @@ class VerificationResult:
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     #: resource name → (signed digest, actual digest), "" where a side lacks it
-    differences: dict[str, tuple[str, str]] = field(default_factory=dict)
+    differences: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     signature_path: str | None = None
 
     def raise_for_mismatch(self) -> None:
