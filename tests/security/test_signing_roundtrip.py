@@ -268,8 +268,15 @@ def test_usage_errors(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
         sign(tmp_path / "missing", key=keypair[0])
     with pytest.raises(UsageError):
         sign(model, key=keypair[0], shard_size=0, method="shards")
+    with pytest.raises(NotFoundError):
+        sign(model, key=keypair[0], signature=tmp_path / "no-such-dir" / "x.sig")
+    for bad in ("../outside", "/etc", "a/../../b", ".", ""):
+        with pytest.raises(UsageError):
+            sign(model, key=keypair[0], ignore=[bad])
     sign(model, key=keypair[0])
     with pytest.raises(UsageError):
         verify(model)  # neither key nor trusted roots
+    with pytest.raises(NotFoundError):
+        verify(model, key=keypair[1], signature=model)  # a directory is not a signature file
     with pytest.raises(ConflictError):
         write_keypair(keypair[0].with_suffix("").with_suffix(""))  # refuses to overwrite

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from cairn.errors import NotFoundError, UsageError
+from cairn.errors import CairnError, NotFoundError, PermissionDeniedError, UsageError
 from cairn.security.signing import certificates, keys
 from cairn.security.signing.envelope import (
     MAX_SIGNATURE_BYTES,
@@ -160,6 +161,32 @@ def _inside(path: Path, root: Path) -> str | None:
         return None
 
 
+@contextmanager
+def _typed_os_errors() -> Iterator[None]:
+    """Turn the operating system's errors (vanished files, permissions, full disks) into cairn errors."""
+    try:
+        yield
+    except FileNotFoundError as err:
+        raise NotFoundError(f"{err.filename}: {err.strerror}") from None
+    except PermissionError as err:
+        raise PermissionDeniedError(f"{err.filename}: {err.strerror}") from None
+    except IsADirectoryError as err:
+        raise UsageError(f"{err.filename}: is a directory") from None
+    except OSError as err:
+        raise CairnError(f"{err.filename or ''}: {err.strerror or err}") from None
+
+
+def _check_ignore(paths: Sequence[str]) -> list[str]:
+    out = []
+    for p in paths:
+        clean = p.strip("/")
+        parts = clean.split("/")
+        if not clean or p.startswith("/") or any(c in ("", ".", "..") for c in parts):
+            raise UsageError(f"ignore path {p!r} must be a relative path inside the model directory")
+        out.append(clean)
+    return out
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -194,40 +221,44 @@ def sign(
     With ``certificate`` (PEM, for the same key) and ``chain`` (PEM intermediates), the bundle carries the
     certificate chain instead of a key hint, for :func:`verify` with ``trusted`` roots.
     """
-    root = Path(model_dir)
-    if not root.is_dir():
-        raise NotFoundError(f"{root}: no such model directory")
-    if method not in ("files", "shards") or shard_size < 1:
-        raise UsageError(
-            f"method must be 'files' or 'shards' and shard_size positive, got {method!r}, {shard_size}"
+    with _typed_os_errors():
+        root = Path(model_dir)
+        ignore = _check_ignore(ignore)
+        if not root.is_dir():
+            raise NotFoundError(f"{root}: no such model directory")
+        if method not in ("files", "shards") or shard_size < 1:
+            raise UsageError(
+                f"method must be 'files' or 'shards' and shard_size positive, got {method!r}, {shard_size}"
+            )
+        private = _private_key(key, password)
+        sig_path = _signature_path(root, signature)
+        ignored = [*(DEFAULT_IGNORE_PATHS if ignore_git else ()), *ignore]
+        rel_sig = _inside(sig_path, root)
+        if rel_sig is not None:
+            ignored.append(rel_sig)
+        serialization = Serialization(
+            method, shard_size, "sha256", allow_symlinks, tuple(dict.fromkeys(ignored))
         )
-    private = _private_key(key, password)
-    sig_path = _signature_path(root, signature)
-    ignored = [*(DEFAULT_IGNORE_PATHS if ignore_git else ()), *(p.strip("/") for p in ignore)]
-    rel_sig = _inside(sig_path, root)
-    if rel_sig is not None:
-        ignored.append(rel_sig)
-    serialization = Serialization(method, shard_size, "sha256", allow_symlinks, tuple(dict.fromkeys(ignored)))
-    fp = keys.fingerprint(private.public_key())
-    chain_der: tuple[bytes, ...] = ()
-    signer = Signer("key", fp)
-    if certificate is not None:
-        certs = certificates.load_certificates([certificate])
-        if not certs or certs[0].public_key() != private.public_key():
-            raise UsageError(f"{certificate}: certificate is not for the signing key")
-        extra = certificates.load_certificates(chain)
-        chain_der = tuple(c.public_bytes(Encoding.DER) for c in [certs[0], *extra])
-        signer = Signer("certificate", fp, certs[0].subject.rfc4514_string())
-    manifest = hash_model(root, serialization, workers=workers)
-    payload = statement_bytes(manifest)
-    bundle = Bundle(
-        payload=payload,
-        signature=keys.sign_bytes(private, pae(PAYLOAD_TYPE, payload)),
-        key_hint=None if chain_der else fp,
-        certificates=chain_der,
-    )
-    _write_atomically(sig_path, bundle.to_json())
-    return SignResult(str(sig_path), manifest, signer)
+        fp = keys.fingerprint(private.public_key())
+        chain_der: tuple[bytes, ...] = ()
+        signer = Signer("key", fp)
+        if certificate is not None:
+            certs = certificates.load_certificates([certificate])
+            if not certs or certs[0].public_key() != private.public_key():
+                raise UsageError(f"{certificate}: certificate is not for the signing key")
+            extra = certificates.load_certificates(chain)
+            chain_der = tuple(c.public_bytes(Encoding.DER) for c in [certs[0], *extra])
+            signer = Signer("certificate", fp, certs[0].subject.rfc4514_string())
+        manifest = hash_model(root, serialization, workers=workers)
+        payload = statement_bytes(manifest)
+        bundle = Bundle(
+            payload=payload,
+            signature=keys.sign_bytes(private, pae(PAYLOAD_TYPE, payload)),
+            key_hint=None if chain_der else fp,
+            certificates=chain_der,
+        )
+        _write_atomically(sig_path, bundle.to_json())
+        return SignResult(str(sig_path), manifest, signer)
 
 
 def authenticate(
@@ -322,19 +353,20 @@ def verify(
     is false and ``changed`` / ``added`` / ``removed`` name the files (see
     :meth:`VerificationResult.raise_for_mismatch`).
     """
-    root = Path(model_dir)
-    if not root.is_dir():
-        raise NotFoundError(f"{root}: no such model directory")
-    sig_path = _signature_path(root, signature)
-    if not sig_path.is_file():
-        raise NotFoundError(f"{sig_path}: no such signature file")
-    signed = authenticate(_read_limited(sig_path, MAX_SIGNATURE_BYTES), key=key, trusted=trusted)
-    serialization = signed.manifest.serialization
-    rel_sig = _inside(sig_path, root)
-    if rel_sig is not None and rel_sig not in serialization.ignore_paths:
-        serialization = replace(serialization, ignore_paths=(*serialization.ignore_paths, rel_sig))
-    actual = hash_model(root, serialization, workers=workers)
-    return check(signed, actual, signature_path=str(sig_path))
+    with _typed_os_errors():
+        root = Path(model_dir)
+        if not root.is_dir():
+            raise NotFoundError(f"{root}: no such model directory")
+        sig_path = _signature_path(root, signature)
+        if not sig_path.is_file():
+            raise NotFoundError(f"{sig_path}: no such signature file")
+        signed = authenticate(_read_limited(sig_path, MAX_SIGNATURE_BYTES), key=key, trusted=trusted)
+        serialization = signed.manifest.serialization
+        rel_sig = _inside(sig_path, root)
+        if rel_sig is not None and rel_sig not in serialization.ignore_paths:
+            serialization = replace(serialization, ignore_paths=(*serialization.ignore_paths, rel_sig))
+        actual = hash_model(root, serialization, workers=workers)
+        return check(signed, actual, signature_path=str(sig_path))
 
 
 def _read_limited(path: Path, limit: int) -> bytes:
