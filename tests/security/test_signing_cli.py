@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,18 @@ def test_import_cairn_and_cli_frame_do_not_load_cryptography() -> None:
         "assert 'cryptography' not in sys.modules, 'cryptography imported eagerly'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_signing_option_is_documented() -> None:
+    from cairn.cli.main import build_parser
+
+    docs = (Path(__file__).parents[2] / "docs" / "signing.md").read_text()
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for command in ("keygen", "sign", "verify"):
+        parser = sub.choices[command]  # type: ignore[index]
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if flag not in ("-h", "--help"):
+                    assert re.search(re.escape(flag) + r"(?![\w-])", docs), (
+                        f"cairn {command} {flag} undocumented"
+                    )
