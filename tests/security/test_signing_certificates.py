@@ -193,3 +193,13 @@ def test_modes_do_not_mix(model: Path, tmp_path: Path) -> None:
     sign(model, key=private)
     with pytest.raises(InvalidSignatureError, match="bare key"):
         verify(model, trusted=[pki.root_pem])
+
+
+def test_one_trust_policy_with_keys_and_roots(model: Path, tmp_path: Path) -> None:
+    pki = PKI(tmp_path)
+    private, public = write_keypair(tmp_path / "plain")
+    policy = {"key": [public], "trusted": [pki.root_pem]}
+    sign(model, key=pki.key_pem, certificate=pki.leaf_pem, chain=[pki.mid_pem])
+    assert verify(model, **policy).signer.kind == "certificate"  # type: ignore[arg-type]
+    sign(model, key=private)
+    assert verify(model, **policy).signer.kind == "key"  # type: ignore[arg-type]

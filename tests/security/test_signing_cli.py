@@ -75,6 +75,8 @@ def test_wrong_key_exits_1_with_typed_json_error(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["error"]["code"] == "wrong_key"
     assert "not by the given key" in captured.err
+    assert main([*argv, "--key", str(tmp_path / "a.pub.pem")]) == 0  # any of several trusted signers
+    assert main([*argv[:2], "--signature", str(tmp_path / "m.sig")]) == 2  # neither --key nor --trust
 
 
 def test_errors_exit_2(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from cairn.cli.output import EXIT_NEGATIVE, EXIT_OK, emit, emit_error
+from cairn.errors import UsageError
 
 __all__ = ["register"]
 
@@ -42,9 +43,10 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("verify", help="verify a model directory against its OMS signature")
     p.add_argument("dir", metavar="DIR")
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--key", metavar="PUBLIC", help="PEM public key of the signer")
-    who.add_argument("--trust", nargs="+", metavar="PEM", help="trusted root certificates (certificate mode)")
+    p.add_argument(
+        "--key", action="append", metavar="PUBLIC", help="PEM public key of a trusted signer (repeatable)"
+    )
+    p.add_argument("--trust", nargs="+", metavar="PEM", help="trusted root certificates (certificate mode)")
     p.add_argument("--signature", metavar="PATH", help="the signature file (default DIR/model.sig)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_verify)
@@ -102,6 +104,8 @@ def _human(d: dict[str, Any]) -> str:
 def _verify(args: argparse.Namespace) -> int:
     from cairn.security.signing import VerificationError, verify
 
+    if not args.key and not args.trust:
+        raise UsageError("give --key PUBLIC (a signer's key) and/or --trust PEM (trusted root certificates)")
     try:
         result = verify(args.dir, key=args.key, trusted=args.trust or (), signature=args.signature)
     except VerificationError as err:

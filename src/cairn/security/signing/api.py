@@ -267,26 +267,27 @@ def authenticate(
     key: PublicKeyLike | Sequence[PublicKeyLike] | None = None,
     trusted: Sequence[str | Path | x509.Certificate] = (),
 ) -> SignedManifest:
-    """Check a signature (file bytes or parsed) with public key(s) or trusted root certificates.
+    """Check a signature (file bytes or parsed) against a trust policy: public keys and/or trusted roots.
 
-    ``key`` may be one key or several (a trust policy of publishers); the bundle's key hint picks which.
+    ``key`` may be one key or several publishers' keys; the bundle's key hint picks which. A bundle made
+    with a bare key is checked against ``key``, one made with a certificate chain against ``trusted``.
     Raises :class:`WrongKeyError` / :class:`InvalidSignatureError` /
     :class:`~cairn.security.signing.errors.UntrustedCertificateError` when it does not verify, and
     :class:`~cairn.security.signing.errors.SignatureFormatError` when the bytes are not an OMS bundle.
     """
     parsed = bundle if isinstance(bundle, Bundle) else parse_bundle(bundle)
-    if (key is None) == (not trusted):
-        raise UsageError("verify with exactly one of public key(s) or trusted root certificates")
+    if key is None and not trusted:
+        raise UsageError("verify with public key(s), trusted root certificates, or both")
     data = pae(parsed.payload_type, parsed.payload)
-    if key is not None:
-        if parsed.certificates:
+    if not parsed.certificates:
+        if key is None:
+            raise InvalidSignatureError("signature was made with a bare key; verify it with the public key")
+        signer = _check_with_keys(parsed, key, data)
+    else:
+        if not trusted:
             raise InvalidSignatureError(
                 "signature was made with a certificate; verify it against trusted roots"
             )
-        signer = _check_with_keys(parsed, key, data)
-    else:
-        if not parsed.certificates:
-            raise InvalidSignatureError("signature was made with a bare key; verify it with the public key")
         public, subject = certificates.verify_chain(parsed.certificates, _roots(trusted))
         fp = keys.fingerprint(public)
         if not keys.verify_bytes(public, parsed.signature, data):
