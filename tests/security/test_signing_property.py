@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -80,3 +81,39 @@ def test_flipped_bit_in_signed_payload_or_signature_fails(
         f.flush()
         with pytest.raises((InvalidSignatureError, SignatureFormatError)):
             verify(model, key=PUBLIC, signature=f.name)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def _mutate(doc: object, data: st.DataObject) -> object:
+    """Replace one randomly chosen node of a JSON document (or delete a key) with a random value."""
+    if not isinstance(doc, dict | list) or not doc or data.draw(st.booleans(), label="stop here"):
+        return data.draw(json_values, label="replacement")
+    if isinstance(doc, dict):
+        key = data.draw(st.sampled_from(sorted(doc)), label="key")
+        if data.draw(st.integers(0, 9), label="delete?") == 0:
+            return {k: v for k, v in doc.items() if k != key}
+        return {**doc, key: _mutate(doc[key], data)}
+    i = data.draw(st.integers(0, len(doc) - 1), label="index")
+    return [*doc[:i], _mutate(doc[i], data), *doc[i + 1 :]]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_bundles_and_statements_parse_or_raise_format_error(
+    signature: tuple[Path, bytes], data: st.DataObject
+) -> None:
+    """Hostile edits anywhere in a real signature: a parsed result or SignatureFormatError, nothing else."""
+    from cairn.security.signing.envelope import parse_bundle, parse_statement
+
+    bundle = json.loads(signature[1])
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    with contextlib.suppress(SignatureFormatError):
+        parse_bundle(json.dumps(_mutate(bundle, data)).encode())
+    with contextlib.suppress(SignatureFormatError):
+        parse_statement(json.dumps(_mutate(statement, data)).encode())

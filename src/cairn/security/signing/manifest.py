@@ -87,7 +87,7 @@ class Serialization:
         if method not in ("files", "shards"):
             raise SignatureFormatError(f"unsupported serialization method {method!r}")
         hash_type = data.get("hash_type")
-        if hash_type not in _HASH_TYPES:
+        if not isinstance(hash_type, str) or hash_type not in _HASH_TYPES:
             raise SignatureFormatError(f"unsupported hash_type {hash_type!r} (cairn verifies sha256)")
         allow = data.get("allow_symlinks", False)
         if not isinstance(allow, bool):
