@@ -26,7 +26,7 @@ from cairn.security.signing import (
 GOLDEN = Path(__file__).parent / "golden"
 KEY_SIGNATURES = ["cairn-0.1.0-files.sig", "cairn-0.1.0-shards.sig", "model_signing-1.1.1.sig"]
 CERT_SIGNATURES = ["cairn-0.1.0-certificate.sig", "model_signing-1.1.1-certificate.sig"]
-GOLDEN_FILES = ("README.md", "config.json", "empty.txt", "weights/model-00001.safetensors")
+GOLDEN_FILES = ("README.md", "config.json", "empty.txt", "weights/model.safetensors")
 
 
 @pytest.fixture(scope="module")
