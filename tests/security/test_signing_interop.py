@@ -100,6 +100,18 @@ def test_golden_certificate_signatures_verify(name: str) -> None:
     assert result.signer.kind == "certificate" and result.signer.subject == "CN=cairn golden signer"
 
 
+@pytest.mark.parametrize(
+    "name", ["cairn-0.1.0-files.sig", "cairn-0.1.0-shards.sig", "cairn-0.1.0-certificate.sig"]
+)
+def test_model_signing_verifies_cairn_goldens(name: str) -> None:
+    config = model_signing.verifying.Config()
+    if "certificate" in name:
+        config.use_certificate_verifier(certificate_chain=[GOLDEN / "root.pem"])
+    else:
+        config.use_elliptic_key_verifier(public_key=GOLDEN / "signer.pub.pem")
+    config.verify(GOLDEN / "model", GOLDEN / name)  # raises ValueError on any mismatch
+
+
 @pytest.mark.parametrize("name", CERT_SIGNATURES)
 def test_golden_certificate_signatures_need_the_right_root(name: str, tmp_path: Path) -> None:
     # a chain that ends at a root nobody trusts: use the golden intermediate-less signer key's own cert
