@@ -280,3 +280,19 @@ def test_usage_errors(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
         verify(model, key=keypair[1], signature=model)  # a directory is not a signature file
     with pytest.raises(ConflictError):
         write_keypair(keypair[0].with_suffix("").with_suffix(""))  # refuses to overwrite
+
+
+def test_files_swapped_after_the_walk_are_refused(tmp_path: Path) -> None:
+    """A file replaced by a FIFO or a symlink between listing and reading fails instead of hanging or following."""
+    from cairn.security.signing.hashing import _hash_range
+
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(UnsupportedFormatError):
+        _hash_range(tmp_path / "fifo", 0, 10)
+    (tmp_path / "real").write_bytes(b"x" * 10)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(SymlinkRefusedError):
+        _hash_range(tmp_path / "link", 0, 10)
+    assert _hash_range(tmp_path / "link", 0, 10, follow_symlinks=True) == _hash_range(
+        tmp_path / "real", 0, 10
+    )

@@ -11,6 +11,7 @@ below it (``.git`` covers ``.git/objects/...``); they are not glob patterns.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -96,12 +97,26 @@ def plan_resources(files: list[_File], serialization: Serialization) -> list[tup
     return plan
 
 
-def _hash_range(path: Path, start: int, end: int) -> str:
-    digest = hashlib.sha256()
-    buf = bytearray(min(_CHUNK, max(end - start, 1)))
-    view = memoryview(buf)
-    fd = os.open(path, os.O_RDONLY)
+def _hash_range(path: Path, start: int, end: int, *, follow_symlinks: bool = False) -> str:
+    """sha256 of bytes ``[start, end)`` of ``path``, which must still be the regular file the walk saw.
+
+    Opened with O_NOFOLLOW (unless links are allowed) and O_NONBLOCK, then checked with fstat, so that a
+    file swapped for a symlink or a FIFO between the walk and the read fails instead of being followed or
+    blocking forever.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise SymlinkRefusedError(path) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsupportedFormatError("not a regular file (replaced while hashing?)", path=path)
+        digest = hashlib.sha256()
+        buf = bytearray(min(_CHUNK, max(end - start, 1)))
+        view = memoryview(buf)
         pos = start
         while pos < end:
             n = os.preadv(fd, [view[: min(len(buf), end - pos)]], pos)
@@ -120,7 +135,11 @@ def _iter_hashed(
     def one(task: tuple[_File, int, int]) -> Resource:
         f, start, end = task
         name = f.rel if serialization.method == "files" else f"{f.rel}:{start}:{end}"
-        return Resource(name, serialization.algorithm, _hash_range(f.path, start, end))
+        return Resource(
+            name,
+            serialization.algorithm,
+            _hash_range(f.path, start, end, follow_symlinks=serialization.allow_symlinks),
+        )
 
     if workers <= 1 or len(plan) <= 1:
         yield from map(one, plan)
