@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cairn.errors import ConflictError, NotFoundError, UnsupportedFormatError, UsageError
+from cairn.errors import ConflictError, IntegrityError, NotFoundError, UnsupportedFormatError, UsageError
 from cairn.security import sign, verify
 from cairn.security.signing import (
     ContentMismatchError,
@@ -288,11 +288,12 @@ def test_files_swapped_after_the_walk_are_refused(tmp_path: Path) -> None:
 
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(UnsupportedFormatError):
-        _hash_range(tmp_path / "fifo", 0, 10)
+        _hash_range(tmp_path / "fifo", 0, 10, 10)
     (tmp_path / "real").write_bytes(b"x" * 10)
     (tmp_path / "link").symlink_to(tmp_path / "real")
     with pytest.raises(SymlinkRefusedError):
-        _hash_range(tmp_path / "link", 0, 10)
-    assert _hash_range(tmp_path / "link", 0, 10, follow_symlinks=True) == _hash_range(
-        tmp_path / "real", 0, 10
-    )
+        _hash_range(tmp_path / "link", 0, 10, 10)
+    followed = _hash_range(tmp_path / "link", 0, 10, 10, follow_symlinks=True)
+    assert followed == _hash_range(tmp_path / "real", 0, 10, 10)
+    with pytest.raises(IntegrityError):  # the listing said 12 bytes; the file has 10 now
+        _hash_range(tmp_path / "real", 0, 10, 12)

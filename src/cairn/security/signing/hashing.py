@@ -85,10 +85,11 @@ def list_files(root: Path, serialization: Serialization) -> list[_File]:
 def plan_resources(files: list[_File], serialization: Serialization) -> list[tuple[_File, int, int]]:
     """The byte ranges to hash: one per file, or one per shard (none for an empty file, as OMS does)."""
     plan: list[tuple[_File, int, int]] = []
+    if serialization.method == "files":
+        if len(files) > MAX_RESOURCES:
+            raise UsageError(f"{len(files)} files, more than the {MAX_RESOURCES} a manifest may hold")
+        return [(f, 0, f.size) for f in files]
     for f in files:
-        if serialization.method == "files":
-            plan.append((f, 0, f.size))
-            continue
         step = serialization.shard_size
         count = -(-f.size // step)
         if len(plan) + count > MAX_RESOURCES:
@@ -97,12 +98,13 @@ def plan_resources(files: list[_File], serialization: Serialization) -> list[tup
     return plan
 
 
-def _hash_range(path: Path, start: int, end: int, *, follow_symlinks: bool = False) -> str:
+def _hash_range(path: Path, start: int, end: int, size: int, *, follow_symlinks: bool = False) -> str:
     """sha256 of bytes ``[start, end)`` of ``path``, which must still be the regular file the walk saw.
 
     Opened with O_NOFOLLOW (unless links are allowed) and O_NONBLOCK, then checked with fstat, so that a
     file swapped for a symlink or a FIFO between the walk and the read fails instead of being followed or
-    blocking forever.
+    blocking forever; a file whose ``size`` changed while it was read fails too, rather than having a
+    prefix of it signed.
     """
     flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
@@ -124,6 +126,9 @@ def _hash_range(path: Path, start: int, end: int, *, follow_symlinks: bool = Fal
                 raise IntegrityError(path, what="size while hashing", expected=end, actual=pos)
             digest.update(view[:n])
             pos += n
+        now = os.fstat(fd).st_size
+        if now != size:
+            raise IntegrityError(path, what="size (changed while hashing)", expected=size, actual=now)
     finally:
         os.close(fd)
     return digest.hexdigest()
@@ -138,7 +143,7 @@ def _iter_hashed(
         return Resource(
             name,
             serialization.algorithm,
-            _hash_range(f.path, start, end, follow_symlinks=serialization.allow_symlinks),
+            _hash_range(f.path, start, end, f.size, follow_symlinks=serialization.allow_symlinks),
         )
 
     if workers <= 1 or len(plan) <= 1:
