@@ -1,0 +1,137 @@
+"""Compare the tensors of two inspections, across formats, chunk by chunk.
+
+Tensors are matched by name. Each name ends in exactly one bucket: ``added`` (only in B), ``removed``
+(only in A), ``shape_or_dtype`` (both, but the dtype or shape differs), ``identical`` (same dtype, shape and
+bytes) or ``changed`` (same dtype and shape, different values: with the relative L2 difference
+``‖a − b‖ / ‖a‖`` and the largest absolute difference). Bytes are compared first, so identical tensors
+cost one streaming read of each; values are compared in float64 chunks. Tensors of dtypes without a numeric
+view (FP8, quantized) are compared by bytes only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cairn.format.arrays import CHUNK_ELEMENTS, iter_chunks, iter_raw, numeric_dtype
+from cairn.format.inspection import Inspection, TensorRecord
+
+__all__ = ["Change", "DiffResult", "diff_inspections", "diff_tensor"]
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    kind: str  # "identical" | "changed" | "shape_or_dtype"
+    a: str  # "F32[3, 4]"
+    b: str
+    rel_l2: float | None = None
+    max_abs: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = dict(vars(self))
+        for key in ("rel_l2", "max_abs"):  # JSON has no NaN/Infinity
+            value = out[key]
+            if isinstance(value, float) and not math.isfinite(value):
+                out[key] = str(value)
+        return out
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    a: str
+    b: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changes: tuple[Change, ...]
+
+    def of_kind(self, kind: str) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.kind == kind)
+
+    @property
+    def identical(self) -> bool:
+        return not self.added and not self.removed and all(c.kind == "identical" for c in self.changes)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.of_kind('identical'))} identical, {len(self.of_kind('changed'))} changed, "
+            f"{len(self.of_kind('shape_or_dtype'))} changed in shape or dtype, "
+            f"{len(self.added)} added, {len(self.removed)} removed"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "identical": self.identical,
+            "summary": self.summary(),
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "changes": [c.to_dict() for c in self.changes],
+        }
+
+
+def _label(t: TensorRecord) -> str:
+    return f"{t.dtype}{list(t.shape)}"
+
+
+def _bytes_equal(a: TensorRecord, b: TensorRecord) -> bool:
+    ia, ib = iter_raw(a), iter_raw(b)
+    buf_a = np.zeros(0, dtype=np.uint8)
+    buf_b = np.zeros(0, dtype=np.uint8)
+    while True:
+        if buf_a.size == 0:
+            buf_a = _bytes(next(ia, None))
+        if buf_b.size == 0:
+            buf_b = _bytes(next(ib, None))
+        if buf_a.size == 0 or buf_b.size == 0:
+            return buf_a.size == buf_b.size
+        n = min(buf_a.size, buf_b.size)
+        if not np.array_equal(buf_a[:n], buf_b[:n]):
+            return False
+        buf_a, buf_b = buf_a[n:], buf_b[n:]
+
+
+def _bytes(chunk: np.ndarray | None) -> np.ndarray:
+    if chunk is None:
+        return np.zeros(0, dtype=np.uint8)
+    native = chunk.astype(chunk.dtype.newbyteorder("="), copy=False)
+    return np.ascontiguousarray(native).view(np.uint8)
+
+
+def diff_tensor(a: TensorRecord, b: TensorRecord) -> Change:
+    """Compare two tensors of the same name."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return Change(a.name, "shape_or_dtype", _label(a), _label(b))
+    if _bytes_equal(a, b):
+        return Change(a.name, "identical", _label(a), _label(b), 0.0, 0.0)
+    if not numeric_dtype(a):
+        return Change(a.name, "changed", _label(a), _label(b))
+    diff_sq = norm_sq = 0.0
+    max_abs = 0.0
+    ia, ib = iter_chunks(a, CHUNK_ELEMENTS), iter_chunks(b, CHUNK_ELEMENTS)
+    for ca, cb in zip(ia, ib, strict=True):
+        xa = ca.astype(np.complex128 if ca.dtype.kind == "c" else np.float64)
+        xb = cb.astype(xa.dtype)
+        d = np.abs(xa - xb)
+        with np.errstate(invalid="ignore"):
+            diff_sq += float(np.sum(d * d))
+            norm_sq += float(np.sum(np.abs(xa) ** 2))
+            if d.size:
+                max_abs = max(max_abs, float(np.max(d)))
+    rel = math.sqrt(diff_sq) / math.sqrt(norm_sq) if norm_sq > 0 else (math.inf if diff_sq > 0 else math.nan)
+    return Change(a.name, "changed", _label(a), _label(b), rel, max_abs)
+
+
+def diff_inspections(a: Inspection, b: Inspection) -> DiffResult:
+    ta, tb = a.tensor_map(), b.tensor_map()
+    changes = tuple(diff_tensor(ta[name], tb[name]) for name in ta if name in tb)
+    return DiffResult(
+        a.path,
+        b.path,
+        added=tuple(n for n in tb if n not in ta),
+        removed=tuple(n for n in ta if n not in tb),
+        changes=changes,
+    )
