@@ -19,7 +19,15 @@ import numpy as np
 from cairn.errors import FormatError, UnsupportedFormatError
 from cairn.format.inspection import TensorRecord
 
-__all__ = ["CHUNK_ELEMENTS", "NUMPY_DTYPES", "iter_chunks", "iter_raw", "numeric_dtype", "to_array"]
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "NUMPY_DTYPES",
+    "byte_view",
+    "iter_chunks",
+    "iter_raw",
+    "numeric_dtype",
+    "to_array",
+]
 
 CHUNK_ELEMENTS = 1 << 20
 
@@ -157,3 +165,13 @@ def to_array(rec: TensorRecord) -> np.ndarray:
     dt = _storage_dtype(rec)
     flat = np.concatenate(parts) if parts else np.zeros(0, dtype=dt)
     return flat.astype(dt.newbyteorder("="), copy=False).reshape(rec.shape)
+
+
+def byte_view(rec: TensorRecord) -> memoryview:
+    """The tensor's bytes in C order and native byte order, as a flat byte view: zero-copy (straight
+    from the memory map) when the tensor is contiguous and stored uncompressed, a copy otherwise."""
+    dt = _storage_dtype(rec)
+    if rec.member is None and rec.contiguous and dt.isnative:
+        arr = np.ascontiguousarray(_mapped(rec))  # no copy: the mapped view is already C-ordered
+        return arr.reshape(-1).view(np.uint8).data
+    return to_array(rec).reshape(-1).view(np.uint8).data

@@ -28,7 +28,15 @@ import numpy as np
 from cairn.errors import FormatError, LimitExceededError
 from cairn.format.inspection import Inspection, TensorRecord
 
-__all__ = ["MAX_NPY_HEADER", "MAX_NPZ_MEMBERS", "NpyHeader", "inspect_npy", "inspect_npz", "read_npy_header"]
+__all__ = [
+    "MAX_NPY_HEADER",
+    "MAX_NPZ_MEMBERS",
+    "NpyHeader",
+    "inspect_npy",
+    "inspect_npz",
+    "local_data_start",
+    "read_npy_header",
+]
 
 MAX_NPY_HEADER = 1 << 16
 MAX_NPZ_MEMBERS = 100_000
@@ -137,7 +145,8 @@ def _check_size(h: NpyHeader, available: int, path: str, name: str) -> tuple[str
     return ()
 
 
-def _local_data_start(f: BinaryIO, info: zipfile.ZipInfo, path: str) -> int:
+def local_data_start(f: BinaryIO, info: zipfile.ZipInfo, path: str) -> int:
+    """Absolute offset of a stored member's data, after checking its local header names the same file."""
     f.seek(info.header_offset)
     local = f.read(30)
     if len(local) != 30 or local[:4] != b"PK\x03\x04":
@@ -163,7 +172,7 @@ def inspect_npz(path: str | Path) -> Inspection:
             for info in infos:
                 name = info.filename.removesuffix(".npy")
                 if info.compress_type == zipfile.ZIP_STORED:
-                    start = _local_data_start(raw, info, sp)
+                    start = local_data_start(raw, info, sp)
                     if start + info.file_size > size or info.compress_size != info.file_size:
                         raise FormatError(f"member {info.filename!r} runs past the end of the file", path=sp)
                     raw.seek(start)
