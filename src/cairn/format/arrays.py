@@ -126,8 +126,9 @@ def _member_flat(rec: TensorRecord) -> Iterator[np.ndarray]:
             yield np.frombuffer(buf, dtype=dt)
 
 
-def iter_raw(rec: TensorRecord, chunk: int = CHUNK_ELEMENTS) -> Iterator[np.ndarray]:
+def iter_raw(rec: TensorRecord, chunk: int | None = None) -> Iterator[np.ndarray]:
     """The tensor's elements in C order, as flat arrays of its storage dtype (BF16 as uint16)."""
+    chunk = chunk or CHUNK_ELEMENTS
     if rec.member is not None:
         yield from _member_flat(rec)
         return
@@ -149,7 +150,7 @@ def _widen(rec: TensorRecord, raw: np.ndarray) -> np.ndarray:
     return raw
 
 
-def iter_chunks(rec: TensorRecord, chunk: int = CHUNK_ELEMENTS) -> Iterator[np.ndarray]:
+def iter_chunks(rec: TensorRecord, chunk: int | None = None) -> Iterator[np.ndarray]:
     """The tensor's values in C order as flat numeric arrays of at most ``chunk`` elements."""
     if not numeric_dtype(rec):
         raise UnsupportedFormatError(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cairn.format.arrays import CHUNK_ELEMENTS, iter_chunks, iter_raw, numeric_dtype
+from cairn.format.arrays import iter_chunks, iter_raw, numeric_dtype
 from cairn.format.inspection import Inspection, TensorRecord
 
 __all__ = ["Change", "DiffResult", "diff_inspections", "diff_tensor"]
@@ -111,7 +111,7 @@ def diff_tensor(a: TensorRecord, b: TensorRecord) -> Change:
         return Change(a.name, "changed", _label(a), _label(b))
     diff_sq = norm_sq = 0.0
     max_abs = 0.0
-    ia, ib = iter_chunks(a, CHUNK_ELEMENTS), iter_chunks(b, CHUNK_ELEMENTS)
+    ia, ib = iter_chunks(a), iter_chunks(b)
     for ca, cb in zip(ia, ib, strict=True):
         xa = ca.astype(np.complex128 if ca.dtype.kind == "c" else np.float64)
         xb = cb.astype(xa.dtype)

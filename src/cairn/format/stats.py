@@ -10,7 +10,9 @@ values only; ``std`` is the population standard deviation. A tensor with any NaN
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +20,11 @@ import numpy as np
 from cairn.format.arrays import iter_chunks, numeric_dtype
 from cairn.format.inspection import TensorRecord
 
-__all__ = ["TensorStats", "stats_all", "tensor_stats"]
+__all__ = ["THREADS", "TensorStats", "stats_all", "tensor_stats"]
+
+#: worker threads for chunk reductions; 1 by default: on the shared 2-core machine bench/inspect_stats.py
+#: measured no gain from 2 (the reductions are memory-bound)
+THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -55,64 +61,79 @@ class _Acc:
     inf: int = 0
     zeros: int = 0
 
-    def add(self, x: np.ndarray) -> None:
+    @classmethod
+    def of(cls, x: np.ndarray) -> _Acc:
+        """The partial result of one chunk (runs in a worker thread: numpy releases the GIL)."""
         if x.dtype.kind in "biu":
             x = x.astype(np.float64)
         elif x.dtype == np.float16:
             x = x.astype(np.float32)
-        self.zeros += x.size - int(np.count_nonzero(x))
-        total = float(np.add.reduce(x, dtype=np.float64))
-        if not math.isfinite(total):
+        acc = cls(zeros=int(np.count_nonzero(x == 0)))
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = float(np.dot(x, np.ones_like(x))) if x.size else 0.0
+        if not math.isfinite(total):  # a finite sum means every value is finite
             nans = int(np.count_nonzero(np.isnan(x)))
             finite = np.isfinite(x)
-            self.nan += nans
-            self.inf += x.size - nans - int(np.count_nonzero(finite))
+            acc.nan = nans
+            acc.inf = x.size - nans - int(np.count_nonzero(finite))
             x = x[finite]
             total = float(np.add.reduce(x, dtype=np.float64))
-        n = x.size
-        if n == 0:
+        if x.size == 0:
+            return acc
+        acc.n = x.size
+        acc.mean = total / x.size
+        d = x - x.dtype.type(acc.mean)
+        acc.m2 = float(np.dot(d, d))
+        acc.lo, acc.hi = float(np.minimum.reduce(x)), float(np.maximum.reduce(x))
+        return acc
+
+    def merge(self, other: _Acc) -> None:
+        """Chan et al.'s pairwise update of count, mean and squared deviations."""
+        self.nan += other.nan
+        self.inf += other.inf
+        self.zeros += other.zeros
+        if other.n == 0:
             return
-        mean = total / n
-        d = x - x.dtype.type(mean)
-        m2 = float(np.dot(d, d))
-        self.lo = min(self.lo, float(x.min()))
-        self.hi = max(self.hi, float(x.max()))
+        self.lo, self.hi = min(self.lo, other.lo), max(self.hi, other.hi)
         if self.n == 0:
-            self.n, self.mean, self.m2 = n, mean, m2
+            self.n, self.mean, self.m2 = other.n, other.mean, other.m2
             return
-        both = self.n + n
-        delta = mean - self.mean
-        self.mean += delta * n / both
-        self.m2 += m2 + delta * delta * self.n * n / both
+        both = self.n + other.n
+        delta = other.mean - self.mean
+        self.mean += delta * other.n / both
+        self.m2 += other.m2 + delta * delta * self.n * other.n / both
         self.n = both
 
     def result(self, name: str, count: int) -> TensorStats:
+        zeros = self.zeros / count if count else 0.0
         if self.n == 0:
-            return TensorStats(name, count, None, None, None, None, None, self.nan, self.inf, self._zf(count))
-        return TensorStats(
-            name,
-            count,
-            self.mean,
-            math.sqrt(max(self.m2, 0.0) / self.n),
-            self.lo,
-            self.hi,
-            max(abs(self.lo), abs(self.hi)),
-            self.nan,
-            self.inf,
-            self._zf(count),
-        )
-
-    def _zf(self, count: int) -> float:
-        return self.zeros / count if count else 0.0
+            return TensorStats(name, count, None, None, None, None, None, self.nan, self.inf, zeros)
+        std = math.sqrt(max(self.m2, 0.0) / self.n)
+        absmax = max(abs(self.lo), abs(self.hi))
+        return TensorStats(name, count, self.mean, std, self.lo, self.hi, absmax, self.nan, self.inf, zeros)
 
 
-def tensor_stats(rec: TensorRecord) -> TensorStats | None:
-    """Statistics of one tensor, or None when its dtype has no numeric view (quantized, FP8, complex)."""
+def tensor_stats(rec: TensorRecord, *, threads: int = THREADS) -> TensorStats | None:
+    """Statistics of one tensor, or None when its dtype has no numeric view (quantized, FP8, complex).
+
+    Chunks are reduced by ``threads`` worker threads, at most ``2 × threads`` chunks in flight.
+    """
     if not numeric_dtype(rec) or rec.dtype.startswith("C"):
         return None
     acc = _Acc()
-    for chunk in iter_chunks(rec):
-        acc.add(chunk)
+    chunks = iter_chunks(rec)
+    if threads <= 1:
+        for chunk in chunks:
+            acc.merge(_Acc.of(chunk))
+        return acc.result(rec.name, rec.numel)
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque[Future[_Acc]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_Acc.of, chunk))
+            if len(pending) >= 2 * threads:
+                acc.merge(pending.popleft().result())
+        while pending:
+            acc.merge(pending.popleft().result())
     return acc.result(rec.name, rec.numel)
 
 
