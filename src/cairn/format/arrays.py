@@ -58,6 +58,8 @@ _RAW_ONLY = {"F8_E5M2", "F8_E4M3", "F8_E8M0"}
 def _storage_dtype(rec: TensorRecord) -> np.dtype[np.generic]:
     name = NUMPY_DTYPES.get(rec.dtype)
     if name is None:
+        if rec.strides is None and rec.dtype != "object":
+            return np.dtype("u1")  # quantized blocks and other packed types: their bytes, as bytes
         raise UnsupportedFormatError(
             f"tensor {rec.name!r} of type {rec.dtype} has no array view", path=rec.file
         )
@@ -70,8 +72,14 @@ def numeric_dtype(rec: TensorRecord) -> bool:
     return rec.dtype in NUMPY_DTYPES and rec.dtype not in _RAW_ONLY
 
 
+def _raw_bytes_only(rec: TensorRecord) -> bool:
+    return rec.dtype not in NUMPY_DTYPES
+
+
 def _span(rec: TensorRecord, itemsize: int) -> int:
     """Bytes of storage the tensor's view reaches (from ``offset``)."""
+    if _raw_bytes_only(rec):
+        return rec.nbytes
     if rec.numel == 0:
         return 0
     strides = rec.strides or ()
@@ -97,10 +105,12 @@ def _mapped(rec: TensorRecord) -> np.ndarray:
             path=rec.file,
         )
     if span == 0:
-        return np.zeros(rec.shape, dtype=dt)
+        return np.zeros(0 if _raw_bytes_only(rec) else rec.shape, dtype=dt)
     with open(rec.file, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     flat = np.frombuffer(mm, dtype=dt, count=span // dt.itemsize, offset=rec.offset)
+    if _raw_bytes_only(rec):
+        return flat
     if rec.strides is None:
         return flat.reshape(rec.shape)
     return np.lib.stride_tricks.as_strided(
@@ -114,7 +124,7 @@ def _mapped(rec: TensorRecord) -> np.ndarray:
 def _member_flat(rec: TensorRecord) -> Iterator[np.ndarray]:
     assert rec.file is not None and rec.member is not None and rec.offset is not None
     dt = _storage_dtype(rec)
-    want = rec.numel * dt.itemsize
+    want = rec.nbytes if _raw_bytes_only(rec) else rec.numel * dt.itemsize
     with zipfile.ZipFile(rec.file) as zf, zf.open(rec.member) as f:
         f.read(rec.offset)
         left = want
@@ -165,7 +175,8 @@ def to_array(rec: TensorRecord) -> np.ndarray:
     parts = list(iter_raw(rec))
     dt = _storage_dtype(rec)
     flat = np.concatenate(parts) if parts else np.zeros(0, dtype=dt)
-    return flat.astype(dt.newbyteorder("="), copy=False).reshape(rec.shape)
+    flat = flat.astype(dt.newbyteorder("="), copy=False)
+    return flat if _raw_bytes_only(rec) else flat.reshape(rec.shape)
 
 
 def byte_view(rec: TensorRecord) -> memoryview:
