@@ -24,7 +24,7 @@ __all__ = ["Change", "DiffResult", "diff_inspections", "diff_tensor"]
 @dataclass(frozen=True)
 class Change:
     name: str
-    kind: str  # "identical" | "changed" | "shape_or_dtype"
+    kind: str  # "identical" | "changed" | "shape_or_dtype" | "unreadable" (values not addressable)
     a: str  # "F32[3, 4]"
     b: str
     rel_l2: float | None = None
@@ -59,6 +59,7 @@ class DiffResult:
             f"{len(self.of_kind('identical'))} identical, {len(self.of_kind('changed'))} changed, "
             f"{len(self.of_kind('shape_or_dtype'))} changed in shape or dtype, "
             f"{len(self.added)} added, {len(self.removed)} removed"
+            + (f", {len(self.of_kind('unreadable'))} not comparable" if self.of_kind("unreadable") else "")
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -105,6 +106,8 @@ def diff_tensor(a: TensorRecord, b: TensorRecord) -> Change:
     """Compare two tensors of the same name."""
     if a.dtype != b.dtype or a.shape != b.shape:
         return Change(a.name, "shape_or_dtype", _label(a), _label(b))
+    if a.offset is None or b.offset is None:  # values kept where cairn does not read them
+        return Change(a.name, "unreadable", _label(a), _label(b))
     if _bytes_equal(a, b):
         return Change(a.name, "identical", _label(a), _label(b), 0.0, 0.0)
     if not numeric_dtype(a):
