@@ -62,3 +62,51 @@ def test_errors_exit_2_with_json_error_shape(tmp_path: Path, capsys: pytest.Capt
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "unsupported_format"
     assert main(["diff", str(tmp_path / "missing"), str(tmp_path / "junk")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_convert_then_diff_across_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save({"w": torch.arange(6.0).reshape(2, 3), "epoch": 2}, tmp_path / "pytorch_model.bin")
+    out = tmp_path / "model.safetensors"
+    assert main(["convert", str(tmp_path / "pytorch_model.bin"), str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tensors"] == 1 and doc["dropped"] == ["epoch"]
+    assert main(["diff", str(tmp_path / "pytorch_model.bin"), str(out)]) == 0
+    assert "1 identical" in capsys.readouterr().out
+    assert main(["convert", str(tmp_path / "pytorch_model.bin"), str(out)]) == 2  # exists, no --force
+    assert "already exists" in capsys.readouterr().err
+
+
+class _Payload:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import subprocess
+
+        return (subprocess.call, ("true",))
+
+
+def test_convert_refusal_lists_globals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save({"w": torch.ones(2), "hook": _Payload()}, tmp_path / "evil.bin")
+    assert main(["convert", str(tmp_path / "evil.bin"), str(tmp_path / "out.safetensors"), "--json"]) == 2
+    err = json.loads(capsys.readouterr().out)["error"]
+    # protocol 2 writes py2 names: subprocess.call is pickled as commands.call
+    assert err["code"] == "refused_globals" and "commands.call" in err["refused"]
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_inspect_hf_folder_with_torch_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save({"lm_head.weight": torch.zeros(5, 2)}, tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text(
+        json.dumps({"architectures": ["GPT2LMHeadModel"], "n_layer": 2, "n_embd": 2, "vocab_size": 5})
+    )
+    (tmp_path / "README.md").write_text("# not a weights file\n")
+    assert main(["inspect", str(tmp_path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["format"] == "directory" and doc["parameters"] == 10
+    assert doc["config"] == {
+        "architectures": ["GPT2LMHeadModel"],
+        "num_layers": 2,
+        "hidden_size": 2,
+        "vocab_size": 5,
+    }
