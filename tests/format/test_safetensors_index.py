@@ -162,3 +162,27 @@ def test_hostile_safetensors_give_typed_errors(tmp_path: Path, blob: bytes, erro
         info = inspect_path(path)
         for t in info.tensors:
             to_array(t)
+
+
+def test_directory_skips_other_json_and_symlinks(tmp_path: Path) -> None:
+    save_file({"w": np.ones(2, np.float32)}, tmp_path / "model.safetensors")
+    (tmp_path / "tokenizer.json").write_text("{broken")
+    (tmp_path / "generation_config.json").write_text(json.dumps({"max_length": 20}))
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.safetensors"
+    save_file({"secret": np.ones(1, np.float32)}, outside)
+    (tmp_path / "link.safetensors").symlink_to(outside)
+    info = inspect_path(tmp_path)
+    assert [t.name for t in info.tensors] == ["w"]
+    assert any("tokenizer.json skipped" in w for w in info.warnings)
+
+
+def test_tar_archives_are_recognised_but_unsupported(tmp_path: Path) -> None:
+    import tarfile
+
+    from cairn.errors import UnsupportedFormatError
+
+    (tmp_path / "pickle").write_bytes(b"\x80\x02}q\x00.")
+    with tarfile.open(tmp_path / "old.pt", "w") as tf:
+        tf.add(tmp_path / "pickle", arcname="pickle")
+    with pytest.raises(UnsupportedFormatError, match="tar archives"):
+        inspect_path(tmp_path / "old.pt")

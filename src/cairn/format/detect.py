@@ -14,6 +14,7 @@ format              how it is recognised
 ``onnx``            a protobuf whose first field is ``ir_version`` (tag 0x08) followed by a known
                     ModelProto field (see :mod:`cairn.format.onnx`)
 ``json``            ``{`` after optional whitespace (``config.json``, safetensors index files)
+``tar``             ``ustar`` at offset 257 (PyTorch's pre-1.0 format: recognised, not supported)
 ==================  =========================================================================
 """
 
@@ -34,8 +35,9 @@ _PEEK = 64
 _MAX_ZIP_MEMBERS = 1_000_000
 
 
-def detect_bytes(head: bytes, size: int) -> str:
-    """The format name for a file of ``size`` bytes that starts with ``head`` (at least 64 bytes if any)."""
+def detect_bytes(head: bytes, size: int, *, tar_magic: bool = False) -> str:
+    """The format name for a file of ``size`` bytes that starts with ``head`` (at least 64 bytes if any);
+    ``tar_magic``: whether bytes 257–262 are ``ustar``."""
     if head.startswith(b"\x93NUMPY"):
         return "npy"
     if head.startswith(b"GGUF"):
@@ -52,6 +54,8 @@ def detect_bytes(head: bytes, size: int) -> str:
             return "safetensors"
     if head.lstrip()[:1] == b"{":
         return "json"
+    if tar_magic:
+        return "tar"
     if _looks_like_onnx(head):
         return "onnx"
     return "unknown"
@@ -100,9 +104,11 @@ def detect(path: str | Path) -> str:
         size = p.stat().st_size
         with p.open("rb") as f:
             head = f.read(_PEEK)
+            f.seek(257)
+            tar = f.read(5) == b"ustar"
     except FileNotFoundError:
         raise NotFoundError(f"{p}: no such file or directory") from None
     except OSError as exc:
         raise FormatError(f"cannot read: {exc.strerror}", path=p) from None
-    kind = detect_bytes(head, size)
+    kind = detect_bytes(head, size, tar_magic=tar)
     return zip_kind(p) if kind == "zip" else kind

@@ -13,33 +13,39 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from cairn.errors import FormatError, LimitExceededError, UnsupportedFormatError
+from cairn.errors import CairnError, FormatError, LimitExceededError, UnsupportedFormatError
 from cairn.format.detect import detect
 from cairn.format.hf_config import MAX_CONFIG_SIZE, summarize_config
 from cairn.format.inspection import Inspection, TensorRecord
 from cairn.format.numpy_files import inspect_npy, inspect_npz
-from cairn.format.safetensors_index import inspect_safetensors, inspect_sharded
+from cairn.format.safetensors_index import MAX_INDEX_SIZE, inspect_safetensors, inspect_sharded
 
 __all__ = ["MAX_DIRECTORY_FILES", "READERS", "inspect_path"]
 
 MAX_DIRECTORY_FILES = 10_000
 
 
-def _inspect_json(path: Path) -> Inspection:
+def _load_json(path: Path, limit: int) -> object:
     size = path.stat().st_size
-    if size > MAX_CONFIG_SIZE:
-        raise LimitExceededError(
-            f"JSON file of {size} bytes exceeds the limit of {MAX_CONFIG_SIZE}", path=path
-        )
+    if size > limit:
+        raise LimitExceededError(f"JSON file of {size} bytes exceeds the limit of {limit}", path=path)
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
+        return json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FormatError(f"not valid UTF-8 JSON: {exc}", path=path) from None
+
+
+def _inspect_json(path: Path) -> Inspection:
+    doc = _load_json(path, MAX_INDEX_SIZE)
     if isinstance(doc, dict) and isinstance(doc.get("weight_map"), dict):
         return inspect_sharded(path)
-    if isinstance(doc, dict):
+    if isinstance(doc, dict) and path.stat().st_size <= MAX_CONFIG_SIZE:
         return Inspection(str(path), "json", config=summarize_config(doc, path=str(path)))
     raise UnsupportedFormatError("JSON document is neither a model config nor a shard index", path=path)
+
+
+def _inspect_tar(path: Path) -> Inspection:
+    raise UnsupportedFormatError("tar archives (PyTorch's pre-1.0 format) are not supported", path=path)
 
 
 def _lazy(module: str, func: str) -> Callable[[Path], Inspection]:
@@ -58,6 +64,7 @@ READERS: dict[str, Callable[[Path], Inspection]] = {
     "npy": inspect_npy,
     "npz": inspect_npz,
     "json": _inspect_json,
+    "tar": _inspect_tar,
     "torch-zip": _lazy("cairn.format.torch_files", "inspect_torch_zip"),
     "torch-legacy": _lazy("cairn.format.torch_files", "inspect_torch_legacy"),
     "pickle": _lazy("cairn.format.torch_files", "inspect_pickle"),
@@ -91,14 +98,21 @@ def _inspect_directory(folder: Path) -> Inspection:
     config = None
     parts: list[Inspection] = []
     covered: set[Path] = set()
+    skipped: list[str] = []
     kinds = {e: detect(e) for e in entries}
     for entry, kind in kinds.items():
         if kind != "json":
             continue
-        part = _inspect_json(entry) if entry.name != "config.json" else None
         if entry.name == "config.json":
-            config = _inspect_json(entry).config
-        elif part is not None and part.tensors:
+            config = summarize_config(_load_json(entry, MAX_CONFIG_SIZE), path=str(entry))
+            continue
+        try:  # tokenizer.json, generation_config.json...: only shard indexes matter here
+            doc = _load_json(entry, MAX_INDEX_SIZE)
+        except CairnError as exc:
+            skipped.append(f"{entry.name} skipped: {exc.message}")
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("weight_map"), dict):
+            part = inspect_sharded(entry)
             parts.append(part)
             covered |= {Path(f).resolve() for f in part.files}
     for entry, kind in kinds.items():
@@ -106,7 +120,7 @@ def _inspect_directory(folder: Path) -> Inspection:
             parts.append(READERS[kind](entry))
     tensors: list[TensorRecord] = []
     seen: dict[str, str] = {}
-    warnings: list[str] = []
+    warnings: list[str] = list(skipped)
     formats: list[str] = []
     for part in parts:
         formats.append(part.format)
