@@ -15,9 +15,12 @@ from cairn.format.reader import inspect_path
 from cairn.format.stats import tensor_stats
 
 
-def test_stats_match_numpy_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mean", [0.0, 1000.0])  # 1000: the cancellation-safe path is needed
+def test_stats_match_numpy_across_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mean: float
+) -> None:
     monkeypatch.setattr(arrays, "CHUNK_ELEMENTS", 1000)  # force many chunks on a small tensor
-    x = (np.random.default_rng(1).standard_normal(10_007) * 3 + 1000).astype(np.float32)
+    x = (np.random.default_rng(1).standard_normal(10_007) * 3 + mean).astype(np.float32)
     x[::10] = 0
     x[5], x[7], x[11] = np.nan, np.inf, -np.inf
     save_file({"x": x}, tmp_path / "x.safetensors")
@@ -25,7 +28,7 @@ def test_stats_match_numpy_across_chunks(tmp_path: Path, monkeypatch: pytest.Mon
     st = tensor_stats(rec)
     assert st is not None
     finite = x[np.isfinite(x)].astype(np.float64)
-    assert st.mean == pytest.approx(finite.mean(), rel=1e-6)
+    assert st.mean == pytest.approx(finite.mean(), rel=1e-6, abs=1e-6)
     assert st.std == pytest.approx(finite.std(), rel=1e-4)
     assert (st.min, st.max) == (finite.min(), finite.max())
     assert st.absmax == np.abs(finite).max()

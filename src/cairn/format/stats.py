@@ -10,6 +10,7 @@ values only; ``std`` is the population standard deviation. A tensor with any NaN
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +51,28 @@ class TensorStats:
         return out
 
 
+_local = threading.local()
+
+
+def _scratch(n: int, dtype: type[np.generic]) -> np.ndarray:
+    """A reusable per-thread buffer of at least ``n`` items (no allocation per chunk)."""
+    key = f"scratch_{np.dtype(dtype).str}"
+    buf: np.ndarray | None = getattr(_local, key, None)
+    if buf is None or buf.size < n:
+        buf = np.empty(n, dtype=dtype)
+        setattr(_local, key, buf)
+    return buf[:n]
+
+
+def _ones(n: int, dtype: np.dtype[np.generic]) -> np.ndarray:
+    key = f"ones_{dtype.str}"
+    buf: np.ndarray | None = getattr(_local, key, None)
+    if buf is None or buf.size < n:
+        buf = np.ones(n, dtype=dtype)
+        setattr(_local, key, buf)
+    return buf[:n]
+
+
 @dataclass
 class _Acc:
     n: int = 0  # finite values seen
@@ -63,14 +86,14 @@ class _Acc:
 
     @classmethod
     def of(cls, x: np.ndarray) -> _Acc:
-        """The partial result of one chunk (runs in a worker thread: numpy releases the GIL)."""
+        """The partial result of one chunk (numpy releases the GIL: chunks may run in worker threads)."""
         if x.dtype.kind in "biu":
             x = x.astype(np.float64)
         elif x.dtype == np.float16:
             x = x.astype(np.float32)
-        acc = cls(zeros=int(np.count_nonzero(x == 0)))
+        acc = cls(zeros=int(np.count_nonzero(np.equal(x, 0, out=_scratch(x.size, np.bool_)))))
         with np.errstate(invalid="ignore", over="ignore"):
-            total = float(np.dot(x, np.ones_like(x))) if x.size else 0.0
+            total = float(np.dot(x, _ones(x.size, x.dtype))) if x.size else 0.0
         if not math.isfinite(total):  # a finite sum means every value is finite
             nans = int(np.count_nonzero(np.isnan(x)))
             finite = np.isfinite(x)
@@ -82,8 +105,14 @@ class _Acc:
             return acc
         acc.n = x.size
         acc.mean = total / x.size
-        d = x - x.dtype.type(acc.mean)
-        acc.m2 = float(np.dot(d, d))
+        with np.errstate(over="ignore"):
+            square = float(np.dot(x, x))
+        m2 = square - acc.n * acc.mean * acc.mean
+        if not (math.isfinite(square) and m2 >= 0.5 * square):
+            # |mean| is not small against the spread: subtract it first, or the difference cancels
+            d = x - x.dtype.type(acc.mean)
+            m2 = float(np.dot(d, d))
+        acc.m2 = m2
         acc.lo, acc.hi = float(np.minimum.reduce(x)), float(np.maximum.reduce(x))
         return acc
 
