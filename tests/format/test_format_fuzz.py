@@ -76,6 +76,20 @@ def _keras(p: Path) -> None:
         zf.writestr("model.weights.h5", b"\x89HDF")
 
 
+def _hdf5(p: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(p, "w") as f:
+        f.create_dataset("layers/dense/vars/0", data=np.arange(6, dtype=np.float32))
+        f.create_dataset("c", data=np.ones((4, 4)), chunks=(2, 2))
+
+
+def _keras_h5(p: Path) -> None:
+    _hdf5(p.with_suffix(".h5"))
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}}))
+        zf.writestr("model.weights.h5", p.with_suffix(".h5").read_bytes())
+
+
 def _index(p: Path) -> None:
     _safetensors(p.parent / "shard.safetensors")
     p.write_text(json.dumps({"weight_map": {"a": "shard.safetensors", "b": "shard.safetensors"}}))
@@ -90,6 +104,8 @@ MAKERS: dict[str, Callable[[Path], None]] = {
     "gguf": _gguf,
     "onnx": _onnx,
     "keras": _keras,
+    "keras-weights": _keras_h5,
+    "hdf5": _hdf5,
     "index": _index,
 }
 
@@ -137,7 +153,15 @@ def test_mutated_files(kind: str, change: tuple[int, list[tuple[int, int]]], tmp
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     prefix=st.sampled_from(
-        [b"", b"GGUF\x03\x00\x00\x00", b"\x93NUMPY\x01\x00", b"PK\x03\x04", b"\x80\x02", b"\x08\x07"]
+        [
+            b"",
+            b"GGUF\x03\x00\x00\x00",
+            b"\x93NUMPY\x01\x00",
+            b"PK\x03\x04",
+            b"\x80\x02",
+            b"\x08\x07",
+            b"\x89HDF\r\n\x1a\n\x00",
+        ]
     ),
     body=st.binary(max_size=300),
 )

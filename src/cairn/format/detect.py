@@ -6,6 +6,7 @@ format              how it is recognised
 ``safetensors``     8-byte little-endian length ``N`` > 0, then ``{``
 ``npy``             ``\\x93NUMPY``
 ``gguf``            ``GGUF``
+``hdf5``            ``\\x89HDF\\r\\n\\x1a\\n`` (Keras 2 ``.h5`` models and weights)
 ``zip`` families    ``PK\\x03\\x04`` (or an empty archive ``PK\\x05\\x06``); the member names decide:
                     ``*/data.pkl`` → ``torch-zip``; ``config.json`` + ``model.weights.h5`` →
                     ``keras``; every member ending ``.npy`` → ``npz``; otherwise ``zip``
@@ -42,6 +43,8 @@ def detect_bytes(head: bytes, size: int, *, tar_magic: bool = False) -> str:
         return "npy"
     if head.startswith(b"GGUF"):
         return "gguf"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
     if head.startswith(_LEGACY_PREFIX):

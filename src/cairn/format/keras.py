@@ -4,23 +4,30 @@ A ``.keras`` file is a zip of ``metadata.json`` (``keras_version``, ``date_saved
 model as nested ``{"module", "class_name", "config", "registered_name"}`` objects) and
 ``model.weights.h5`` (HDF5). The JSON members are read under :data:`MAX_JSON_SIZE` and never evaluated;
 every ``module.class_name`` the config names is listed (what loading would import), and ``Lambda``
-layers carrying serialized Python bytecode are flagged: loading those runs code. The HDF5 weights are not
-parsed (cairn's format layer has no HDF5 reader); the archive's members are listed with their sizes.
+layers carrying serialized Python bytecode are flagged: loading those runs code. The weights are listed
+by :mod:`cairn.format.hdf5` (``layers.dense.vars.0``...), addressable in place when the member is stored
+uncompressed; a weights file it cannot parse becomes a warning.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
-from cairn.errors import FormatError, LimitExceededError
-from cairn.format.inspection import Inspection
+from cairn.errors import CairnError, FormatError, LimitExceededError
+from cairn.format.hdf5 import list_datasets
+from cairn.format.inspection import Inspection, TensorRecord
+from cairn.format.numpy_files import local_data_start
 
 __all__ = ["MAX_JSON_SIZE", "inspect_keras"]
 
 MAX_JSON_SIZE = 64 << 20
+MAX_COMPRESSED_WEIGHTS = 512 << 20
 MAX_DEPTH = 100
 
 
@@ -65,6 +72,48 @@ def _layer(obj: dict[str, object]) -> dict[str, object]:
     return out
 
 
+def _weights(p: Path) -> tuple[list[TensorRecord], list[str]]:
+    """The datasets of ``model.weights.h5``, addressed inside the archive (stored member) or the member
+    (compressed); a weights file cairn cannot parse becomes a warning, not a failed inspection."""
+    sp = str(p)
+    try:
+        with zipfile.ZipFile(p) as zf, p.open("rb") as raw:
+            info = zf.getinfo("model.weights.h5")
+            if info.compress_type == zipfile.ZIP_STORED:
+                start = local_data_start(raw, info, sp)
+                records, notes = list_datasets(_Window(raw, start, info.file_size), info.file_size, sp)
+                return [
+                    replace(r, offset=r.offset + start) if r.offset is not None else r for r in records
+                ], notes
+            if info.file_size > MAX_COMPRESSED_WEIGHTS:
+                return [], [
+                    f"model.weights.h5 is compressed and over {MAX_COMPRESSED_WEIGHTS} bytes: not listed"
+                ]
+            data = zf.read(info)
+        records, notes = list_datasets(io.BytesIO(data), len(data), sp)
+        return [replace(r, member=info.filename) if r.offset is not None else r for r in records], notes
+    except CairnError as exc:
+        return [], [f"model.weights.h5 not listed: {exc.message}"]
+
+
+class _Window(io.RawIOBase):
+    """A read-only window ``[start, start + size)`` of a file, seen as a file of its own."""
+
+    def __init__(self, f: BinaryIO, start: int, size: int) -> None:
+        self.f, self.start, self.size, self.pos = f, start, size, 0
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.pos = pos if whence == 0 else self.pos + pos if whence == 1 else self.size + pos
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.pos if n < 0 else min(n, self.size - self.pos)
+        self.f.seek(self.start + self.pos)
+        out = self.f.read(max(n, 0))
+        self.pos += len(out)
+        return out
+
+
 def inspect_keras(path: str | Path) -> Inspection:
     p = Path(path)
     sp = str(p)
@@ -93,10 +142,11 @@ def inspect_keras(path: str | Path) -> Inspection:
     inner = config.get("config")
     layers_raw = inner.get("layers") if isinstance(inner, dict) else None
     layers = [_layer(x) for x in layers_raw if isinstance(x, dict)] if isinstance(layers_raw, list) else []
+    tensors: tuple[TensorRecord, ...] = ()
     if "model.weights.h5" in members:
-        warnings.append(
-            f"weights are HDF5 (model.weights.h5, {members['model.weights.h5']} bytes): not listed"
-        )
+        records, notes = _weights(p)
+        tensors = tuple(records)
+        warnings += notes
     metadata: dict[str, object] = {
         "model_class": config["class_name"],
         "layers": layers,
@@ -107,7 +157,7 @@ def inspect_keras(path: str | Path) -> Inspection:
     return Inspection(
         sp,
         "keras",
-        (),
+        tensors,
         metadata,
         globals=tuple(dict.fromkeys(imports)),
         warnings=tuple(dict.fromkeys(warnings)),

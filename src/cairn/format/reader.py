@@ -71,9 +71,10 @@ READERS: dict[str, Callable[[Path], Inspection]] = {
     "gguf": _lazy("cairn.format.gguf", "inspect_gguf"),
     "onnx": _lazy("cairn.format.onnx", "inspect_onnx"),
     "keras": _lazy("cairn.format.keras", "inspect_keras"),
+    "hdf5": _lazy("cairn.format.hdf5", "inspect_hdf5"),
 }
 
-_WEIGHTS = {"safetensors", "npy", "npz", "torch-zip", "torch-legacy", "gguf", "onnx", "keras"}
+_WEIGHTS = {"safetensors", "npy", "npz", "torch-zip", "torch-legacy", "gguf", "onnx", "keras", "hdf5"}
 
 
 def inspect_path(path: str | Path) -> Inspection:
