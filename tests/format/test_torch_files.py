@@ -179,3 +179,30 @@ def test_deeply_nested_pickle_is_a_limit_error_or_warning(tmp_path: Path) -> Non
     path.write_bytes(b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b".")
     info = inspect_path(path)
     assert info.warnings  # the nesting limit is reported, nothing crashes
+
+
+def test_v3_dtypes_and_meta_tensors(tmp_path: Path) -> None:
+    odd = {
+        "f8": torch.tensor([0.5, -1.0, 2.0]).to(torch.float8_e4m3fn),
+        "u16": torch.tensor([1, 65535], dtype=torch.uint16),
+        "c64": torch.tensor([1 + 2j], dtype=torch.complex64),
+    }
+    torch.save({**odd, "meta": torch.empty(2, 3, device="meta")}, tmp_path / "odd.pt")
+    info = inspect_path(tmp_path / "odd.pt")
+    got = info.tensor_map()
+    assert {n: r.dtype for n, r in got.items()} == {
+        "f8": "F8_E4M3",
+        "u16": "U16",
+        "c64": "C64",
+        "meta": "F32",
+    }
+    assert got["meta"].offset is None and got["meta"].shape == (2, 3)
+    assert "torch._utils._rebuild_tensor_v3" in info.globals
+    with pytest.raises(RefusedGlobalsError, match="meta"):  # no data to convert
+        convert_to_safetensors(tmp_path / "odd.pt", tmp_path / "odd.safetensors")
+    torch.save(odd, tmp_path / "plain.pt")
+    convert_to_safetensors(tmp_path / "plain.pt", tmp_path / "plain.safetensors")
+    converted = load_file(str(tmp_path / "plain.safetensors"))
+    for name, t in odd.items():
+        assert converted[name].dtype == t.dtype
+        assert torch.equal(converted[name].view(torch.uint8), t.view(torch.uint8)), name

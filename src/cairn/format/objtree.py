@@ -24,6 +24,7 @@ __all__ = [
     "REBUILD_TENSOR",
     "STORAGE_DTYPES",
     "TENSOR_ALLOWLIST",
+    "TORCH_DTYPES",
     "ObjTree",
     "TensorRef",
     "collect",
@@ -50,11 +51,26 @@ STORAGE_DTYPES: dict[str, tuple[str, int]] = {
     "ComplexFloatStorage": ("C64", 8),
     "ComplexDoubleStorage": ("C128", 16),
 }
-REBUILD_TENSOR = frozenset({"torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor"})
+#: torch dtype names (``torch.float8_e4m3fn`` in ``_rebuild_tensor_v3`` pickles) → (dtype name, itemsize)
+TORCH_DTYPES: dict[str, tuple[str, int]] = {
+    "float32": ("F32", 4), "float64": ("F64", 8), "float16": ("F16", 2), "bfloat16": ("BF16", 2),
+    "int64": ("I64", 8), "int32": ("I32", 4), "int16": ("I16", 2), "int8": ("I8", 1), "uint8": ("U8", 1),
+    "uint16": ("U16", 2), "uint32": ("U32", 4), "uint64": ("U64", 8), "bool": ("BOOL", 1),
+    "complex64": ("C64", 8), "complex128": ("C128", 16), "float8_e4m3fn": ("F8_E4M3", 1),
+    "float8_e5m2": ("F8_E5M2", 1), "float8_e8m0fnu": ("F8_E8M0", 1),
+}  # fmt: skip
+REBUILD_TENSOR = frozenset(
+    {"torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v3"}
+)
 REBUILD_PARAMETER = frozenset({"torch._utils._rebuild_parameter"})
+REBUILD_META = "torch._utils._rebuild_meta_tensor_no_storage"
 #: every global a plain tensor checkpoint may reference; ``convert`` refuses anything else
 TENSOR_ALLOWLIST = frozenset(
-    REBUILD_TENSOR | REBUILD_PARAMETER | {"collections.OrderedDict"} | {f"torch.{s}" for s in STORAGE_DTYPES}
+    REBUILD_TENSOR
+    | REBUILD_PARAMETER
+    | {"collections.OrderedDict", "torch.storage.UntypedStorage"}
+    | {f"torch.{s}" for s in STORAGE_DTYPES}
+    | {f"torch.{d}" for d in TORCH_DTYPES}
 )
 
 
@@ -66,7 +82,7 @@ class TensorRef:
     shape: tuple[int, ...]
     stride: tuple[int, ...]
     storage_offset: int  # elements
-    key: str  # storage key
+    key: str | None  # storage key; None for a meta tensor, which has no data
 
     @property
     def nbytes(self) -> int:
@@ -95,28 +111,54 @@ def _ints(value: object, what: str, path: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _torch_dtype(value: object, name: str, path: str) -> tuple[str, int]:
+    if isinstance(value, Global) and value.module == "torch" and value.name in TORCH_DTYPES:
+        return TORCH_DTYPES[value.name]
+    raise FormatError(f"tensor {name!r}: unknown dtype {value!r}", path=path)
+
+
+def _geometry(args: tuple[object, ...], name: str, path: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    shape, stride = _ints(args[0], "shape", path), _ints(args[1], "stride", path)
+    if len(shape) != len(stride):
+        raise FormatError(f"tensor {name!r}: shape {shape} and stride {stride} differ in length", path=path)
+    return shape, stride
+
+
 def _tensor(node: Call, name: str, path: str) -> TensorRef:
     args = node.args
-    if not isinstance(args, tuple) or len(args) < 4 or not isinstance(args[0], PersistentRef):
+    func = qualname(node.func) if isinstance(node.func, Global) else ""
+    if func == REBUILD_META:  # (dtype, size, stride, requires_grad): a tensor without data
+        if not isinstance(args, tuple) or len(args) < 3:
+            raise FormatError(f"tensor {name!r}: meta rebuild call has unexpected arguments", path=path)
+        dtype, itemsize = _torch_dtype(args[0], name, path)
+        shape, stride = _geometry(args[1:3], name, path)
+        return TensorRef(name, dtype, itemsize, shape, stride, 0, None)
+    v3 = func == "torch._utils._rebuild_tensor_v3"
+    if not isinstance(args, tuple) or len(args) < (7 if v3 else 4) or not isinstance(args[0], PersistentRef):
         raise FormatError(f"tensor {name!r}: rebuild call has unexpected arguments", path=path)
     pid = args[0].pid
     if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
         raise FormatError(f"tensor {name!r}: persistent id {pid!r} is not a storage", path=path)
     stype, key, numel = pid[1], pid[2], pid[4]
-    if not (isinstance(stype, Global) and stype.module == "torch" and stype.name in STORAGE_DTYPES):
-        raise FormatError(f"tensor {name!r}: unknown storage type {stype!r}", path=path)
+    if v3:  # an untyped storage counted in bytes; the dtype is the 7th argument
+        if not (isinstance(stype, Global) and qualname(stype) == "torch.storage.UntypedStorage"):
+            raise FormatError(f"tensor {name!r}: unknown storage type {stype!r}", path=path)
+        dtype, itemsize = _torch_dtype(args[6], name, path)
+        capacity = numel
+    else:
+        if not (isinstance(stype, Global) and stype.module == "torch" and stype.name in STORAGE_DTYPES):
+            raise FormatError(f"tensor {name!r}: unknown storage type {stype!r}", path=path)
+        dtype, itemsize = STORAGE_DTYPES[stype.name]
+        capacity = numel * itemsize if type(numel) is int else -1
     if not isinstance(key, str) or type(numel) is not int or numel < 0:
         raise FormatError(f"tensor {name!r}: storage key {key!r} or size {numel!r} is invalid", path=path)
     offset = args[1]
     if type(offset) is not int or offset < 0:
         raise FormatError(f"tensor {name!r}: storage offset {offset!r} is invalid", path=path)
-    shape, stride = _ints(args[2], "shape", path), _ints(args[3], "stride", path)
-    if len(shape) != len(stride):
-        raise FormatError(f"tensor {name!r}: shape {shape} and stride {stride} differ in length", path=path)
-    dtype, itemsize = STORAGE_DTYPES[stype.name]
+    shape, stride = _geometry(args[2:4], name, path)
     ref = TensorRef(name, dtype, itemsize, shape, stride, offset, key)
-    if ref.span_bytes > numel * itemsize:
-        raise FormatError(f"tensor {name!r} reaches past the {numel} elements of its storage", path=path)
+    if ref.span_bytes > capacity:
+        raise FormatError(f"tensor {name!r} reaches past the {capacity} bytes of its storage", path=path)
     return ref
 
 
@@ -131,7 +173,7 @@ def _as_tensor(node: object) -> Call | None:
         name = qualname(node.func)
         if name in REBUILD_PARAMETER and isinstance(node.args, tuple) and node.args:
             return _as_tensor(node.args[0])
-        if name in REBUILD_TENSOR:
+        if name in REBUILD_TENSOR or name == REBUILD_META:
             return node
     return None
 

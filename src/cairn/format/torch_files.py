@@ -63,6 +63,9 @@ def _records(
     """Turn tensor references into records; ``locate[key] = (offset, storage bytes, member or None)``."""
     out = []
     for ref in refs:
+        if ref.key is None:  # a meta tensor: shape and dtype only
+            out.append(TensorRecord(ref.name, ref.dtype, ref.shape, ref.nbytes, strides=ref.stride))
+            continue
         if ref.key not in locate:
             raise FormatError(
                 f"tensor {ref.name!r} refers to storage {ref.key!r}, which is missing", path=path
@@ -103,7 +106,7 @@ def read_torch_zip(path: str | Path) -> TorchCheckpoint:
             big = order is not None and order.file_size < 16 and zf.read(order).strip() == b"big"
             tree = collect(result.value, path=sp)
             locate: dict[str, tuple[int, int, str | None]] = {}
-            for key in {ref.key for ref in tree.tensors}:
+            for key in {ref.key for ref in tree.tensors if ref.key is not None}:
                 info = members.get(f"{prefix}data/{key}")
                 if info is None or "/" in key:
                     raise FormatError(f"storage {key!r} has no member {prefix}data/{key}", path=sp)
@@ -158,7 +161,7 @@ def _legacy(data: memoryview, size: int, sp: str) -> TorchCheckpoint:
     if len(keys) > MAX_STORAGES:
         raise LimitExceededError(f"{len(keys)} storages", path=sp)
     tree = collect(main.value, path=sp)
-    itemsize = {ref.key: ref.itemsize for ref in tree.tensors}
+    itemsize = {ref.key: ref.itemsize for ref in tree.tensors if ref.key is not None}
     locate: dict[str, tuple[int, int, str | None]] = {}
     pos = keys_walk.end
     for key in keys:
