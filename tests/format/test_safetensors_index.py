@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 from cairn.errors import FormatError, LimitExceededError
 from cairn.format.arrays import to_array
 from cairn.format.reader import inspect_path
-from cairn.format.safetensors_index import read_header_ranges
+from cairn.format.safetensors_index import inspect_safetensors_ranges, read_header_ranges
 
 
 def _sharded(tmp_path: Path) -> Path:
@@ -120,6 +120,12 @@ def test_range_reads_need_only_the_header(tmp_path: Path) -> None:
     header = read_header_ranges(read, file_size=len(data))
     assert header.tensors["w"].shape == (64, 64)
     assert len(calls) == 2 and calls[1][1] < 200
+    info = inspect_safetensors_ranges(read, name="https://hub/x.safetensors", file_size=len(data))
+    (rec,) = info.tensors
+    assert rec.file is None and rec.offset is not None
+    assert data[rec.offset : rec.offset + rec.nbytes] == np.zeros((64, 64), np.float32).tobytes()
+    with pytest.raises(FormatError):
+        inspect_safetensors_ranges(lambda a, b: data[a:b][:3], name="short", file_size=len(data))
 
 
 def _raw(header: object, body: bytes = b"") -> bytes:

@@ -69,7 +69,7 @@ def _storage_dtype(rec: TensorRecord) -> np.dtype[np.generic]:
 
 def numeric_dtype(rec: TensorRecord) -> bool:
     """Whether :func:`iter_chunks` can give this tensor's values as numbers."""
-    return rec.dtype in NUMPY_DTYPES and rec.dtype not in _RAW_ONLY and rec.offset is not None
+    return rec.dtype in NUMPY_DTYPES and rec.dtype not in _RAW_ONLY and None not in (rec.offset, rec.file)
 
 
 def _raw_bytes_only(rec: TensorRecord) -> bool:

@@ -106,7 +106,7 @@ def diff_tensor(a: TensorRecord, b: TensorRecord) -> Change:
     """Compare two tensors of the same name."""
     if a.dtype != b.dtype or a.shape != b.shape:
         return Change(a.name, "shape_or_dtype", _label(a), _label(b))
-    if a.offset is None or b.offset is None:  # values kept where cairn does not read them
+    if None in (a.offset, a.file, b.offset, b.file):  # values kept where cairn does not read them
         return Change(a.name, "unreadable", _label(a), _label(b))
     if _bytes_equal(a, b):
         return Change(a.name, "identical", _label(a), _label(b), 0.0, 0.0)

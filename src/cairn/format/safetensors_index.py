@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cairn.errors import FormatError, LimitExceededError
@@ -27,6 +27,7 @@ __all__ = [
     "ShardIndex",
     "header_records",
     "inspect_safetensors",
+    "inspect_safetensors_ranges",
     "inspect_sharded",
     "read_header_ranges",
     "read_index",
@@ -135,3 +136,13 @@ def read_header_ranges(
         raise FormatError(f"range read returned {len(raw)} of {n} header bytes", path=path)
     data_size = None if file_size is None else file_size - 8 - n
     return parse_header(raw, data_size=data_size, path=path)
+
+
+def inspect_safetensors_ranges(
+    read: Callable[[int, int], bytes], *, name: str, file_size: int | None = None
+) -> Inspection:
+    """An :class:`Inspection` of a remote safetensors file read through two range requests. The records
+    carry absolute offsets but no local file (``file`` is None): fetch ``[offset, offset + nbytes)``."""
+    header = read_header_ranges(read, file_size=file_size, path=name)
+    records = [replace(r, file=None) for r in header_records(header, name)]
+    return Inspection(name, "safetensors", tuple(records), dict(header.metadata))
