@@ -206,3 +206,19 @@ def test_v3_dtypes_and_meta_tensors(tmp_path: Path) -> None:
     for name, t in odd.items():
         assert converted[name].dtype == t.dtype
         assert torch.equal(converted[name].view(torch.uint8), t.view(torch.uint8)), name
+
+
+def test_sharded_torch_bins_with_an_index(tmp_path: Path) -> None:
+    import json
+
+    torch.save({"a.weight": torch.ones(2, 2)}, tmp_path / "pytorch_model-00001-of-00002.bin")
+    torch.save({"b.weight": torch.zeros(3)}, tmp_path / "pytorch_model-00002-of-00002.bin")
+    weight_map = {
+        "a.weight": "pytorch_model-00001-of-00002.bin",
+        "b.weight": "pytorch_model-00002-of-00002.bin",
+    }
+    (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    info = inspect_path(tmp_path)
+    assert sorted(info.tensor_map()) == ["a.weight", "b.weight"]
+    assert inspect_path(tmp_path / "pytorch_model.bin.index.json").format == "torch-zip-sharded"
+    np.testing.assert_array_equal(to_array(info.tensor_map()["a.weight"]), np.ones((2, 2), np.float32))

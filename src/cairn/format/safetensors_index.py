@@ -1,7 +1,7 @@
 """Inspect safetensors files: single files, sharded checkpoints with an index, and remote byte ranges.
 
 A sharded checkpoint is ``model.safetensors.index.json`` (``{"metadata": {...}, "weight_map": {tensor:
-shard file}}``) next to its shards. The index is checked before any shard is opened: its size against
+shard file}}``) next to its shards (``pytorch_model.bin.index.json`` works the same way over torch shards). The index is checked before any shard is opened: its size against
 :data:`MAX_INDEX_SIZE`, the shard count against :data:`MAX_SHARDS`, and every shard name must be a plain
 file name in the index's own folder (no ``..``, no absolute paths, no links out of it). Then every shard's
 header is read and the weight map must match the shards exactly.
@@ -87,21 +87,39 @@ def _plain_name(name: str) -> bool:
     )
 
 
+def _shard_records(path: Path, kinds: list[str]) -> list[TensorRecord]:
+    """A shard's tensors: safetensors headers directly, anything else (``pytorch_model-00001-of-00002.bin``
+    under ``pytorch_model.bin.index.json``) through its own reader."""
+    from cairn.format.detect import detect
+
+    kind = detect(path)
+    kinds.append(kind)
+    if kind == "safetensors":
+        return header_records(read_header_path(path), str(path))
+    if kind not in ("torch-zip", "torch-legacy", "npz", "npy", "gguf"):
+        raise FormatError(f"shard {path.name!r} is {kind}, not a weights format", path=path)
+    from cairn.format.reader import inspect_path
+
+    return list(inspect_path(path).tensors)
+
+
 def inspect_sharded(index_path: str | Path) -> Inspection:
+    """A checkpoint split into shards by an index (``model.safetensors.index.json`` or
+    ``pytorch_model.bin.index.json``): every shard read, checked against the weight map."""
     p = Path(index_path)
     index = read_index(p)
     folder = p.parent.resolve()
     records: list[TensorRecord] = []
     warnings: list[str] = []
     seen: dict[str, str] = {}
+    kinds: list[str] = []
     for shard in index.shards:
         shard_path = (p.parent / shard).resolve()
         if shard_path.parent != folder:
             raise FormatError(f"shard {shard!r} resolves outside the index's folder", path=p)
         if not shard_path.is_file():
             raise FormatError(f"shard {shard!r} named in the index does not exist", path=p)
-        header = read_header_path(shard_path)
-        for rec in header_records(header, str(p.parent / shard)):
+        for rec in _shard_records(p.parent / shard, kinds):
             if rec.name in seen:
                 raise FormatError(f"tensor {rec.name!r} is in both {seen[rec.name]} and {shard}", path=p)
             seen[rec.name] = shard
@@ -118,7 +136,7 @@ def inspect_sharded(index_path: str | Path) -> Inspection:
         )
     return Inspection(
         str(p),
-        "safetensors-sharded",
+        f"{'/'.join(sorted(set(kinds))) or 'safetensors'}-sharded",
         tuple(records),
         dict(index.metadata),
         warnings=tuple(warnings),
