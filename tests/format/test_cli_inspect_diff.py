@@ -110,3 +110,17 @@ def test_inspect_hf_folder_with_torch_weights(tmp_path: Path, capsys: pytest.Cap
         "hidden_size": 2,
         "vocab_size": 5,
     }
+
+
+def test_diff_strip_prefix_matches_nested_torch_against_flat(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch = pytest.importorskip("torch")
+    w = torch.arange(6.0).reshape(2, 3)
+    torch.save({"state_dict": {"layer.weight": w}}, tmp_path / "ckpt.pt")
+    save_file({"layer.weight": w.numpy()}, tmp_path / "model.safetensors")
+    assert main(["diff", str(tmp_path / "ckpt.pt"), str(tmp_path / "model.safetensors")]) == 1
+    capsys.readouterr()
+    args = ["diff", str(tmp_path / "ckpt.pt"), str(tmp_path / "model.safetensors"), "--strip", "state_dict."]
+    assert main(args) == 0
+    assert "1 identical" in capsys.readouterr().out

@@ -11,7 +11,8 @@ view (FP8, quantized) are compared by bytes only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -128,8 +129,22 @@ def diff_tensor(a: TensorRecord, b: TensorRecord) -> Change:
     return Change(a.name, "changed", _label(a), _label(b), rel, max_abs)
 
 
-def diff_inspections(a: Inspection, b: Inspection) -> DiffResult:
-    ta, tb = a.tensor_map(), b.tensor_map()
+def _names(info: Inspection, strip: Sequence[str]) -> dict[str, TensorRecord]:
+    out: dict[str, TensorRecord] = {}
+    for t in info.tensors:
+        name = t.name
+        for prefix in strip:
+            if name.startswith(prefix):
+                name = name[len(prefix) :]
+                break
+        out[name] = replace(t, name=name) if name != t.name else t
+    return out
+
+
+def diff_inspections(a: Inspection, b: Inspection, *, strip: Sequence[str] = ()) -> DiffResult:
+    """Compare ``a`` and ``b`` by tensor name; a name starting with one of ``strip`` (``"state_dict."``,
+    ``"module."``) is matched without that prefix, on either side."""
+    ta, tb = _names(a, strip), _names(b, strip)
     changes = tuple(diff_tensor(ta[name], tb[name]) for name in ta if name in tb)
     return DiffResult(
         a.path,

@@ -26,12 +26,19 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("a", help="the first checkpoint (file or folder)")
     p.add_argument("b", help="the second checkpoint (file or folder)")
+    p.add_argument(
+        "--strip",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="match names without this prefix, e.g. 'state_dict.' or 'module.' (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = diff_inspections(inspect_path(args.a), inspect_path(args.b))
+    result = diff_inspections(inspect_path(args.a), inspect_path(args.b), strip=args.strip)
     emit(result.to_dict(), as_json=args.json, human=lambda _d: _human(result))
     return EXIT_OK if result.identical else EXIT_NEGATIVE
 
