@@ -10,6 +10,7 @@ values only; ``std`` is the population standard deviation. A tensor with any NaN
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -18,14 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cairn.format import arrays
 from cairn.format.arrays import iter_chunks, numeric_dtype
 from cairn.format.inspection import TensorRecord
 
 __all__ = ["THREADS", "TensorStats", "stats_all", "tensor_stats"]
 
-#: worker threads for chunk reductions; 1 by default: on the shared 2-core machine bench/inspect_stats.py
-#: measured no gain from 2 (the reductions are memory-bound)
-THREADS = 1
+#: worker threads for chunk reductions (numpy releases the GIL); bench/inspect_stats.py compares 1 and 2
+THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def tensor_stats(rec: TensorRecord, *, threads: int = THREADS) -> TensorStats | 
         return None
     acc = _Acc()
     chunks = iter_chunks(rec)
-    if threads <= 1:
+    if threads <= 1 or rec.numel <= arrays.CHUNK_ELEMENTS:  # one chunk: no pool
         for chunk in chunks:
             acc.merge(_Acc.of(chunk))
         return acc.result(rec.name, rec.numel)
