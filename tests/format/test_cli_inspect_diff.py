@@ -124,3 +124,15 @@ def test_diff_strip_prefix_matches_nested_torch_against_flat(
     args = ["diff", str(tmp_path / "ckpt.pt"), str(tmp_path / "model.safetensors"), "--strip", "state_dict."]
     assert main(args) == 0
     assert "1 identical" in capsys.readouterr().out
+
+
+def test_inspect_plain_pickle_shows_globals_and_structure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pickle
+    from collections import Counter
+
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"counts": Counter("aab"), "n": 3}, protocol=4))
+    assert main(["inspect", str(tmp_path / "model.pkl")]) == 0
+    out = capsys.readouterr().out
+    assert "globals: collections.Counter" in out and '"n": 3' in out

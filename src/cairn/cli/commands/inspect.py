@@ -62,6 +62,9 @@ def _human(info: Inspection, data: dict[str, Any], stats: list[TensorStats]) -> 
         lines.append("globals: " + ", ".join(info.globals))
     for w in info.warnings:
         lines.append(f"warning: {w}")
+    if not info.tensors and info.structure is not None:  # a plain pickle: show what it would build
+        shown = json.dumps(info.structure, indent=2, default=str)
+        lines += ["structure:", shown if len(shown) <= 4000 else shown[:4000] + "\n… (use --json for all)"]
     totals = data["totals_by_dtype"]
     if totals:
         rows = [(k, v["tensors"], f"{v['parameters']:,}", human_size(v["nbytes"])) for k, v in totals.items()]
