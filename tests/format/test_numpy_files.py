@@ -103,3 +103,22 @@ def test_npz_member_that_is_not_npy(tmp_path: Path) -> None:
         zf.writestr("x.npy", b"not an array at all")
     with pytest.raises(FormatError, match="bad magic"):
         inspect_path(tmp_path / "a.npz")
+
+
+def test_zip_declaring_too_many_members_is_refused_before_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cairn.format import detect
+
+    np.savez(tmp_path / "a.npz", w=np.ones(3))
+    data = bytearray((tmp_path / "a.npz").read_bytes())
+    eocd = data.rindex(b"PK\x05\x06")
+    data[eocd + 8 : eocd + 12] = struct.pack("<HH", 0xFFFE, 0xFFFE)
+    (tmp_path / "a.npz").write_bytes(bytes(data))
+    assert detect.zip_entry_count(tmp_path / "a.npz") == 0xFFFE
+    monkeypatch.setattr(detect, "_MAX_ZIP_MEMBERS", 1000)
+    with pytest.raises(LimitExceededError, match="declares 65534 members"):
+        inspect_path(tmp_path / "a.npz")
+    (tmp_path / "b.npz").write_bytes(b"PK\x03\x04" + b"\0" * 100)  # no end record at all
+    with pytest.raises(FormatError, match="end-of-central-directory"):
+        inspect_path(tmp_path / "b.npz")

@@ -25,9 +25,9 @@ import struct
 import zipfile
 from pathlib import Path
 
-from cairn.errors import FormatError, NotFoundError
+from cairn.errors import FormatError, LimitExceededError, NotFoundError
 
-__all__ = ["TORCH_LEGACY_MAGIC", "detect", "detect_bytes", "zip_kind"]
+__all__ = ["TORCH_LEGACY_MAGIC", "detect", "detect_bytes", "zip_entry_count", "zip_kind"]
 
 #: the number torch's legacy (non-zip) format pickles first, as a protocol-2 LONG1 of 10 bytes
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -79,8 +79,39 @@ def _looks_like_onnx(head: bytes) -> bool:
     return (field_no in (2, 3, 4, 6, 7, 8, 14, 20) and wire == 2) or (field_no == 5 and wire == 0)
 
 
+def zip_entry_count(path: str | Path) -> int:
+    """The number of members the end-of-central-directory record (or its ZIP64 form) declares, read
+    before ``zipfile`` builds one object per member."""
+    p = Path(path)
+    size = p.stat().st_size
+    with p.open("rb") as f:
+        tail_start = max(0, size - (22 + 0xFFFF))
+        f.seek(tail_start)
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + 22 > len(tail):
+            raise FormatError("zip archive has no end-of-central-directory record", path=p)
+        count = int.from_bytes(tail[at + 10 : at + 12], "little")
+        locator = at - 20
+        if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+            eocd64 = int.from_bytes(tail[locator + 8 : locator + 16], "little")
+            if eocd64 + 56 > size:
+                raise FormatError("ZIP64 end-of-central-directory record lies past the end", path=p)
+            f.seek(eocd64)
+            rec = f.read(56)
+            if rec[:4] != b"PK\x06\x06":
+                raise FormatError("ZIP64 end-of-central-directory record is missing", path=p)
+            count = int.from_bytes(rec[32:40], "little")
+    return count
+
+
 def zip_kind(path: str | Path) -> str:
     """Which zip-based format an archive is, from its member names (central directory only)."""
+    declared = zip_entry_count(path)
+    if declared > _MAX_ZIP_MEMBERS:
+        raise LimitExceededError(
+            f"zip archive declares {declared} members, over {_MAX_ZIP_MEMBERS}", path=path
+        )
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()

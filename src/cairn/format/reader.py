@@ -91,11 +91,17 @@ def inspect_path(path: str | Path) -> Inspection:
 
 def _inspect_directory(folder: Path) -> Inspection:
     entries = []
-    for i, entry in enumerate(sorted(folder.iterdir())):
-        if i >= MAX_DIRECTORY_FILES:
-            raise LimitExceededError(f"directory has more than {MAX_DIRECTORY_FILES} entries", path=folder)
-        if entry.is_file() and not entry.is_symlink():
-            entries.append(entry)
+    try:
+        for i, entry in enumerate(folder.iterdir()):
+            if i >= MAX_DIRECTORY_FILES:
+                raise LimitExceededError(
+                    f"directory has more than {MAX_DIRECTORY_FILES} entries", path=folder
+                )
+            if entry.is_file() and not entry.is_symlink():
+                entries.append(entry)
+    except OSError as exc:
+        raise FormatError(f"cannot list the directory: {exc.strerror}", path=folder) from None
+    entries.sort()
     config = None
     parts: list[Inspection] = []
     covered: set[Path] = set()
