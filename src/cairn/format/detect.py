@@ -80,8 +80,8 @@ def _looks_like_onnx(head: bytes) -> bool:
 
 
 def zip_entry_count(path: str | Path) -> int:
-    """The number of members the end-of-central-directory record (or its ZIP64 form) declares, read
-    before ``zipfile`` builds one object per member."""
+    """The most members the end-of-central-directory record (or its ZIP64 form) allows: its count, or
+    what its directory size could hold. Read before ``zipfile`` builds one object per member."""
     p = Path(path)
     size = p.stat().st_size
     with p.open("rb") as f:
@@ -92,6 +92,7 @@ def zip_entry_count(path: str | Path) -> int:
         if at < 0 or at + 22 > len(tail):
             raise FormatError("zip archive has no end-of-central-directory record", path=p)
         count = int.from_bytes(tail[at + 10 : at + 12], "little")
+        cd_size = int.from_bytes(tail[at + 12 : at + 16], "little")
         locator = at - 20
         if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
             eocd64 = int.from_bytes(tail[locator + 8 : locator + 16], "little")
@@ -102,7 +103,9 @@ def zip_entry_count(path: str | Path) -> int:
             if rec[:4] != b"PK\x06\x06":
                 raise FormatError("ZIP64 end-of-central-directory record is missing", path=p)
             count = int.from_bytes(rec[32:40], "little")
-    return count
+            cd_size = int.from_bytes(rec[40:48], "little")
+    # zipfile walks the directory by its byte size, not its count: each entry takes at least 46 bytes
+    return max(count, cd_size // 46)
 
 
 def zip_kind(path: str | Path) -> str:
