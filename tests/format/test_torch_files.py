@@ -222,3 +222,25 @@ def test_sharded_torch_bins_with_an_index(tmp_path: Path) -> None:
     assert sorted(info.tensor_map()) == ["a.weight", "b.weight"]
     assert inspect_path(tmp_path / "pytorch_model.bin.index.json").format == "torch-zip-sharded"
     np.testing.assert_array_equal(to_array(info.tensor_map()["a.weight"]), np.ones((2, 2), np.float32))
+
+
+def test_diff_of_a_strided_view_against_a_contiguous_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import save_file
+
+    from cairn.format import arrays
+    from cairn.format.diff import diff_inspections
+
+    monkeypatch.setattr(arrays, "CHUNK_ELEMENTS", 7)  # rows of the view and flat chunks never line up
+    t = torch.arange(60, dtype=torch.float32).reshape(6, 10).t()  # non-contiguous (10, 6)
+    torch.save({"w": t}, tmp_path / "a.pt")
+    save_file({"w": t.contiguous()}, str(tmp_path / "same.safetensors"))
+    save_file({"w": t.contiguous() + 1}, str(tmp_path / "plus1.safetensors"))
+    a = inspect_path(tmp_path / "a.pt")
+    assert not a.tensors[0].contiguous
+    assert diff_inspections(a, inspect_path(tmp_path / "same.safetensors")).identical
+    (change,) = diff_inspections(a, inspect_path(tmp_path / "plus1.safetensors")).changes
+    assert change.kind == "changed" and change.max_abs == 1.0
+    expected = float(torch.linalg.norm(torch.ones(60)) / torch.linalg.norm(t.double()))
+    assert change.rel_l2 == pytest.approx(expected)

@@ -11,7 +11,7 @@ view (FP8, quantized) are compared by bytes only.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -79,21 +79,37 @@ def _label(t: TensorRecord) -> str:
     return f"{t.dtype}{list(t.shape)}"
 
 
-def _bytes_equal(a: TensorRecord, b: TensorRecord) -> bool:
-    ia, ib = iter_raw(a), iter_raw(b)
-    buf_a = np.zeros(0, dtype=np.uint8)
-    buf_b = np.zeros(0, dtype=np.uint8)
+def _next_nonempty(it: Iterator[np.ndarray]) -> np.ndarray | None:
+    for chunk in it:
+        if chunk.size:
+            return chunk
+    return None
+
+
+def _aligned(ia: Iterator[np.ndarray], ib: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of equally long pieces of two element streams that were chunked differently (a strided
+    torch view is read row by row, a contiguous tensor in flat chunks)."""
+    a = b = np.zeros(0)
     while True:
-        if buf_a.size == 0:
-            buf_a = _bytes(next(ia, None))
-        if buf_b.size == 0:
-            buf_b = _bytes(next(ib, None))
-        if buf_a.size == 0 or buf_b.size == 0:
-            return buf_a.size == buf_b.size
-        n = min(buf_a.size, buf_b.size)
-        if not np.array_equal(buf_a[:n], buf_b[:n]):
-            return False
-        buf_a, buf_b = buf_a[n:], buf_b[n:]
+        if a.size == 0:
+            nxt = _next_nonempty(ia)
+            if nxt is None:
+                return
+            a = nxt
+        if b.size == 0:
+            nxt = _next_nonempty(ib)
+            if nxt is None:
+                return
+            b = nxt
+        n = min(a.size, b.size)
+        yield a[:n], b[:n]
+        a, b = a[n:], b[n:]
+
+
+def _bytes_equal(a: TensorRecord, b: TensorRecord) -> bool:
+    ia = (_bytes(c) for c in iter_raw(a))
+    ib = (_bytes(c) for c in iter_raw(b))
+    return all(np.array_equal(x, y) for x, y in _aligned(ia, ib))
 
 
 def _bytes(chunk: np.ndarray | None) -> np.ndarray:
@@ -115,8 +131,7 @@ def diff_tensor(a: TensorRecord, b: TensorRecord) -> Change:
         return Change(a.name, "changed", _label(a), _label(b))
     diff_sq = norm_sq = 0.0
     max_abs = 0.0
-    ia, ib = iter_chunks(a), iter_chunks(b)
-    for ca, cb in zip(ia, ib, strict=True):
+    for ca, cb in _aligned(iter_chunks(a), iter_chunks(b)):
         xa = ca.astype(np.complex128 if ca.dtype.kind == "c" else np.float64)
         xb = cb.astype(xa.dtype)
         d = np.abs(xa - xb)
