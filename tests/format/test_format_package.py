@@ -28,3 +28,19 @@ def test_every_module_has_a_docstring_and_all() -> None:
         assert names is not None, info.name
         for name in names:
             assert hasattr(module, name), f"{info.name}.{name}"
+
+
+def test_every_command_option_is_documented() -> None:
+    from pathlib import Path
+
+    from cairn.cli.main import build_parser
+
+    docs = (Path(__file__).parents[2] / "docs" / "format.md").read_text()
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for command in ("inspect", "diff", "convert"):
+        parser = sub.choices[command]  # type: ignore[attr-defined]
+        assert f"cairn {command}" in docs
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if flag not in ("-h", "--help"):
+                    assert flag in docs, f"cairn {command} {flag} is not in docs/format.md"

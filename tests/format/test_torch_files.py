@@ -32,6 +32,7 @@ def _checkpoint() -> dict[str, object]:
         "half": torch.tensor([1.5, -2.0], dtype=torch.bfloat16),
         "param": torch.nn.Parameter(torch.ones(2, 2)),
         "empty": torch.zeros(0, 3),
+        "empty_t": torch.zeros(0, 3).t(),  # non-contiguous and empty
     }
 
 

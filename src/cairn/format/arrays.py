@@ -139,6 +139,8 @@ def _member_flat(rec: TensorRecord) -> Iterator[np.ndarray]:
 def iter_raw(rec: TensorRecord, chunk: int | None = None) -> Iterator[np.ndarray]:
     """The tensor's elements in C order, as flat arrays of its storage dtype (BF16 as uint16)."""
     chunk = chunk or CHUNK_ELEMENTS
+    if rec.numel == 0 and not _raw_bytes_only(rec):
+        return
     if rec.member is not None:
         yield from _member_flat(rec)
         return
