@@ -68,6 +68,8 @@ def test_convert_then_diff_across_formats(tmp_path: Path, capsys: pytest.Capture
     torch = pytest.importorskip("torch")
     torch.save({"w": torch.arange(6.0).reshape(2, 3), "epoch": 2}, tmp_path / "pytorch_model.bin")
     out = tmp_path / "model.safetensors"
+    assert main(["inspect", str(tmp_path / "pytorch_model.bin")]) == 0
+    assert "values: epoch=2" in capsys.readouterr().out
     assert main(["convert", str(tmp_path / "pytorch_model.bin"), str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["tensors"] == 1 and doc["dropped"] == ["epoch"]

@@ -62,6 +62,13 @@ def _human(info: Inspection, data: dict[str, Any], stats: list[TensorStats]) -> 
         lines.append("globals: " + ", ".join(info.globals))
     for w in info.warnings:
         lines.append(f"warning: {w}")
+    if info.tensors and isinstance(info.structure, dict):  # a checkpoint's plain values: epoch, step...
+        plain = {k: v for k, v in info.structure.items() if isinstance(v, int | float | bool | None)}
+        plain |= {
+            k: v for k, v in info.structure.items() if isinstance(v, str) and not v.startswith("tensor ")
+        }
+        if plain:
+            lines.append("values: " + ", ".join(f"{k}={v}" for k, v in list(plain.items())[:20]))
     if not info.tensors and info.structure is not None:  # a plain pickle: show what it would build
         shown = json.dumps(info.structure, indent=2, default=str)
         lines += ["structure:", shown if len(shown) <= 4000 else shown[:4000] + "\n… (use --json for all)"]
