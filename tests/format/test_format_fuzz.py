@@ -7,7 +7,6 @@ Reading the tensors each inspection lists must not crash either. Each target run
 from __future__ import annotations
 
 import json
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +21,6 @@ from cairn.errors import CairnError
 from cairn.format.arrays import iter_raw
 from cairn.format.reader import inspect_path
 from cairn.format.stats import tensor_stats
-
-SEEDS = Path(tempfile.mkdtemp(prefix="cairn-fuzz-seeds-"))
 
 
 def _safetensors(p: Path) -> None:
@@ -110,11 +107,20 @@ MAKERS: dict[str, Callable[[Path], None]] = {
 }
 
 
-def _seed(kind: str) -> bytes:
-    path = SEEDS / kind
-    if not path.exists():
-        MAKERS[kind](path)
-    return path.read_bytes()
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], bytes]:
+    """The seed file of a kind, written once per module run."""
+    folder = tmp_path_factory.mktemp("fuzz-seeds")
+    cache: dict[str, bytes] = {}
+
+    def seed(kind: str) -> bytes:
+        if kind not in cache:
+            path = folder / kind
+            MAKERS[kind](path)
+            cache[kind] = path.read_bytes()
+        return cache[kind]
+
+    return seed
 
 
 def _exercise(path: Path) -> None:
@@ -137,15 +143,17 @@ mutation = st.tuples(
 @pytest.mark.parametrize("kind", sorted(MAKERS))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(change=mutation)
-def test_mutated_files(kind: str, change: tuple[int, list[tuple[int, int]]], tmp_path: Path) -> None:
-    data = bytearray(_seed(kind))
+def test_mutated_files(
+    kind: str, change: tuple[int, list[tuple[int, int]]], tmp_path: Path, seeds: Callable[[str], bytes]
+) -> None:
+    data = bytearray(seeds(kind))
     cut, flips = change
     for pos, value in flips:
         data[pos % len(data)] = value
     data = data[: max(1, cut % (len(data) + 1))]
     path = tmp_path / "fuzzed"
     if kind == "index":
-        (tmp_path / "shard.safetensors").write_bytes(_seed("safetensors"))
+        (tmp_path / "shard.safetensors").write_bytes(seeds("safetensors"))
     path.write_bytes(bytes(data))
     _exercise(path)
 
