@@ -81,6 +81,7 @@ def _s(text: str) -> bytes:
         (_header(1 << 40, 0), LimitExceededError),
         (_header(0, 1 << 40), LimitExceededError),
         (_header(0, 0, version=1), UnsupportedFormatError),
+        (_header(0, 0, version=3 << 24), UnsupportedFormatError),  # big-endian
         (_header(0, 1) + struct.pack("<Q", 1 << 62) + b"key", FormatError),  # string longer than the file
         (_header(0, 1) + _s("k") + struct.pack("<IIQ", 9, 4, 1 << 60), FormatError),  # huge u32 array
         (_header(0, 1) + _s("k") + struct.pack("<IIQ", 9, 8, 1 << 60), FormatError),  # huge string array

@@ -186,6 +186,8 @@ def _read(f: BinaryIO, size: int, sp: str) -> Inspection:
     if bytes(c.take(4, "magic")) != b"GGUF":
         raise FormatError("not a GGUF file (bad magic)", path=sp)
     version = c.u32("version")
+    if int.from_bytes(version.to_bytes(4, "little"), "big") in (2, 3):
+        raise UnsupportedFormatError("big-endian GGUF files are not supported", path=sp)
     if version not in (2, 3):
         raise UnsupportedFormatError(f"GGUF version {version} is not supported (2 and 3 are)", path=sp)
     n_tensors, n_kv = c.u64("tensor count"), c.u64("metadata count")
