@@ -147,6 +147,7 @@ def test_resume_records_lineage_elapsed_time_and_class(tmp_path: Path) -> None:
     first = cairn.CheckpointManager(tmp_path, async_save=False)
     first.save(1, model=TinyNet())
     meta1 = first.restore("latest", model=TinyNet()).metadata
+    first.close()
     assert meta1["class_path"] == f"{TinyNet.__module__}:TinyNet"
     assert meta1["wall_time"]["elapsed_seconds"] >= 0
     second = cairn.CheckpointManager(tmp_path, async_save=False)

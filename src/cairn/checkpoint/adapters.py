@@ -58,6 +58,8 @@ def target_state(obj: Any) -> Any:
         return obj.state_dict()
     if isinstance(obj, MutableMapping):
         return obj
+    if _is_torch_generator(obj) or isinstance(obj, np.random.Generator | np.random.RandomState):
+        return get_state(obj, "target")
     return None
 
 

@@ -49,11 +49,19 @@ def _objects(model: Any, optimizer: Any, scheduler: Any, extra: Mapping[str, Any
     return {k: v for k, v in objects.items() if v is not None}
 
 
-def _check_json(metadata: Mapping[str, Any]) -> None:
+def _check_json(data: Mapping[str, Any], *, what: str = "metadata") -> dict[str, Any]:
+    """A deep copy of ``data`` through JSON: proves it is JSON and detaches it from the caller's objects."""
     try:
-        json.dumps(metadata, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"metadata must be JSON (finite numbers, strings, lists, objects): {exc}") from None
+        copy: dict[str, Any] = json.loads(json.dumps(data, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise UsageError(f"{what} must be JSON (finite numbers, strings, lists, objects): {exc}") from None
+    metrics = copy.get("metrics") if what == "metadata" else None
+    if metrics is not None and (
+        not isinstance(metrics, dict)
+        or not all(isinstance(v, int | float | None) and not isinstance(v, bool) for v in metrics.values())
+    ):
+        raise UsageError("metadata['metrics'] must map names to numbers")
+    return copy
 
 
 def save(
@@ -81,8 +89,8 @@ def save(
         raise UsageError("nothing to save: pass model=, optimizer=, scheduler=, extra= or keep rng_state")
     if max_shard_size <= 0:
         raise UsageError("max_shard_size must be positive")
-    meta = collect(metadata, capture=capture_environment, model=model)
-    _check_json(meta)
+    meta = _check_json(collect(metadata, capture=capture_environment, model=model))
+    config = None if config is None else _check_json(config, what="config")
     snap = take_snapshot(objects, metadata=meta, config=config, capture_rng=rng_state, pool=None)
     return write_checkpoint(Path(directory), snap, max_shard_size=max_shard_size, overwrite=overwrite)
 
@@ -130,13 +138,20 @@ def load(
         mismatches += compare(name, states[name], adapters.target_state(target))
     if mismatches and strict:
         raise StateMismatchError(mismatches)
+    prepared_rng = rng.prepare(states["rng"]) if "rng" in states else None
     applied: list[str] = []
     for name, target in targets.items():
         state = states[name]
         if any(m.part == name and m.kind == "structure" for m in mismatches):
             continue  # strict=False: a part whose structure differs is reported, not applied
-        if mismatches and name == "model" and isinstance(state, Mapping):
-            bad = {m.key for m in mismatches if m.part == name and m.kind in {"shape", "unexpected"}}
+        if mismatches and isinstance(state, Mapping):
+            # torch modules cast dtypes on load; other targets take values as they are
+            skip = (
+                {"shape", "unexpected"}
+                if hasattr(target, "named_parameters")
+                else {"shape", "unexpected", "dtype"}
+            )
+            bad = {m.key for m in mismatches if m.part == name and m.kind in skip}
             state = {k: v for k, v in state.items() if k not in bad}
         try:
             adapters.set_state(target, state, name, strict=strict)
@@ -148,8 +163,8 @@ def load(
                 f"{name}: load_state_dict failed: {type(exc).__name__}: {exc}{done}"
             ) from exc
         applied.append(name)
-    if "rng" in states:
-        rng.restore(states["rng"])
+    if prepared_rng is not None:
+        rng.apply(prepared_rng)
     return LoadResult(manifest, tuple(mismatches))
 
 
@@ -159,6 +174,7 @@ def load_state(
     """The saved state of one part (``model``, ``optimizer``, ``extra/NAME``…) without a target object."""
     root = Path(directory)
     manifest = read_manifest(root)
+    verify_files(root, manifest, hashes=False)
     return read_parts(root, manifest, {part: kind}, verify=verify)[part]
 
 

@@ -9,8 +9,10 @@ Call order, per save::
     wait()           → block until the write in flight is committed; raise its error
     restore(which)   → wait(), then load "latest", "best" or a step into the objects given
 
-Checkpoints live in ``ROOT/step-NNNNNNNNNN/``. Leftovers of crashed saves are removed when a manager opens
-the directory, so only one manager may write to a directory at a time.
+Checkpoints live in ``ROOT/step-NNNNNNNNNN/``. The first manager to open a directory takes its writer lock
+(``ROOT/.cairn-writer.lock``, released by :meth:`CheckpointManager.close` or when the process ends) and
+removes leftovers of crashed saves; a manager opened while another process or manager holds the lock is
+read-only: it lists and restores, and its ``save`` raises :class:`~cairn.errors.ConflictError`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cairn.checkpoint.api import LoadResult, _check_json, _objects, load
-from cairn.checkpoint.atomic import clean_stale, remove_dir
+from cairn.checkpoint.atomic import WriterLock, clean_stale, remove_dir
 from cairn.checkpoint.environment import collect
 from cairn.checkpoint.policies import BestN, CheckpointInfo, KeepAll, KeepPolicy, LastSave, SavePolicy
 from cairn.checkpoint.snapshot import BufferPool, Snapshot, take_snapshot
@@ -84,7 +86,8 @@ class CheckpointManager:
         self.max_shard_size = max_shard_size
         self.rng_state = rng_state
         self.capture_environment = capture_environment
-        self.removed_stale = clean_stale(self.root)
+        self._lock = WriterLock(self.root)
+        self.removed_stale = clean_stale(self.root) if self._lock.held else []
         self._pool = BufferPool() if async_save else None
         self._thread: threading.Thread | None = None
         self._error: BackgroundSaveError | None = None
@@ -106,6 +109,11 @@ class CheckpointManager:
             if isinstance(policy, BestN):
                 return policy
         return None
+
+    @property
+    def writable(self) -> bool:
+        """Whether this manager holds the directory's writer lock (else it can only list and restore)."""
+        return self._lock.held
 
     # -- listing ---------------------------------------------------------------------------------------
 
@@ -156,6 +164,10 @@ class CheckpointManager:
         if type(step) is not int or step < 0:
             raise UsageError(f"step must be a non-negative int, got {step!r}")
         self._raise_error()
+        if not self._lock.held:
+            raise ConflictError(
+                f"{self.root} is being written by another checkpoint manager; this one is read-only"
+            )
         now = time.monotonic()
         if not force and not self.save_policy.should_save(step, now, self._last):
             return False
@@ -170,8 +182,10 @@ class CheckpointManager:
         }
         if self._lineage is not None:
             defaults["lineage"] = self._lineage
-        meta = collect(user, step=step, capture=self.capture_environment, model=model, defaults=defaults)
-        _check_json(meta)
+        meta = _check_json(
+            collect(user, step=step, capture=self.capture_environment, model=model, defaults=defaults)
+        )
+        config = None if config is None else _check_json(config, what="config")
         objects = _objects(model, optimizer, scheduler, extra)
         snap = take_snapshot(
             objects, metadata=meta, config=config, capture_rng=self.rng_state, pool=self._pool
@@ -186,7 +200,7 @@ class CheckpointManager:
 
     def _write(self, step: int, snap: Snapshot) -> None:
         write_checkpoint(self.path(step), snap, max_shard_size=self.max_shard_size)
-        self._apply_keep()
+        self._apply_keep(protect=step)
 
     def _background(self, step: int, snap: Snapshot) -> None:
         try:
@@ -195,11 +209,12 @@ class CheckpointManager:
             _log.error("cairn: background save of step %s failed: %r", step, exc)
             self._error = BackgroundSaveError(step, exc)
 
-    def _apply_keep(self) -> None:
+    def _apply_keep(self, protect: int) -> None:
+        """Delete what the keep policy does not keep; never the newest step nor the one just written."""
         infos = self.checkpoints()
         if not infos:
             return
-        keep = self.keep_policy.keep(infos) | {infos[-1].step}
+        keep = self.keep_policy.keep(infos) | {infos[-1].step, protect}
         for info in infos:
             if info.step not in keep:
                 remove_dir(self.path(info.step))
@@ -219,8 +234,12 @@ class CheckpointManager:
         self._raise_error()
 
     def close(self) -> None:
-        self.wait()
-        _live.discard(self)
+        """Wait for the pending save and release the writer lock."""
+        try:
+            self.wait()
+        finally:
+            self._lock.release()
+            _live.discard(self)
 
     def __enter__(self) -> CheckpointManager:
         return self

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,28 +31,35 @@ MAX_SKELETON_SIZE = 256 << 20
 _CHUNK = 16 << 20
 
 
-def _allocate(size: int, kind: str) -> tuple[Any, memoryview]:
-    if kind == "torch":
-        import torch
-
-        buf = torch.empty(size, dtype=torch.uint8)
-        return buf, buf.numpy().data
-    arr = np.empty(size, dtype=np.uint8)
-    return arr, arr.data
-
-
-def _read_verified(root: Path, rel: str, manifest: Manifest, kind: str) -> tuple[Any, memoryview]:
-    entry = manifest.files[rel]
+def _open_regular(root: Path, rel: str, manifest: Manifest) -> tuple[int, int]:
+    """Open a listed file without following a final symlink or blocking on a FIFO; check it is regular
+    and has the size the manifest lists. Returns (fd, size)."""
     path = root / rel
+    entry = manifest.files[rel]
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         raise NotFoundError(f"{path}: file listed in the manifest is missing") from None
+    except OSError as exc:  # ELOOP: a symlink
+        raise FormatError(f"cannot open as a regular file: {exc.strerror}", path=path) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise FormatError("not a regular file", path=path)
+    if st.st_size != entry.size:
+        os.close(fd)
+        raise IntegrityError(path, what="size", expected=entry.size, actual=st.st_size)
+    return fd, st.st_size
+
+
+def _read_verified(root: Path, rel: str, manifest: Manifest) -> np.ndarray[Any, Any]:
+    """The whole file in a fresh buffer, hashed while it is read; IntegrityError unless it matches."""
+    entry = manifest.files[rel]
+    path = root / rel
+    fd, size = _open_regular(root, rel, manifest)
     try:
-        size = os.fstat(fd).st_size
-        if size != entry.size:
-            raise IntegrityError(path, what="size", expected=entry.size, actual=size)
-        buf, view = _allocate(size, kind)
+        buf = np.empty(size, dtype=np.uint8)
+        view = buf.data
         digest = hashlib.sha256()
         pos = 0
         while pos < size:
@@ -64,7 +72,19 @@ def _read_verified(root: Path, rel: str, manifest: Manifest, kind: str) -> tuple
         os.close(fd)
     if digest.hexdigest() != entry.sha256:
         raise IntegrityError(path, what="sha256", expected=entry.sha256, actual=digest.hexdigest())
-    return buf, view
+    return buf
+
+
+def _mapped(root: Path, rel: str, manifest: Manifest) -> np.ndarray[Any, Any]:
+    """A private copy-on-write memory map of a file whose size matches the manifest (no hashing)."""
+    fd, size = _open_regular(root, rel, manifest)
+    try:
+        if not size:
+            return np.empty(0, np.uint8)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return np.memmap(f, dtype=np.uint8, mode="c", shape=(size,))
+    finally:
+        os.close(fd)
 
 
 def _header(view: memoryview, path: Path) -> SafetensorsHeader:
@@ -76,37 +96,20 @@ def _header(view: memoryview, path: Path) -> SafetensorsHeader:
     return parse_header(bytes(view[8 : 8 + n]), data_size=len(view) - 8 - n, path=str(path))
 
 
-def _mapped(root: Path, rel: str, manifest: Manifest, kind: str) -> tuple[Any, memoryview]:
-    """A private copy-on-write memory map of a file whose size matches the manifest (no hashing)."""
+def _tensor_file(root: Path, rel: str, manifest: Manifest, kind: str | None, verify: bool) -> dict[str, Any]:
     path = root / rel
-    entry = manifest.files[rel]
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise NotFoundError(f"{path}: file listed in the manifest is missing") from None
-    if size != entry.size:
-        raise IntegrityError(path, what="size", expected=entry.size, actual=size)
-    arr = np.memmap(path, dtype=np.uint8, mode="c") if size else np.empty(0, np.uint8)
+    buf = _read_verified(root, rel, manifest) if verify else _mapped(root, rel, manifest)
+    header = _header(buf.data, path)
+    if kind is None:  # the writer records the framework in the header's metadata
+        kind = "numpy" if header.metadata.get("format") == "np" else "torch"
+    source: Any = buf
     if kind == "torch":
         import torch
 
-        return torch.from_numpy(arr), arr.data
-    return arr, arr.data
-
-
-def _tensor_file(root: Path, rel: str, manifest: Manifest, kind: str | None, verify: bool) -> dict[str, Any]:
-    path = root / rel
-    if kind is None:  # the writer records the framework in the header's metadata
-        with path.open("rb") as f:
-            head = f.read(8)
-            n = int.from_bytes(head, "little") if len(head) == 8 else 0
-            raw = f.read(min(n, 1 << 20))
-        kind = "numpy" if b'"format":"np"' in raw else "torch"
-    buf, view = _read_verified(root, rel, manifest, kind) if verify else _mapped(root, rel, manifest, kind)
-    header = _header(view, path)
+        source = torch.from_numpy(buf)
     base = header.data_start
     return {
-        name: from_bytes(buf, base + t.begin, base + t.end, t.dtype, t.shape, kind)
+        name: from_bytes(source, base + t.begin, base + t.end, t.dtype, t.shape, kind)
         for name, t in header.tensors.items()
     }
 
@@ -114,10 +117,10 @@ def _tensor_file(root: Path, rel: str, manifest: Manifest, kind: str | None, ver
 def _skeleton(root: Path, rel: str, manifest: Manifest) -> Any:
     if manifest.files[rel].size > MAX_SKELETON_SIZE:
         raise LimitExceededError(f"skeleton is larger than {MAX_SKELETON_SIZE} bytes", path=root / rel)
-    _, view = _read_verified(root, rel, manifest, "numpy")
+    raw = _read_verified(root, rel, manifest).tobytes()
     try:
-        return json.loads(bytes(view).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FormatError(f"not valid UTF-8 JSON: {exc}", path=root / rel) from None
 
 

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from cairn.checkpoint.tensors import is_numpy_array, is_tensor, is_torch_tensor, storable, torch_or_none
+from cairn.checkpoint.tensors import (
+    as_kind,
+    is_numpy_array,
+    is_tensor,
+    is_torch_tensor,
+    storable,
+    torch_or_none,
+)
 from cairn.errors import FormatError, UnsupportedStateError
 
 __all__ = ["Encoded", "decode", "encode", "is_flat_tensor_mapping"]
@@ -116,7 +123,7 @@ def _decode(node: Any, tensors: Mapping[str, Any], depth: int) -> Any:
         key = node["__tensor__"]
         if not isinstance(key, str) or key not in tensors:
             raise FormatError(f"skeleton refers to tensor {key!r}, which the part's files do not hold")
-        return tensors[key]
+        return as_kind(tensors[key], node.get("kind"))
     if name == "__tuple__" and isinstance(node["__tuple__"], list):
         return tuple(_decode(v, tensors, depth + 1) for v in node["__tuple__"])
     if name == "__dict__" and isinstance(node["__dict__"], list):
@@ -130,7 +137,11 @@ def _decode(node: Any, tensors: Mapping[str, Any], depth: int) -> Any:
             except TypeError:
                 raise FormatError(f"skeleton __dict__ key {key!r} is not hashable") from None
         return out
-    if name == "__float__" and node["__float__"] in {"nan", "inf", "-inf"}:
+    if (
+        name == "__float__"
+        and isinstance(node["__float__"], str)
+        and node["__float__"] in {"nan", "inf", "-inf"}
+    ):
         return float(node["__float__"])
     if name == "__bytes__" and isinstance(node["__bytes__"], str):
         try:
@@ -143,7 +154,7 @@ def _decode(node: Any, tensors: Mapping[str, Any], depth: int) -> Any:
             if np_dtype.kind not in "biufc":
                 raise TypeError(np_dtype)
             return np_dtype.type(_decode(node.get("value"), tensors, depth + 1))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise FormatError(f"skeleton holds an invalid NumPy scalar {node!r:.80}") from None
     if name == "__dtype__" and isinstance(node["__dtype__"], str):
         torch = torch_or_none()

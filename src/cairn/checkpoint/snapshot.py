@@ -17,7 +17,7 @@ import numpy as np
 
 from cairn.checkpoint import adapters, rng
 from cairn.checkpoint.skeleton import encode, is_flat_tensor_mapping
-from cairn.checkpoint.tensors import is_numpy_array, torch_or_none
+from cairn.checkpoint.tensors import is_numpy_array, storage_key, torch_or_none
 from cairn.errors import UsageError
 
 __all__ = ["BufferPool", "PartState", "Snapshot", "part_names", "take_snapshot"]
@@ -43,12 +43,30 @@ class Snapshot:
 
 
 class BufferPool:
-    """Host buffers reused across snapshots, keyed by (part, tensor key)."""
+    """Host buffers reused across snapshots, keyed by (part, tensor key).
+
+    Within one snapshot, tensors that are the same view of the same storage (tied weights) share one host
+    buffer, so the writer still stores them once.
+    """
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, str], Any] = {}
+        self._seen: dict[tuple[Any, ...], Any] = {}
+
+    def begin(self) -> None:
+        """Start a new snapshot."""
+        self._seen = {}
 
     def copy(self, part: str, key: str, value: Any) -> Any:
+        ident = storage_key(value)
+        if ident is not None and ident in self._seen:
+            return self._seen[ident]
+        copied = self._copy(part, key, value)
+        if ident is not None:
+            self._seen[ident] = copied
+        return copied
+
+    def _copy(self, part: str, key: str, value: Any) -> Any:
         old = self._buffers.get((part, key))
         if is_numpy_array(value):
             if (
@@ -116,6 +134,8 @@ def take_snapshot(
     """State of ``objects`` (part name -> object). With a ``pool`` every tensor is copied to host memory."""
     parts: list[PartState] = []
     meta = dict(metadata)
+    if pool is not None:
+        pool.begin()
     for name, obj in objects.items():
         if obj is None:
             continue

@@ -16,12 +16,14 @@ from cairn.errors import FormatError
 
 __all__ = [
     "TensorView",
+    "as_kind",
     "describe",
     "from_bytes",
     "is_numpy_array",
     "is_tensor",
     "is_torch_tensor",
     "storable",
+    "storage_key",
     "torch_dtype_name",
     "torch_or_none",
     "view_of",
@@ -43,6 +45,7 @@ _NP_TO_ST = {
     np.dtype(np.uint64): "U64",
 }
 _ST_TO_NP = {v: k for k, v in _NP_TO_ST.items()}
+_NP_NAMES = {str(dt) for dt in _NP_TO_ST}
 
 _TORCH_NAMES = {
     "bool": "BOOL",
@@ -98,6 +101,20 @@ class TensorView:
         return self.data.nbytes
 
 
+def storage_key(t: Any) -> tuple[Any, ...] | None:
+    """Identity of a torch tensor's exact view of its storage, so tied weights are stored once."""
+    if not is_torch_tensor(t) or t.device.type == "meta":
+        return None
+    return (
+        t.untyped_storage().data_ptr(),
+        t.storage_offset(),
+        tuple(t.shape),
+        tuple(t.stride()),
+        t.dtype,
+        t.device,
+    )
+
+
 def storable(obj: Any) -> bool:
     """Whether a tensor or array has a dtype safetensors can hold."""
     if is_numpy_array(obj):
@@ -121,7 +138,7 @@ def view_of(obj: Any) -> TensorView:
         return TensorView(
             _NP_TO_ST[arr.dtype], tuple(arr.shape), arr.reshape(-1).view(np.uint8).data, "numpy", arr
         )
-    t = obj.detach()
+    t = obj.detach().resolve_conj().resolve_neg()
     if t.device.type != "cpu":
         t = t.to("cpu")
     if not t.is_contiguous():
@@ -136,21 +153,38 @@ def from_bytes(buffer: Any, begin: int, end: int, dtype: str, shape: tuple[int, 
 
     The result shares memory with the buffer when the offset is aligned for the dtype, else it is a copy.
     """
-    if kind == "torch":
-        torch = _import_torch()
-        target = getattr(torch, _torch_name(dtype))
-        chunk = buffer[begin:end]
-        itemsize = torch.empty((), dtype=target).element_size()
-        if begin % itemsize:
-            chunk = chunk.clone()
-        return chunk.view(target).reshape(shape)
-    if dtype not in _ST_TO_NP:
-        raise FormatError(f"safetensors dtype {dtype} cannot be represented in NumPy; load it with torch")
-    np_dtype = _ST_TO_NP[dtype]
-    chunk_np = np.asarray(buffer[begin:end])
-    if begin % np_dtype.itemsize:
-        chunk_np = chunk_np.copy()
-    return chunk_np.view(np_dtype).reshape(shape)
+    if kind == "numpy" and dtype not in _ST_TO_NP and torch_or_none() is not None:
+        kind = "torch"  # bfloat16 and float8 exist only in torch
+        buffer = torch_or_none().from_numpy(np.asarray(buffer))
+    try:
+        if kind == "torch":
+            torch = _import_torch()
+            target = getattr(torch, _torch_name(dtype))
+            chunk = buffer[begin:end]
+            itemsize = torch.empty((), dtype=target).element_size()
+            if begin % itemsize:
+                chunk = chunk.clone()
+            return chunk.view(target).reshape(shape)
+        if dtype not in _ST_TO_NP:
+            raise FormatError(f"safetensors dtype {dtype} cannot be represented in NumPy; load it with torch")
+        np_dtype = _ST_TO_NP[dtype]
+        chunk_np = np.asarray(buffer[begin:end])
+        if begin % np_dtype.itemsize:
+            chunk_np = chunk_np.copy()
+        return chunk_np.view(np_dtype).reshape(shape)
+    except (ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        raise FormatError(f"cannot lay out a {dtype} tensor of shape {list(shape)!r:.80}: {exc}") from None
+
+
+def as_kind(tensor: Any, kind: object) -> Any:
+    """The same memory as a torch tensor or a NumPy array, as the skeleton recorded (zero-copy on CPU)."""
+    if kind == "numpy" and is_torch_tensor(tensor):
+        if str(tensor.dtype).removeprefix("torch.") not in _NP_NAMES:
+            return tensor  # bfloat16 and float8 have no NumPy dtype; they stay torch tensors
+        return tensor.numpy()
+    if kind == "torch" and is_numpy_array(tensor):
+        return _import_torch().from_numpy(tensor)
+    return tensor
 
 
 def _torch_name(st_dtype: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from cairn import __version__
 from cairn.checkpoint.atomic import commit_dir, new_temp_dir
 from cairn.checkpoint.snapshot import PartState, Snapshot
-from cairn.checkpoint.tensors import TensorView, is_torch_tensor, view_of
+from cairn.checkpoint.tensors import TensorView, storage_key, view_of
 from cairn.format.hashing import sha256_stream
 from cairn.format.manifest import FORMAT_VERSION, MANIFEST_NAME, FileEntry, Manifest, PartEntry
 from cairn.format.safetensors import DTYPE_SIZES, write_safetensors
@@ -35,19 +35,12 @@ _WRITERS = 2
 DEFAULT_MAX_SHARD_SIZE = 5 * 1000**3
 
 
-def _storage_key(t: Any) -> tuple[Any, ...] | None:
-    """Identity of a torch tensor's exact view, so tied weights are written once."""
-    if not is_torch_tensor(t) or t.device.type == "meta":
-        return None
-    return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
-
-
 def _layout(part: PartState) -> tuple[list[tuple[str, TensorView]], dict[str, str]]:
     views: list[tuple[str, TensorView]] = []
     aliases: dict[str, str] = {}
     seen: dict[tuple[Any, ...], str] = {}
     for key, tensor in part.tensors.items():
-        ident = _storage_key(tensor)
+        ident = storage_key(tensor)
         if ident is not None and ident in seen:
             aliases[key] = seen[ident]
             continue
@@ -164,7 +157,7 @@ def write_checkpoint(
         manifest = Manifest(FORMAT_VERSION, created, parts, dict(w.files), snap.metadata, __version__)
         w.raw(MANIFEST_NAME, manifest.dumps())
         del w.files[MANIFEST_NAME]
-        commit_dir(tmp, final, overwrite=overwrite)
+        commit_dir(tmp, final, overwrite=overwrite, marker=MANIFEST_NAME)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

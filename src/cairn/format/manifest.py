@@ -144,7 +144,7 @@ def parse_manifest(raw: bytes, *, path: str | Path = MANIFEST_NAME) -> Manifest:
     """Parse and validate manifest bytes."""
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FormatError(f"manifest is not valid UTF-8 JSON: {exc}", path=path) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise FormatError(f"not a cairn checkpoint manifest (format must be {FORMAT_NAME!r})", path=path)

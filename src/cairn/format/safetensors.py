@@ -30,6 +30,7 @@ from cairn.format.threads import Overlap
 
 __all__ = [
     "DTYPE_SIZES",
+    "MAX_DIMS",
     "MAX_HEADER_SIZE",
     "SafetensorsHeader",
     "TensorInfo",
@@ -42,6 +43,9 @@ __all__ = [
 
 #: the reference implementation refuses headers over 100 MB; so do we
 MAX_HEADER_SIZE = 100_000_000
+
+#: the most dimensions a tensor may have (NumPy's limit)
+MAX_DIMS = 64
 
 #: bytes per element for every dtype name the format defines (sub-byte types are not supported here)
 DTYPE_SIZES: dict[str, int] = {
@@ -119,7 +123,7 @@ def parse_header(raw: bytes, *, data_size: int | None, path: str | None = None) 
     """Validate a header's JSON. ``data_size`` is the byte buffer's length when known (None: a range read)."""
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FormatError(f"header is not valid UTF-8 JSON: {exc}", path=path) from None
     if not isinstance(doc, dict):
         raise FormatError("header is not a JSON object", path=path)
@@ -155,8 +159,12 @@ def _tensor_info(name: str, entry: object, path: str | None) -> TensorInfo:
     offsets = entry.get("data_offsets")
     if dtype not in DTYPE_SIZES:
         raise FormatError(f"tensor {name!r} has unknown dtype {dtype!r}", path=path)
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise FormatError(f"tensor {name!r} has an invalid shape {shape!r}", path=path)
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_DIMS
+        or not all(type(d) is int and 0 <= d < 2**62 for d in shape)
+    ):
+        raise FormatError(f"tensor {name!r} has an invalid shape {shape!r:.100}", path=path)
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2

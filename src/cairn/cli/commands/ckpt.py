@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from cairn.checkpoint.api import verify
 from cairn.checkpoint.manager import committed_steps, step_dir_name
 from cairn.cli.output import EXIT_NEGATIVE, EXIT_OK, emit, emit_error, human_size, table
 from cairn.errors import FormatError, IntegrityError, NotFoundError
-from cairn.format.manifest import MANIFEST_NAME, Manifest, read_manifest
+from cairn.format.manifest import MANIFEST_NAME, Manifest, read_manifest, verify_files
 from cairn.format.safetensors import read_header_path
 
 __all__ = ["register"]
@@ -44,7 +45,7 @@ def _summary(path: Path, manifest: Manifest) -> dict[str, Any]:
         "step": manifest.step,
         "size": manifest.total_size,
         "created": manifest.created,
-        "metrics": dict(manifest.metadata.get("metrics") or {}),
+        "metrics": dict(metrics) if isinstance(metrics := manifest.metadata.get("metrics"), Mapping) else {},
         "parts": sorted(manifest.parts),
     }
 
@@ -85,6 +86,7 @@ def _ls(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     root: Path = args.directory
     manifest = read_manifest(root)
+    verify_files(root, manifest, hashes=False)
     parts: dict[str, Any] = {}
     for name, part in manifest.parts.items():
         tensors: list[dict[str, Any]] = []
