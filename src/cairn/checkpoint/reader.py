@@ -1,7 +1,7 @@
 """Read parts of a checkpoint back into tensors and structures, verifying every byte it reads.
 
-Each safetensors file is read once into a single host buffer while its sha256 is computed; the header is
-validated from that buffer and the tensors are views into it. Files are read in parallel (hashlib and file
+Each safetensors file is mapped privately (copy-on-write) and, unless ``verify=False``, hashed in full
+before anything else happens; the header is validated from the map and the tensors are views into it. Files are read in parallel (hashlib and file
 reads release the GIL). Nothing is returned unless every file matched its manifest entry.
 """
 
@@ -53,23 +53,19 @@ def _open_regular(root: Path, rel: str, manifest: Manifest) -> tuple[int, int]:
 
 
 def _read_verified(root: Path, rel: str, manifest: Manifest) -> np.ndarray[Any, Any]:
-    """The whole file in a fresh buffer, hashed while it is read; IntegrityError unless it matches."""
+    """The file as a private memory map, hashed in full; IntegrityError unless it matches the manifest.
+
+    Hashing through the map reads the page cache directly: on machines where first-touch page faults are
+    expensive this is several times faster than reading into a fresh buffer, and the hashed pages are the
+    ones the tensors then use.
+    """
     entry = manifest.files[rel]
     path = root / rel
-    fd, size = _open_regular(root, rel, manifest)
-    try:
-        buf = np.empty(size, dtype=np.uint8)
-        view = buf.data
-        digest = hashlib.sha256()
-        pos = 0
-        while pos < size:
-            n = os.readv(fd, [view[pos : pos + _CHUNK]])
-            if n == 0:
-                raise IntegrityError(path, what="size", expected=entry.size, actual=pos)
-            digest.update(view[pos : pos + n])
-            pos += n
-    finally:
-        os.close(fd)
+    buf = _mapped(root, rel, manifest)
+    digest = hashlib.sha256()
+    view = buf.data
+    for pos in range(0, len(view), _CHUNK):
+        digest.update(view[pos : pos + _CHUNK])
     if digest.hexdigest() != entry.sha256:
         raise IntegrityError(path, what="sha256", expected=entry.sha256, actual=digest.hexdigest())
     return buf
