@@ -605,16 +605,19 @@ def walk(
     return _Machine(view, offset, max_ops, max_memo, 0).run()
 
 
-def _resync(raw: bytes, start: int) -> int:
+def _resync(view: memoryview, start: int) -> int:
     """The next offset at or after ``start`` where a protocol 2–5 pickle could begin (``PROTO n``), or -1."""
+    chunk = 1 << 20
     pos = start
-    while True:
-        pos = raw.find(b"\x80", pos)
-        if pos < 0 or pos + 1 >= len(raw):
-            return -1
-        if 2 <= raw[pos + 1] <= 5:
-            return pos
-        pos += 1
+    while pos < len(view) - 1:
+        block = bytes(view[pos : pos + chunk + 1])
+        hit = block.find(b"\x80")
+        while 0 <= hit < len(block) - 1:
+            if 2 <= block[hit + 1] <= 5:
+                return pos + hit
+            hit = block.find(b"\x80", hit + 1)
+        pos += chunk
+    return -1
 
 
 def walk_all(data: bytes | bytearray | memoryview) -> list[PickleResult]:
@@ -623,17 +626,17 @@ def walk_all(data: bytes | bytearray | memoryview) -> list[PickleResult]:
     After a pickle that did not reach ``STOP`` (or bytes that are no pickle at all) the walk resumes at the
     next ``PROTO`` opcode, so that a payload hidden behind deliberately broken bytes is still seen.
     """
-    raw = bytes(data) if not isinstance(data, bytes) else data
+    view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
     results: list[PickleResult] = []
     offset = 0
-    while offset < len(raw) and len(results) < MAX_PICKLES:
-        result = walk(raw, offset)
+    while offset < len(view) and len(results) < MAX_PICKLES:
+        result = walk(view, offset)
         if result.end > offset or result.stopped:
             results.append(result)
         if result.stopped:
             offset = result.end
             continue
-        nxt = _resync(raw, max(result.end, offset + 1))
+        nxt = _resync(view, max(result.end, offset + 1))
         if nxt < 0:
             break
         offset = nxt
