@@ -176,9 +176,7 @@ def member_bytes(
     return data, problem
 
 
-def decompress(
-    raw: bytes | memoryview, method: str, limit: int | None = None
-) -> tuple[bytes | None, str]:
+def decompress(raw: bytes | memoryview, method: str, limit: int | None = None) -> tuple[bytes | None, str]:
     """Decompress at most ``limit`` bytes; ``(None, reason)`` for unsupported methods or broken streams,
     ``(partial, "bomb")`` when the output would exceed the limit."""
     limit = MAX_MEMBER_BYTES if limit is None else limit
