@@ -20,6 +20,7 @@ Kind = Literal[
     "gzip",
     "bzip2",
     "xz",
+    "zlib",
     "unsupported-archive",
     "pickle",
     "npy",
@@ -66,7 +67,8 @@ def _safetensors(data: bytes | memoryview) -> bool:
     if len(data) < 10:
         return False
     (n,) = struct.unpack("<Q", data[:8])
-    return 2 <= n <= len(data) - 8 and data[8] == ord("{")
+    # a JSON object right after the length; a length past the end is header abuse, judged by the check
+    return n >= 2 and data[8] == ord("{") and data[9] in b' "}\n\t\r'
 
 
 def _onnx(data: bytes | memoryview) -> bool:
@@ -93,8 +95,10 @@ def sniff(data: bytes | memoryview) -> Kind:
         return "gzip"
     if head.startswith(b"BZh"):
         return "bzip2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
+    if head.startswith(b"\xfd7zXZ\x00") or head.startswith(b"\x5d\x00\x00"):
+        return "xz"  # xz, or the legacy .lzma container that joblib also writes
+    if len(head) >= 2 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0:
+        return "zlib"  # joblib's compress=N files are one zlib stream
     if unsupported_archive(head):
         return "unsupported-archive"
     if head.startswith(b"\x93NUMPY"):

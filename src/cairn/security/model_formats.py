@@ -160,6 +160,15 @@ def _hdf5(data: bytes | memoryview, emit: Emit) -> None:
 # -- safetensors -------------------------------------------------------------------------------------------
 def _safetensors(data: bytes | memoryview, emit: Emit) -> None:
     (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        emit(
+            Severity.MEDIUM,
+            "safetensors-invalid-header",
+            "header",
+            f"header length {n} runs past the end; {_ST}",
+            0,
+        )
+        return
     try:
         parse_header(bytes(data[8 : 8 + n]), data_size=len(data) - 8 - n)
     except FormatError as exc:

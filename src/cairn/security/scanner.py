@@ -97,7 +97,7 @@ class _Scan:
             self.zip(data, path, member, depth)
         elif kind == "tar":
             self.tar(data, path, member, depth)
-        elif kind in ("gzip", "bzip2", "xz"):
+        elif kind in ("gzip", "bzip2", "xz", "zlib"):
             self.compressed(data, kind, path, member, depth)
         elif kind == "unsupported-archive":
             name = unsupported_archive(bytes(data[:16])) or "archive"
@@ -231,6 +231,10 @@ class _Scan:
     def compressed(self, data: bytes | memoryview, kind: str, path: str, member: str, depth: int) -> None:
         out, problem = _decompress(data, kind)
         inner = f"{member}/<{kind}>" if member else f"<{kind}>"
+        if out is None and kind == "zlib":  # two bytes that only looked like a zlib header
+            if not member:
+                self.skipped.append(Skipped(path, member, "not a model or archive format"))
+            return
         if out is None:
             self.errors.append(ScanError(path, member, f"{problem}; not scanned"))
             return

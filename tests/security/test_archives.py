@@ -1,0 +1,86 @@
+"""The loader-faithful zip reader and the bounded decompression."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+import zlib
+
+from cairn.security.archives import decompress, member_bytes, read_zip, unsafe_member_name
+
+
+def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_members_and_contents_match_zipfile() -> None:
+    data = _zip({"a/data.pkl": b"hello", "b.bin": b"x" * 1000}, zipfile.ZIP_DEFLATED)
+    members, anomalies = read_zip(data)
+    assert anomalies == []
+    assert [m.name for m in members] == ["a/data.pkl", "b.bin"]
+    view = memoryview(data)
+    assert bytes(member_bytes(view, members[1])[0]) == b"x" * 1000
+
+
+def test_prepended_bytes_are_tolerated_like_zipfile() -> None:
+    data = b"junk" * 100 + _zip({"m.pkl": b"abc"})
+    members, anomalies = read_zip(data)
+    assert anomalies == []
+    assert bytes(member_bytes(memoryview(data), members[0])[0]) == b"abc"
+
+
+def test_zip64_archives() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", allowZip64=True) as zf, zf.open("big.bin", "w", force_zip64=True) as fh:
+        fh.write(b"payload")
+    members, anomalies = read_zip(buf.getvalue())
+    assert anomalies == [] and members[0].name == "big.bin"
+    assert bytes(member_bytes(memoryview(buf.getvalue()), members[0])[0]) == b"payload"
+
+
+def test_local_name_disagreement_is_an_anomaly_and_data_still_read() -> None:
+    data = _zip({"archive/data.pkl": b"content"})
+    idx = data.index(b"archive/data.pkl")
+    data = data[:idx] + b"archive/data.txt" + data[idx + 16 :]
+    members, anomalies = read_zip(data)
+    assert [a.kind for a in anomalies] == ["name-mismatch"]
+    assert bytes(member_bytes(memoryview(data), members[0])[0]) == b"content"
+
+
+def test_bad_crc_is_reported_not_fatal() -> None:
+    data = bytearray(_zip({"m.pkl": b"content"}))
+    central = data.index(b"PK\x01\x02")
+    data[central + 16 : central + 20] = b"\x01\x02\x03\x04"
+    members, _ = read_zip(bytes(data))
+    content, problem = member_bytes(memoryview(bytes(data)), members[0])
+    assert bytes(content) == b"content" and problem == "crc-mismatch"
+
+
+def test_truncated_and_garbage_archives() -> None:
+    data = _zip({"m.pkl": b"content" * 100})
+    assert read_zip(b"not a zip")[0] == []
+    _, anomalies = read_zip(data[:40] + data[-200:])
+    assert anomalies
+    entries = read_zip(b"PK\x05\x06" + b"\xff" * 18)[1]
+    assert entries and entries[0].kind == "bad-directory"
+
+
+def test_decompression_is_bounded() -> None:
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    raw = comp.compress(b"\x00" * (4 << 20)) + comp.flush()
+    out, problem = decompress(raw, "deflate", limit=1 << 20)
+    assert problem == "bomb" and out is not None and len(out) == 1 << 20
+    assert decompress(raw, "deflate", limit=8 << 20) == (b"\x00" * (4 << 20), "")
+    assert decompress(b"garbage", "deflate")[0] is None
+    assert "unsupported" in decompress(b"x", "ppmd")[1]
+
+
+def test_unsafe_member_names() -> None:
+    for name in ("../x", "a/../../x", "/etc/passwd", "C:\\x", "..\\x"):
+        assert unsafe_member_name(name), name
+    for name in ("a/b.pkl", "..a/b", "a..b"):
+        assert not unsafe_member_name(name), name
