@@ -369,3 +369,13 @@ def test_joblib_object_array_nested_pickle_is_walked(tmp_path: Path) -> None:
     assert result.ok, result.errors
     assert result.end == len(data)
     assert any(g.name == "system" for g in result.globals)
+
+
+def test_opcode_table_matches_the_standard_library() -> None:
+    import pickletools
+
+    from cairn.format.pickle_opcodes import OPCODES
+
+    assert {code: name for code, (name, _) in OPCODES.items()} == {
+        ord(op.code): op.name for op in pickletools.opcodes
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import zipfile
 import zlib
 
@@ -77,6 +78,10 @@ def test_decompression_is_bounded() -> None:
     assert decompress(raw, "deflate", limit=8 << 20) == (b"\x00" * (4 << 20), "")
     assert decompress(b"garbage", "deflate")[0] is None
     assert "unsupported" in decompress(b"x", "ppmd")[1]
+    noise = random.Random(0).randbytes(1 << 20)  # 1 MiB that does not compress: big, not a bomb
+    packed = zlib.compress(noise)
+    assert decompress(packed, "zlib", limit=1 << 19)[1] == "too-large"
+    assert decompress(zlib.compress(b"\x00" * (4 << 20)), "zlib", limit=1 << 20)[1] == "bomb"
 
 
 def test_unsafe_member_names() -> None:

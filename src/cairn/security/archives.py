@@ -29,6 +29,8 @@ __all__ = [
 
 #: most bytes one compressed member or stream may expand to before it counts as a decompression bomb
 MAX_MEMBER_BYTES = 1 << 30
+#: an expansion ratio above this, past the size limit, is a decompression bomb rather than a big file
+BOMB_RATIO = 100
 #: most entries a central directory may list
 MAX_ENTRIES = 1_000_000
 _EOCD = b"PK\x05\x06"
@@ -177,27 +179,35 @@ def member_bytes(
 
 
 def decompress(raw: bytes | memoryview, method: str, limit: int | None = None) -> tuple[bytes | None, str]:
-    """Decompress at most ``limit`` bytes; ``(None, reason)`` for unsupported methods or broken streams,
-    ``(partial, "bomb")`` when the output would exceed the limit."""
+    """Decompress at most ``limit`` bytes.
+
+    Returns ``(None, reason)`` for unsupported methods or broken streams; ``(partial, "bomb")`` when the
+    output would exceed the limit at a ratio over :data:`BOMB_RATIO`, ``(partial, "too-large")`` when a
+    stream is simply larger than the limit; ``(output, "")`` otherwise.
+    """
     limit = MAX_MEMBER_BYTES if limit is None else limit
     try:
-        if method == "deflate":
-            d = zlib.decompressobj(-15)
+        if method in ("deflate", "gzip", "zlib"):
+            d = zlib.decompressobj(-15 if method == "deflate" else 47)  # 47: gzip or zlib header
             out = d.decompress(raw, limit)
-            return (out, "bomb") if d.unconsumed_tail else (out, "")
-        if method in ("gzip", "zlib"):
-            d = zlib.decompressobj(47)  # auto-detect gzip or zlib headers
-            out = d.decompress(raw, limit)
-            return (out, "bomb") if d.unconsumed_tail else (out, "")
+            if not d.unconsumed_tail:
+                return out, ""
+            return out, _overflow(len(out), len(raw) - len(d.unconsumed_tail))
         if method in ("bzip2", "lzma", "xz"):
             dec: bz2.BZ2Decompressor | lzma.LZMADecompressor = (
                 bz2.BZ2Decompressor() if method == "bzip2" else lzma.LZMADecompressor()
             )
             out = dec.decompress(raw, limit)
-            return (out, "bomb") if not dec.needs_input and not dec.eof else (out, "")
+            if dec.eof or dec.needs_input:
+                return out, ""
+            return out, _overflow(len(out), len(raw))
     except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
         return None, f"broken {method} stream: {exc}"
     return None, f"unsupported compression method {method or 'unknown'}"
+
+
+def _overflow(produced: int, consumed: int) -> str:
+    return "bomb" if produced > BOMB_RATIO * max(consumed, 1) else "too-large"
 
 
 def unsafe_member_name(name: str) -> bool:

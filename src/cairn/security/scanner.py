@@ -176,6 +176,9 @@ class _Scan:
                     ScanError(path, inner, "member expands past the size limit; not fully scanned")
                 )
                 continue
+            if problem == "too-large":
+                self.errors.append(ScanError(path, inner, "member larger than the size limit; not scanned"))
+                continue
             if problem == "crc-mismatch":
                 memit(
                     Severity.MEDIUM,

@@ -1,0 +1,464 @@
+"""The evaluator behind :func:`cairn.format.pickle_vm.walk`: a stack, a memo and one branch per opcode.
+
+It does what ``pickle.Unpickler`` does, except that imports, calls and ``BUILD`` produce symbolic nodes
+(:mod:`cairn.format.pickle_vm`) instead of running anything. Limits (ops, memo, nesting depth, errors kept)
+are enforced here, and every declared length is compared with the bytes present before it is sliced.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import struct
+from typing import Any, NoReturn
+
+from cairn.format.pickle_opcodes import (
+    ARG_LINE,
+    ARG_NONE,
+    ARG_PAIR,
+    FIXED,
+    LENGTH,
+    OPCODES,
+)
+from cairn.format.pickle_vm import (
+    MAX_DEPTH,
+    MAX_ERRORS,
+    MAX_LINE,
+    Build,
+    Call,
+    Global,
+    PersistentRef,
+    PickleResult,
+    Unknown,
+)
+
+__all__ = ["Machine"]
+
+#: how deep joblib's nested object-array pickles may go
+_MAX_NESTING = 4
+
+_JOBLIB_WRAPPERS = {
+    ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+    ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"),
+}
+
+
+class _Stop(Exception):
+    """Ends a walk: truncation, an unknown opcode or a spent budget (the reason is already recorded)."""
+
+
+def _freeze(value: object, depth: int = 0) -> object:
+    """A hashable stand-in for a dict key or set member that the symbolic machine could not hash."""
+    if depth > MAX_DEPTH:
+        return Unknown("nested too deeply", -1)
+    try:
+        hash(value)
+        return value
+    except (TypeError, RecursionError):
+        pass
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return tuple((_freeze(k, depth + 1), _freeze(v, depth + 1)) for k, v in value.items())
+    if isinstance(value, set | frozenset):
+        return frozenset(_freeze(v, depth + 1) for v in value)
+    return Unknown(f"unhashable {type(value).__name__}", -1)
+
+
+class Machine:
+    def __init__(self, data: memoryview, start: int, max_ops: int, max_memo: int, depth: int) -> None:
+        self.data = data
+        self.pos = start
+        self.start = start
+        self.max_ops = max_ops
+        self.max_memo = max_memo
+        self.depth = depth
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.globals: list[Global] = []
+        self.calls: list[Call] = []
+        self.errors: list[str] = []
+        self.protocol: int | None = None
+        self.value: object = Unknown("no STOP reached", start)
+        self.op_pos = start
+        self.stopped = False
+        # nesting depth of every immutable value this walk built, by id (the value is kept alive with it)
+        self.depths: dict[int, tuple[object, int]] = {}
+
+    # -- reading arguments ---------------------------------------------------------------------------------
+    def _take(self, n: int, what: str) -> memoryview:
+        if n < 0:
+            self._fail(f"negative length {n} for {what}")
+        if n > len(self.data) - self.pos:
+            self._fail(f"truncated: {what} needs {n} bytes, {len(self.data) - self.pos} left")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def _line(self, what: str) -> bytes:
+        end = -1
+        for window in (256, MAX_LINE + 1):
+            end = bytes(self.data[self.pos : self.pos + window]).find(b"\n")
+            if end >= 0 or self.pos + window >= len(self.data):
+                break
+        if end < 0:
+            self._fail(f"truncated or overlong line for {what}")
+        out = bytes(self.data[self.pos : self.pos + end])
+        self.pos += end + 1
+        return out
+
+    def _fail(self, message: str) -> NoReturn:
+        self.errors.append(f"at {self.op_pos}: {message}")
+        raise _Stop
+
+    def _error(self, message: str) -> None:
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(f"at {self.op_pos}: {message}")
+        elif len(self.errors) == MAX_ERRORS:
+            self.errors.append("further errors omitted")
+
+    # -- stack helpers -------------------------------------------------------------------------------------
+    def _pop(self) -> Any:
+        if not self.stack:
+            self._error("stack underflow")
+            return Unknown("stack underflow", self.op_pos)
+        return self.stack.pop()
+
+    def _pop_mark(self) -> list[Any]:
+        items = self.stack
+        if not self.metastack:
+            self._error("no MARK on the stack")
+            self.stack = []
+            return items
+        self.stack = self.metastack.pop()
+        return items
+
+    def _push(self, value: Any) -> None:
+        self.stack.append(value)
+
+    def _nested(self, value: Any, children: tuple[Any, ...] | list[Any] | frozenset[Any]) -> Any:
+        """``value`` built from ``children``, or an Unknown when it nests deeper than MAX_DEPTH."""
+        depth = 1 + max((self.depths.get(id(c), (None, 0))[1] for c in children), default=0)
+        if depth > MAX_DEPTH:
+            self._error(f"values nested deeper than {MAX_DEPTH}")
+            return Unknown("nested too deeply", self.op_pos)
+        self.depths[id(value)] = (value, depth)
+        return value
+
+    def _top(self) -> Any:
+        if not self.stack:
+            self._error("stack underflow")
+            self.stack.append(Unknown("stack underflow", self.op_pos))
+        return self.stack[-1]
+
+    def _put(self, index: int) -> None:
+        if (
+            index < 0
+            or index >= self.max_memo
+            or (index not in self.memo and len(self.memo) >= self.max_memo)
+        ):
+            self._fail(f"memo index {index} over the limit of {self.max_memo}")
+        self.memo[index] = self._top()
+
+    def _get(self, index: int) -> Any:
+        if index in self.memo:
+            return self.memo[index]
+        self._error(f"memo entry {index} was never stored")
+        return Unknown(f"memo entry {index} missing", self.op_pos)
+
+    def _global(self, module: object, name: object, opcode: str) -> Global:
+        if isinstance(module, str) and isinstance(name, str):
+            g = Global(module, name, self.op_pos)
+        else:
+            self._error(f"{opcode} with operands that are not strings: {module!r}, {name!r}")
+            g = Global("<unresolved>", f"{module!r}.{name!r}", self.op_pos)
+        self.globals.append(g)
+        return g
+
+    def _call(self, func: object, args: object, opcode: str) -> Any:
+        c = Call(func, args, self.op_pos, opcode)
+        self.calls.append(c)
+        return self._nested(c, (func, args))
+
+    def _setitems(self, target: Any, pairs: list[tuple[Any, Any]]) -> None:
+        if isinstance(target, dict):
+            for k, v in pairs:
+                target[_freeze(k)] = v
+        elif isinstance(target, Call):
+            target.dictitems.extend(pairs)
+        else:
+            self._error(f"SETITEM(S) on {type(target).__name__}")
+
+    def _extend(self, target: Any, items: list[Any], opcode: str) -> None:
+        if isinstance(target, list):
+            target.extend(items)
+        elif isinstance(target, set) and opcode == "ADDITEMS":
+            target.update(_freeze(i) for i in items)
+        elif isinstance(target, Call):
+            target.listitems.extend(items)
+        else:
+            self._error(f"{opcode} on {type(target).__name__}")
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def run(self) -> PickleResult:
+        ops = 0
+        try:
+            while True:
+                if self.pos >= len(self.data):
+                    self.op_pos = self.pos
+                    self._fail("truncated: stream ends before STOP")
+                ops += 1
+                if ops > self.max_ops:
+                    self._fail(f"more than {self.max_ops} opcodes")
+                self.op_pos = self.pos
+                code = self.data[self.pos]
+                spec = OPCODES.get(code)
+                if spec is None:
+                    self._fail(f"unknown opcode 0x{code:02x}")
+                self.pos += 1
+                name, kind = spec
+                if self._step(name, kind):
+                    self.stopped = True
+                    break
+        except _Stop:
+            pass
+        return PickleResult(
+            value=self.value,
+            globals=tuple(self.globals),
+            calls=tuple(self.calls),
+            start=self.start,
+            end=self.pos,
+            protocol=self.protocol,
+            errors=tuple(self.errors),
+            stopped=self.stopped,
+        )
+
+    def _arg(self, name: str, kind: int) -> Any:
+        if kind == ARG_NONE:
+            return None
+        if kind in FIXED:
+            size, fmt = FIXED[kind]
+            return struct.unpack(fmt, self._take(size, name))[0]
+        if kind == ARG_LINE:
+            return self._line(name)
+        if kind == ARG_PAIR:
+            return self._line(name), self._line(name)
+        size, fmt = LENGTH[kind]
+        n = struct.unpack(fmt, self._take(size, name))[0]
+        return self._take(n, name)
+
+    def _step(self, name: str, kind: int) -> bool:
+        arg = self._arg(name, kind)
+        push = self._push
+        if name == "STOP":
+            self.value = self._pop()
+            return True
+        if name == "PROTO":
+            if arg > 5:
+                self._error(f"unsupported protocol {arg}")
+            self.protocol = arg
+        elif name == "FRAME":
+            if arg > len(self.data) - self.pos:
+                self._error(f"FRAME of {arg} bytes runs past the end of the data")
+        elif name == "MARK":
+            self.metastack.append(self.stack)
+            self.stack = []
+        elif name == "POP":
+            if self.stack:
+                self.stack.pop()
+            else:
+                self._pop_mark()  # pickle pops a mark when the stack above it is empty
+        elif name == "POP_MARK":
+            self._pop_mark()
+        elif name == "DUP":
+            push(self._top())
+        elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
+            push({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
+        elif name in ("BININT", "BININT1", "BININT2", "BINFLOAT"):
+            push(arg)
+        elif name in ("INT", "LONG", "FLOAT"):
+            push(self._number(name, arg))
+        elif name in ("LONG1", "LONG4"):
+            push(int.from_bytes(arg, "little", signed=True))
+        elif name in ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8"):
+            push(bytes(arg))
+        elif name == "BYTEARRAY8":
+            push(bytearray(arg))
+        elif name in ("BINSTRING", "SHORT_BINSTRING"):
+            push(self._py2str(bytes(arg)))
+        elif name == "STRING":
+            push(self._quoted(arg))
+        elif name in ("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"):
+            push(self._utf8(bytes(arg)))
+        elif name == "UNICODE":
+            push(arg.decode("raw-unicode-escape", errors="replace"))
+        elif name in ("EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_SET"):
+            push({"EMPTY_DICT": {}, "EMPTY_LIST": [], "EMPTY_TUPLE": (), "EMPTY_SET": set()}[name])
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            n = int(name[-1])
+            items = [self._pop() for _ in range(n)]
+            push(self._nested(tuple(reversed(items)), items))
+        elif name == "TUPLE":
+            items = self._pop_mark()
+            push(self._nested(tuple(items), items))
+        elif name == "LIST":
+            push(list(self._pop_mark()))
+        elif name == "FROZENSET":
+            fs = frozenset(_freeze(i) for i in self._pop_mark())
+            push(self._nested(fs, fs))
+        elif name == "DICT":
+            items = self._pop_mark()
+            d: dict[Any, Any] = {}
+            self._setitems(d, list(zip(items[::2], items[1::2], strict=False)))
+            if len(items) % 2:
+                self._error("DICT with an odd number of items")
+            push(d)
+        elif name == "APPEND":
+            value = self._pop()
+            self._extend(self._top(), [value], name)
+        elif name in ("APPENDS", "ADDITEMS"):
+            items = self._pop_mark()
+            self._extend(self._top(), items, name)
+        elif name == "SETITEM":
+            value = self._pop()
+            key = self._pop()
+            self._setitems(self._top(), [(key, value)])
+        elif name == "SETITEMS":
+            items = self._pop_mark()
+            if len(items) % 2:
+                self._error("SETITEMS with an odd number of items")
+            self._setitems(self._top(), list(zip(items[::2], items[1::2], strict=False)))
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            self._put(self._index(arg) if name == "PUT" else arg)
+        elif name == "MEMOIZE":
+            self._put(len(self.memo))
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            push(self._get(self._index(arg) if name == "GET" else arg))
+        elif name == "GLOBAL":
+            module, attr = (self._utf8(part) for part in arg)
+            push(self._global(module, attr, name))
+        elif name == "STACK_GLOBAL":
+            attr = self._pop()
+            module = self._pop()
+            push(self._global(module, attr, name))
+        elif name in ("EXT1", "EXT2", "EXT4"):
+            self._error(f"{name} {arg}: extension registry code, resolved only by the loading process")
+            push(self._global("<ext>", str(arg), name))
+        elif name == "INST":
+            module, attr = (self._utf8(part) for part in arg)
+            cls = self._global(module, attr, name)
+            items = self._pop_mark()
+            push(self._call(cls, self._nested(tuple(items), items), name))
+        elif name == "OBJ":
+            items = self._pop_mark()
+            if not items:
+                self._error("OBJ without a class")
+                items = [Unknown("missing class", self.op_pos)]
+            push(self._call(items[0], self._nested(tuple(items[1:]), items[1:]), name))
+        elif name in ("REDUCE", "NEWOBJ"):
+            args = self._pop()
+            push(self._call(self._pop(), args, name))
+        elif name == "NEWOBJ_EX":
+            kwargs = self._pop()
+            args = self._pop()
+            push(self._call(self._pop(), self._nested((args, kwargs), (args, kwargs)), name))
+        elif name == "BUILD":
+            state = self._pop()
+            obj = self._pop()
+            push(self._nested(Build(obj, state, self.op_pos), (obj, state)))
+            self._joblib_array(obj, state)
+        elif name == "PERSID":
+            push(PersistentRef(self._utf8(arg), self.op_pos))
+        elif name == "BINPERSID":
+            pid = self._pop()
+            push(self._nested(PersistentRef(pid, self.op_pos), (pid,)))
+        elif name in ("NEXT_BUFFER", "READONLY_BUFFER"):
+            if name == "NEXT_BUFFER":
+                push(Unknown("out-of-band buffer", self.op_pos))
+        else:  # pragma: no cover - every opcode in OPCODES has a branch
+            raise AssertionError(name)
+        return False
+
+    # -- value decoding ------------------------------------------------------------------------------------
+    def _number(self, name: str, raw: bytes) -> object:
+        text = raw.strip()
+        try:
+            if name == "FLOAT":
+                return float(text)
+            if name == "INT" and text in (b"00", b"01"):
+                return text == b"01"
+            return int(text[:-1] if name == "LONG" and text.endswith(b"L") else text)
+        except ValueError:
+            self._error(f"{name} argument {raw[:40]!r} is not a number")
+            return Unknown(f"bad {name}", self.op_pos)
+
+    def _index(self, raw: bytes) -> int:
+        try:
+            return int(raw)
+        except ValueError:
+            self._error(f"memo index {raw[:40]!r} is not a number")
+            return -1
+
+    def _utf8(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self._error("string is not valid UTF-8")
+            return raw.decode("utf-8", errors="surrogateescape")
+
+    def _py2str(self, raw: bytes) -> object:
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError:
+            return raw
+
+    def _quoted(self, raw: bytes) -> object:
+        text = raw.rstrip()
+        if len(text) >= 2 and text[0] == text[-1] and text[:1] in (b"'", b'"'):
+            return self._py2str(codecs.escape_decode(text[1:-1])[0])
+        self._error("STRING argument is not quoted")
+        return Unknown("bad STRING", self.op_pos)
+
+    # -- joblib ------------------------------------------------------------------------------------------
+    def _joblib_array(self, obj: object, state: object) -> None:
+        """After a NumpyArrayWrapper's BUILD joblib reads the array itself; skip it as joblib does."""
+        if not (isinstance(obj, Call) and isinstance(obj.func, Global)):
+            return
+        if (obj.func.module, obj.func.name) not in _JOBLIB_WRAPPERS or not isinstance(state, dict):
+            return
+        shape, dtype = state.get("shape"), state.get("dtype")
+        itemsize = _dtype_itemsize(dtype)
+        if itemsize is None:  # object arrays are written as a complete nested pickle
+            if self.depth >= _MAX_NESTING:
+                self._fail("joblib object arrays nested too deeply")
+            inner = Machine(self.data, self.pos, self.max_ops, self.max_memo, self.depth + 1).run()
+            self.globals.extend(inner.globals)
+            self.calls.extend(inner.calls)
+            self.errors.extend(f"nested pickle {e}" for e in inner.errors)
+            self.pos = inner.end
+            return
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            self._fail("joblib array with an unreadable shape")
+        if state.get("numpy_array_alignment_bytes") is not None:
+            pad = self._take(1, "joblib padding length")[0]
+            self._take(pad, "joblib padding")
+        self._take(math.prod(shape) * itemsize, "joblib array data")
+
+
+def _dtype_itemsize(dtype: object) -> int | None:
+    """The item size of a pickled ``numpy.dtype(code, ...)`` call, None for object or unknown dtypes."""
+    while isinstance(dtype, Build):
+        dtype = dtype.obj
+    if not (isinstance(dtype, Call) and isinstance(dtype.args, tuple) and dtype.args):
+        return None
+    code = dtype.args[0]
+    if not isinstance(code, str):
+        return None
+    code = code.lstrip("<>|=")
+    if code == "?":
+        return 1
+    kind, digits = code[:1], code[1:]
+    if kind not in set("bBiufcSUVmMa") or not digits.isdigit():
+        return None
+    return int(digits) * (4 if kind == "U" else 1)
