@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import math
 import struct
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from cairn.format.pickle_opcodes import (
@@ -139,11 +140,16 @@ class Machine:
 
     def _nested(self, value: Any, children: tuple[Any, ...] | list[Any] | frozenset[Any]) -> Any:
         """``value`` built from ``children``, or an Unknown when it nests deeper than MAX_DEPTH."""
-        depth = 1 + max((self.depths.get(id(c), (None, 0))[1] for c in children), default=0)
-        if depth > MAX_DEPTH:
+        depths = self.depths
+        depth = 0
+        for child in children:
+            known = depths.get(id(child))
+            if known is not None and known[1] > depth:
+                depth = known[1]
+        if depth >= MAX_DEPTH:
             self._error(f"values nested deeper than {MAX_DEPTH}")
             return Unknown("nested too deeply", self.op_pos)
-        self.depths[id(value)] = (value, depth)
+        depths[id(value)] = (value, depth + 1)
         return value
 
     def _top(self) -> Any:
@@ -202,23 +208,24 @@ class Machine:
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self) -> PickleResult:
-        ops = 0
+        data, ops, limit = self.data, 0, self.max_ops
+        size = len(data)
+        dispatch = _DISPATCH
         try:
             while True:
-                if self.pos >= len(self.data):
-                    self.op_pos = self.pos
+                pos = self.pos
+                self.op_pos = pos
+                if pos >= size:
                     self._fail("truncated: stream ends before STOP")
                 ops += 1
-                if ops > self.max_ops:
-                    self._fail(f"more than {self.max_ops} opcodes")
-                self.op_pos = self.pos
-                code = self.data[self.pos]
-                spec = OPCODES.get(code)
-                if spec is None:
-                    self._fail(f"unknown opcode 0x{code:02x}")
-                self.pos += 1
-                name, kind = spec
-                if self._step(name, kind):
+                if ops > limit:
+                    self._fail(f"more than {limit} opcodes")
+                entry = dispatch.get(data[pos])
+                if entry is None:
+                    self._fail(f"unknown opcode 0x{data[pos]:02x}")
+                self.pos = pos + 1
+                name, kind, handler = entry
+                if handler(self, None if kind == ARG_NONE else self._arg(name, kind)):
                     self.stopped = True
                     break
         except _Stop:
@@ -235,11 +242,14 @@ class Machine:
         )
 
     def _arg(self, name: str, kind: int) -> Any:
-        if kind == ARG_NONE:
-            return None
-        if kind in FIXED:
-            size, fmt = FIXED[kind]
-            return struct.unpack(fmt, self._take(size, name))[0]
+        fixed = FIXED.get(kind)
+        if fixed is not None:
+            size, fmt = fixed
+            if size > len(self.data) - self.pos:
+                self._fail(f"truncated: {name} needs {size} bytes, {len(self.data) - self.pos} left")
+            value = struct.unpack_from(fmt, self.data, self.pos)[0]
+            self.pos += size
+            return value
         if kind == ARG_LINE:
             return self._line(name)
         if kind == ARG_PAIR:
@@ -248,137 +258,208 @@ class Machine:
         n = struct.unpack(fmt, self._take(size, name))[0]
         return self._take(n, name)
 
-    def _step(self, name: str, kind: int) -> bool:
-        arg = self._arg(name, kind)
-        push = self._push
-        if name == "STOP":
-            self.value = self._pop()
-            return True
-        if name == "PROTO":
-            if arg > 5:
-                self._error(f"unsupported protocol {arg}")
-            self.protocol = arg
-        elif name == "FRAME":
-            if arg > len(self.data) - self.pos:
-                self._error(f"FRAME of {arg} bytes runs past the end of the data")
-        elif name == "MARK":
-            self.metastack.append(self.stack)
-            self.stack = []
-        elif name == "POP":
-            if self.stack:
-                self.stack.pop()
-            else:
-                self._pop_mark()  # pickle pops a mark when the stack above it is empty
-        elif name == "POP_MARK":
-            self._pop_mark()
-        elif name == "DUP":
-            push(self._top())
-        elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
-            push({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
-        elif name in ("BININT", "BININT1", "BININT2", "BINFLOAT"):
-            push(arg)
-        elif name in ("INT", "LONG", "FLOAT"):
-            push(self._number(name, arg))
-        elif name in ("LONG1", "LONG4"):
-            push(int.from_bytes(arg, "little", signed=True))
-        elif name in ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8"):
-            push(bytes(arg))
-        elif name == "BYTEARRAY8":
-            push(bytearray(arg))
-        elif name in ("BINSTRING", "SHORT_BINSTRING"):
-            push(self._py2str(bytes(arg)))
-        elif name == "STRING":
-            push(self._quoted(arg))
-        elif name in ("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"):
-            push(self._utf8(bytes(arg)))
-        elif name == "UNICODE":
-            push(arg.decode("raw-unicode-escape", errors="replace"))
-        elif name in ("EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_SET"):
-            push({"EMPTY_DICT": {}, "EMPTY_LIST": [], "EMPTY_TUPLE": (), "EMPTY_SET": set()}[name])
-        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            n = int(name[-1])
-            items = [self._pop() for _ in range(n)]
-            push(self._nested(tuple(reversed(items)), items))
-        elif name == "TUPLE":
-            items = self._pop_mark()
-            push(self._nested(tuple(items), items))
-        elif name == "LIST":
-            push(list(self._pop_mark()))
-        elif name == "FROZENSET":
-            fs = frozenset(_freeze(i) for i in self._pop_mark())
-            push(self._nested(fs, fs))
-        elif name == "DICT":
-            items = self._pop_mark()
-            d: dict[Any, Any] = {}
-            self._setitems(d, list(zip(items[::2], items[1::2], strict=False)))
-            if len(items) % 2:
-                self._error("DICT with an odd number of items")
-            push(d)
-        elif name == "APPEND":
-            value = self._pop()
-            self._extend(self._top(), [value], name)
-        elif name in ("APPENDS", "ADDITEMS"):
-            items = self._pop_mark()
-            self._extend(self._top(), items, name)
-        elif name == "SETITEM":
-            value = self._pop()
-            key = self._pop()
-            self._setitems(self._top(), [(key, value)])
-        elif name == "SETITEMS":
-            items = self._pop_mark()
-            if len(items) % 2:
-                self._error("SETITEMS with an odd number of items")
-            self._setitems(self._top(), list(zip(items[::2], items[1::2], strict=False)))
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            self._put(self._index(arg) if name == "PUT" else arg)
-        elif name == "MEMOIZE":
-            self._put(len(self.memo))
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            push(self._get(self._index(arg) if name == "GET" else arg))
-        elif name == "GLOBAL":
-            module, attr = (self._utf8(part) for part in arg)
-            push(self._global(module, attr, name))
-        elif name == "STACK_GLOBAL":
-            attr = self._pop()
-            module = self._pop()
-            push(self._global(module, attr, name))
-        elif name in ("EXT1", "EXT2", "EXT4"):
-            self._error(f"{name} {arg}: extension registry code, resolved only by the loading process")
-            push(self._global("<ext>", str(arg), name))
-        elif name == "INST":
-            module, attr = (self._utf8(part) for part in arg)
-            cls = self._global(module, attr, name)
-            items = self._pop_mark()
-            push(self._call(cls, self._nested(tuple(items), items), name))
-        elif name == "OBJ":
-            items = self._pop_mark()
-            if not items:
-                self._error("OBJ without a class")
-                items = [Unknown("missing class", self.op_pos)]
-            push(self._call(items[0], self._nested(tuple(items[1:]), items[1:]), name))
-        elif name in ("REDUCE", "NEWOBJ"):
-            args = self._pop()
-            push(self._call(self._pop(), args, name))
-        elif name == "NEWOBJ_EX":
-            kwargs = self._pop()
-            args = self._pop()
-            push(self._call(self._pop(), self._nested((args, kwargs), (args, kwargs)), name))
-        elif name == "BUILD":
-            state = self._pop()
-            obj = self._pop()
-            push(self._nested(Build(obj, state, self.op_pos), (obj, state)))
-            self._joblib_array(obj, state)
-        elif name == "PERSID":
-            push(PersistentRef(self._utf8(arg), self.op_pos))
-        elif name == "BINPERSID":
-            pid = self._pop()
-            push(self._nested(PersistentRef(pid, self.op_pos), (pid,)))
-        elif name in ("NEXT_BUFFER", "READONLY_BUFFER"):
-            if name == "NEXT_BUFFER":
-                push(Unknown("out-of-band buffer", self.op_pos))
-        else:  # pragma: no cover - every opcode in OPCODES has a branch
-            raise AssertionError(name)
-        return False
+    # -- one method per opcode (a true result ends the walk) ----------------------------------------------
+    def op_stop(self, arg: Any) -> bool:
+        self.value = self._pop()
+        return True
+
+    def op_proto(self, arg: Any) -> None:
+        if arg > 5:
+            self._error(f"unsupported protocol {arg}")
+        self.protocol = arg
+
+    def op_frame(self, arg: Any) -> None:
+        if arg > len(self.data) - self.pos:
+            self._error(f"FRAME of {arg} bytes runs past the end of the data")
+
+    def op_mark(self, arg: Any) -> None:
+        self.metastack.append(self.stack)
+        self.stack = []
+
+    def op_pop(self, arg: Any) -> None:
+        if self.stack:
+            self.stack.pop()
+        else:
+            self._pop_mark()  # pickle pops a mark when the stack above it is empty
+
+    def op_pop_mark(self, arg: Any) -> None:
+        self._pop_mark()
+
+    def op_dup(self, arg: Any) -> None:
+        self.stack.append(self._top())
+
+    def op_none(self, arg: Any) -> None:
+        self.stack.append(None)
+
+    def op_newtrue(self, arg: Any) -> None:
+        self.stack.append(True)
+
+    def op_newfalse(self, arg: Any) -> None:
+        self.stack.append(False)
+
+    def op_value(self, arg: Any) -> None:  # BININT, BININT1, BININT2, BINFLOAT
+        self.stack.append(arg)
+
+    def op_number(self, arg: Any) -> None:  # INT, LONG, FLOAT
+        name = OPCODES[self.data[self.op_pos]][0]
+        self.stack.append(self._number(name, arg))
+
+    def op_long_bin(self, arg: Any) -> None:
+        self.stack.append(int.from_bytes(arg, "little", signed=True))
+
+    def op_bytes(self, arg: Any) -> None:
+        self.stack.append(bytes(arg))
+
+    def op_bytearray8(self, arg: Any) -> None:
+        self.stack.append(bytearray(arg))
+
+    def op_binstring(self, arg: Any) -> None:
+        self.stack.append(self._py2str(bytes(arg)))
+
+    def op_string(self, arg: Any) -> None:
+        self.stack.append(self._quoted(arg))
+
+    def op_binunicode(self, arg: Any) -> None:
+        self.stack.append(self._utf8(bytes(arg)))
+
+    def op_unicode(self, arg: Any) -> None:
+        self.stack.append(arg.decode("raw-unicode-escape", errors="replace"))
+
+    def op_empty_dict(self, arg: Any) -> None:
+        self.stack.append({})
+
+    def op_empty_list(self, arg: Any) -> None:
+        self.stack.append([])
+
+    def op_empty_tuple(self, arg: Any) -> None:
+        self.stack.append(())
+
+    def op_empty_set(self, arg: Any) -> None:
+        self.stack.append(set())
+
+    def op_tuple_n(self, arg: Any) -> None:  # TUPLE1, TUPLE2, TUPLE3
+        n = self.data[self.op_pos] - 0x84
+        items = [self._pop() for _ in range(n)]
+        items.reverse()
+        self.stack.append(self._nested(tuple(items), items))
+
+    def op_tuple(self, arg: Any) -> None:
+        items = self._pop_mark()
+        self.stack.append(self._nested(tuple(items), items))
+
+    def op_list(self, arg: Any) -> None:
+        items = self._pop_mark()  # before self.stack is read: popping the mark replaces it
+        self.stack.append(list(items))
+
+    def op_frozenset(self, arg: Any) -> None:
+        fs = frozenset(_freeze(i) for i in self._pop_mark())
+        self.stack.append(self._nested(fs, fs))
+
+    def op_dict(self, arg: Any) -> None:
+        items = self._pop_mark()
+        d: dict[Any, Any] = {}
+        self._setitems(d, list(zip(items[::2], items[1::2], strict=False)))
+        if len(items) % 2:
+            self._error("DICT with an odd number of items")
+        self.stack.append(d)
+
+    def op_append(self, arg: Any) -> None:
+        value = self._pop()
+        self._extend(self._top(), [value], "APPEND")
+
+    def op_appends(self, arg: Any) -> None:
+        items = self._pop_mark()
+        self._extend(self._top(), items, "APPENDS")
+
+    def op_additems(self, arg: Any) -> None:
+        items = self._pop_mark()
+        self._extend(self._top(), items, "ADDITEMS")
+
+    def op_setitem(self, arg: Any) -> None:
+        value = self._pop()
+        key = self._pop()
+        self._setitems(self._top(), [(key, value)])
+
+    def op_setitems(self, arg: Any) -> None:
+        items = self._pop_mark()
+        if len(items) % 2:
+            self._error("SETITEMS with an odd number of items")
+        self._setitems(self._top(), list(zip(items[::2], items[1::2], strict=False)))
+
+    def op_put(self, arg: Any) -> None:
+        self._put(self._index(arg))
+
+    def op_binput(self, arg: Any) -> None:
+        self._put(arg)
+
+    def op_memoize(self, arg: Any) -> None:
+        self._put(len(self.memo))
+
+    def op_get(self, arg: Any) -> None:
+        self.stack.append(self._get(self._index(arg)))
+
+    def op_binget(self, arg: Any) -> None:
+        self.stack.append(self._get(arg))
+
+    def op_global(self, arg: Any) -> None:
+        module, attr = (self._utf8(part) for part in arg)
+        self.stack.append(self._global(module, attr, "GLOBAL"))
+
+    def op_stack_global(self, arg: Any) -> None:
+        attr = self._pop()
+        module = self._pop()
+        self.stack.append(self._global(module, attr, "STACK_GLOBAL"))
+
+    def op_ext(self, arg: Any) -> None:
+        name = OPCODES[self.data[self.op_pos]][0]
+        self._error(f"{name} {arg}: extension registry code, resolved only by the loading process")
+        self.stack.append(self._global("<ext>", str(arg), name))
+
+    def op_inst(self, arg: Any) -> None:
+        module, attr = (self._utf8(part) for part in arg)
+        cls = self._global(module, attr, "INST")
+        items = self._pop_mark()
+        self.stack.append(self._call(cls, self._nested(tuple(items), items), "INST"))
+
+    def op_obj(self, arg: Any) -> None:
+        items = self._pop_mark()
+        if not items:
+            self._error("OBJ without a class")
+            items = [Unknown("missing class", self.op_pos)]
+        self.stack.append(self._call(items[0], self._nested(tuple(items[1:]), items[1:]), "OBJ"))
+
+    def op_reduce(self, arg: Any) -> None:
+        args = self._pop()
+        self.stack.append(self._call(self._pop(), args, "REDUCE"))
+
+    def op_newobj(self, arg: Any) -> None:
+        args = self._pop()
+        self.stack.append(self._call(self._pop(), args, "NEWOBJ"))
+
+    def op_newobj_ex(self, arg: Any) -> None:
+        kwargs = self._pop()
+        args = self._pop()
+        pair = (args, kwargs)
+        self.stack.append(self._call(self._pop(), self._nested(pair, pair), "NEWOBJ_EX"))
+
+    def op_build(self, arg: Any) -> None:
+        state = self._pop()
+        obj = self._pop()
+        self.stack.append(self._nested(Build(obj, state, self.op_pos), (obj, state)))
+        self._joblib_array(obj, state)
+
+    def op_persid(self, arg: Any) -> None:
+        self.stack.append(PersistentRef(self._utf8(arg), self.op_pos))
+
+    def op_binpersid(self, arg: Any) -> None:
+        pid = self._pop()
+        self.stack.append(self._nested(PersistentRef(pid, self.op_pos), (pid,)))
+
+    def op_next_buffer(self, arg: Any) -> None:
+        self.stack.append(Unknown("out-of-band buffer", self.op_pos))
+
+    def op_readonly_buffer(self, arg: Any) -> None:
+        pass  # marks the buffer on top of the stack read-only
 
     # -- value decoding ------------------------------------------------------------------------------------
     def _number(self, name: str, raw: bytes) -> object:
@@ -462,3 +543,37 @@ def _dtype_itemsize(dtype: object) -> int | None:
     if kind not in set("bBiufcSUVmMa") or not digits.isdigit():
         return None
     return int(digits) * (4 if kind == "U" else 1)
+
+
+_SHARED = {
+    "BININT": "value",
+    "BININT1": "value",
+    "BININT2": "value",
+    "BINFLOAT": "value",
+    "INT": "number",
+    "LONG": "number",
+    "FLOAT": "number",
+    "LONG1": "long_bin",
+    "LONG4": "long_bin",
+    "BINBYTES": "bytes",
+    "SHORT_BINBYTES": "bytes",
+    "BINBYTES8": "bytes",
+    "SHORT_BINSTRING": "binstring",
+    "BINSTRING": "binstring",
+    "SHORT_BINUNICODE": "binunicode",
+    "BINUNICODE": "binunicode",
+    "BINUNICODE8": "binunicode",
+    "TUPLE1": "tuple_n",
+    "TUPLE2": "tuple_n",
+    "TUPLE3": "tuple_n",
+    "LONG_BINPUT": "binput",
+    "LONG_BINGET": "binget",
+    "EXT1": "ext",
+    "EXT2": "ext",
+    "EXT4": "ext",
+}
+#: opcode byte -> (name, argument kind, handler)
+_DISPATCH: dict[int, tuple[str, int, Callable[[Machine, Any], bool | None]]] = {
+    code: (name, kind, getattr(Machine, "op_" + _SHARED.get(name, name.lower())))
+    for code, (name, kind) in OPCODES.items()
+}
