@@ -379,3 +379,17 @@ def test_opcode_table_matches_the_standard_library() -> None:
     assert {code: name for code, (name, _) in OPCODES.items()} == {
         ord(op.code): op.name for op in pickletools.opcodes
     }
+
+
+def test_builds_are_listed_even_when_discarded() -> None:
+    result = walk(b"\x80\x02ccollections\nOrderedDict\n}b0N.")
+    assert result.ok and result.value is None
+    (build,) = result.builds
+    assert build.obj == Global("collections", "OrderedDict", 2) and build.state == {}
+
+
+def test_walk_all_reuses_a_first_walk() -> None:
+    data = pickle.dumps(1, protocol=2) + pickle.dumps(2, protocol=2)
+    first = walk(data)
+    results = walk_all(data, first=first)
+    assert results[0] is first and [r.value for r in results] == [1, 2]

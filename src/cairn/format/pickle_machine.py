@@ -35,6 +35,7 @@ from cairn.format.pickle_vm import (
 
 __all__ = ["Machine"]
 
+_U4 = struct.Struct("<I")
 #: how deep joblib's nested object-array pickles may go
 _MAX_NESTING = 4
 
@@ -79,6 +80,7 @@ class Machine:
         self.memo: dict[int, Any] = {}
         self.globals: list[Global] = []
         self.calls: list[Call] = []
+        self.builds: list[Build] = []
         self.errors: list[str] = []
         self.protocol: int | None = None
         self.value: object = Unknown("no STOP reached", start)
@@ -224,8 +226,7 @@ class Machine:
                 if entry is None:
                     self._fail(f"unknown opcode 0x{data[pos]:02x}")
                 self.pos = pos + 1
-                name, kind, handler = entry
-                if handler(self, None if kind == ARG_NONE else self._arg(name, kind)):
+                if entry(self):
                     self.stopped = True
                     break
         except _Stop:
@@ -239,6 +240,7 @@ class Machine:
             protocol=self.protocol,
             errors=tuple(self.errors),
             stopped=self.stopped,
+            builds=tuple(self.builds),
         )
 
     def _arg(self, name: str, kind: int) -> Any:
@@ -445,7 +447,9 @@ class Machine:
     def op_build(self, arg: Any) -> None:
         state = self._pop()
         obj = self._pop()
-        self.stack.append(self._nested(Build(obj, state, self.op_pos), (obj, state)))
+        build = Build(obj, state, self.op_pos)
+        self.builds.append(build)
+        self.stack.append(self._nested(build, (obj, state)))
         self._joblib_array(obj, state)
 
     def op_persid(self, arg: Any) -> None:
@@ -460,6 +464,67 @@ class Machine:
 
     def op_readonly_buffer(self, arg: Any) -> None:
         pass  # marks the buffer on top of the stack read-only
+
+    # -- hot paths: the opcodes of every torch.save pickle, reading their own small arguments ---------------
+    def _byte(self) -> int:
+        pos = self.pos
+        if pos >= len(self.data):
+            self._fail("truncated: a 1-byte argument is missing")
+        self.pos = pos + 1
+        return self.data[pos]
+
+    def hot_binput(self) -> None:
+        self._put(self._byte())
+
+    def hot_binget(self) -> None:
+        self.stack.append(self._get(self._byte()))
+
+    def hot_binint1(self) -> None:
+        self.stack.append(self._byte())
+
+    def hot_short_binunicode(self) -> None:
+        n = self._byte()
+        pos = self.pos
+        if n > len(self.data) - pos:
+            self._fail(f"truncated: SHORT_BINUNICODE needs {n} bytes, {len(self.data) - pos} left")
+        self.pos = pos + n
+        self.stack.append(self._utf8(bytes(self.data[pos : pos + n])))
+
+    def _u4(self) -> int:
+        pos = self.pos
+        if pos + 4 > len(self.data):
+            self._fail("truncated: a 4-byte argument is missing")
+        self.pos = pos + 4
+        value: int = _U4.unpack_from(self.data, pos)[0]
+        return value
+
+    def hot_long_binput(self) -> None:
+        self._put(self._u4())
+
+    def hot_long_binget(self) -> None:
+        self.stack.append(self._get(self._u4()))
+
+    def hot_binunicode(self) -> None:
+        n = self._u4()
+        pos = self.pos
+        if n > len(self.data) - pos:
+            self._fail(f"truncated: BINUNICODE needs {n} bytes, {len(self.data) - pos} left")
+        self.pos = pos + n
+        self.stack.append(self._utf8(bytes(self.data[pos : pos + n])))
+
+    def hot_mark(self) -> None:
+        self.metastack.append(self.stack)
+        self.stack = []
+
+    def hot_reduce(self) -> None:
+        stack = self.stack
+        if len(stack) >= 2:
+            args = stack.pop()
+            func = stack.pop()
+        else:
+            args = self._pop()
+            func = self._pop()
+        stack.append(self._call(func, args, "REDUCE"))
 
     # -- value decoding ------------------------------------------------------------------------------------
     def _number(self, name: str, raw: bytes) -> object:
@@ -516,6 +581,7 @@ class Machine:
             inner = Machine(self.data, self.pos, self.max_ops, self.max_memo, self.depth + 1).run()
             self.globals.extend(inner.globals)
             self.calls.extend(inner.calls)
+            self.builds.extend(inner.builds)
             self.errors.extend(f"nested pickle {e}" for e in inner.errors)
             self.pos = inner.end
             return
@@ -572,8 +638,20 @@ _SHARED = {
     "EXT2": "ext",
     "EXT4": "ext",
 }
-#: opcode byte -> (name, argument kind, handler)
-_DISPATCH: dict[int, tuple[str, int, Callable[[Machine, Any], bool | None]]] = {
-    code: (name, kind, getattr(Machine, "op_" + _SHARED.get(name, name.lower())))
-    for code, (name, kind) in OPCODES.items()
+
+
+def _handler(name: str, kind: int) -> Callable[[Machine], bool | None]:
+    """The function that runs opcode ``name``: a hot path, or the generic argument reader + handler."""
+    hot = getattr(Machine, "hot_" + name.lower(), None)
+    if hot is not None:
+        return hot  # type: ignore[no-any-return]
+    op: Callable[[Machine, Any], bool | None] = getattr(Machine, "op_" + _SHARED.get(name, name.lower()))
+    if kind == ARG_NONE:
+        return lambda m: op(m, None)
+    return lambda m: op(m, m._arg(name, kind))
+
+
+#: opcode byte -> the function that runs it
+_DISPATCH: dict[int, Callable[[Machine], bool | None]] = {
+    code: _handler(name, kind) for code, (name, kind) in OPCODES.items()
 }

@@ -121,6 +121,8 @@ class PickleResult:
     errors: tuple[str, ...]
     #: True when the walk reached ``STOP`` (errors before it may still have been recorded)
     stopped: bool = False
+    #: every BUILD, in order, including ones later discarded
+    builds: tuple[Build, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -161,17 +163,20 @@ def _resync(view: memoryview, start: int) -> int:
     return -1
 
 
-def walk_all(data: bytes | bytearray | memoryview) -> list[PickleResult]:
+def walk_all(
+    data: bytes | bytearray | memoryview, *, first: PickleResult | None = None
+) -> list[PickleResult]:
     """Every pickle in ``data``, back to back.
 
     After a pickle that did not reach ``STOP`` (or bytes that are no pickle at all) the walk resumes at the
     next ``PROTO`` opcode, so that a payload hidden behind deliberately broken bytes is still seen.
+    ``first`` is the already computed ``walk(data)``, to save walking it twice.
     """
     view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
     results: list[PickleResult] = []
     offset = 0
     while offset < len(view) and len(results) < MAX_PICKLES:
-        result = walk(view, offset)
+        result = first if first is not None and offset == first.start else walk(view, offset)
         if result.end > offset or result.stopped:
             results.append(result)
         if result.stopped:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from cairn.format.pickle_vm import Build, Call, Global, PickleResult, walk_all
+from cairn.format.pickle_vm import Call, Global, PickleResult, walk_all
 from cairn.security.report import Severity
 
 __all__ = ["NESTED_LOADERS", "SAFE_GLOBALS", "TORCHSCRIPT_PREFIXES", "classify_global", "judge_pickles"]
@@ -270,7 +270,7 @@ def _judge_one(
                     _judge_one(
                         inner, emit, torchscript=torchscript, breakage=True, nested=None, depth=depth + 1
                     )
-    _judge_builds(result.value, emit)
+    _judge_builds(result, emit)
     if breakage and result.errors:
         detail = "; ".join(result.errors[:3]) + (
             f" (+{len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
@@ -278,28 +278,12 @@ def _judge_one(
         emit(Severity.MEDIUM, "pickle-malformed", detail, _BROKEN, result.end)
 
 
-def _judge_builds(value: object, emit: Callable[[Severity, str, str, str, int | None], None]) -> None:
+def _judge_builds(result: PickleResult, emit: Callable[[Severity, str, str, str, int | None], None]) -> None:
     """BUILD on an imported object (not an instance) overwrites attributes of a module-level name."""
-    seen: set[int] = set()
-    todo = [value]
-    while todo:
-        item = todo.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, Build):
-            if isinstance(item.obj, Global):
-                target = f"{item.obj.module}.{item.obj.name}"
-                emit(Severity.CRITICAL, "pickle-build-on-global", target, _BUILD_GLOBAL, item.pos)
-            todo.extend((item.obj, item.state))
-        elif isinstance(item, Call):
-            todo.extend((item.func, item.args, *item.listitems))
-            todo.extend(x for pair in item.dictitems for x in pair)
-        elif isinstance(item, dict):
-            todo.extend(item.keys())
-            todo.extend(item.values())
-        elif isinstance(item, list | tuple | set | frozenset):
-            todo.extend(item)
+    for build in result.builds:
+        if isinstance(build.obj, Global):
+            target = f"{build.obj.module}.{build.obj.name}"
+            emit(Severity.CRITICAL, "pickle-build-on-global", target, _BUILD_GLOBAL, build.pos)
 
 
 _DANGEROUS = "imports a name that can run commands, touch files or the network, import or evaluate code"

@@ -122,7 +122,7 @@ class _Scan:
                 results.append(walk(data, results[-1].end))
             flags = [True] * len(results)
         else:
-            results, flags = _stream(walk_all(data))
+            results, flags = _stream(walk_all(data, first=first))
         emit = self._emitter(path, member)
 
         def nested(raw: bytes, pos: int) -> None:
