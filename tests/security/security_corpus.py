@@ -427,6 +427,25 @@ def _joblib_object(folder: Path) -> bytes:
     return buf.getvalue()
 
 
+def _joblib_hidden_in_array(folder: Path) -> bytes:
+    """A joblib-format pickle whose "array bytes" are opcodes: joblib.load skips them, pickle.load runs them."""
+    payload = _system(folder, 2)[2:-1] + b"0"  # GLOBAL ... REDUCE, POP: the outer pickle goes on after it
+    dtype = _g("numpy", "dtype") + b"(X\x02\x00\x00\x00u1\x89\x88tR"
+    state = (
+        b"}(X\x05\x00\x00\x00shapeJ" + struct.pack("<i", len(payload)) + b"\x85X\x05\x00\x00\x00dtype" + dtype
+    )
+    state += b"X\x05\x00\x00\x00orderX\x01\x00\x00\x00Cu"
+    return (
+        b"\x80\x02"
+        + _g("joblib.numpy_pickle", "NumpyArrayWrapper")
+        + b")\x81"
+        + state
+        + b"b"
+        + payload
+        + b"."
+    )
+
+
 CASES: tuple[Case, ...] = (
     *(
         Case(
@@ -486,6 +505,7 @@ CASES: tuple[Case, ...] = (
     Case("polyglot_payload.pt", _polyglot, "pickle-dangerous-global", "os.system"),
     Case("load_from_bytes.pkl", _load_from_bytes, "pickle-dangerous-global", "os.system"),
     Case("joblib_object.joblib", _joblib_object, "pickle-dangerous-global", "system"),
+    Case("joblib_hidden_in_array.joblib", _joblib_hidden_in_array, "pickle-dangerous-global", "os.system"),
 )
 
 

@@ -69,6 +69,7 @@ def _freeze(value: object, depth: int = 0) -> object:
 
 class Machine:
     def __init__(self, data: memoryview, start: int, max_ops: int, max_memo: int, depth: int) -> None:
+        """``depth`` counts joblib's nested object-array pickles; -1 reads joblib files as plain pickles."""
         self.data = data
         self.pos = start
         self.start = start
@@ -569,7 +570,7 @@ class Machine:
     # -- joblib ------------------------------------------------------------------------------------------
     def _joblib_array(self, obj: object, state: object) -> None:
         """After a NumpyArrayWrapper's BUILD joblib reads the array itself; skip it as joblib does."""
-        if not (isinstance(obj, Call) and isinstance(obj.func, Global)):
+        if self.depth < 0 or not (isinstance(obj, Call) and isinstance(obj.func, Global)):
             return
         if (obj.func.module, obj.func.name) not in _JOBLIB_WRAPPERS or not isinstance(state, dict):
             return

@@ -136,8 +136,13 @@ def walk(
     *,
     max_ops: int = DEFAULT_MAX_OPS,
     max_memo: int = DEFAULT_MAX_MEMO,
+    joblib: bool = True,
 ) -> PickleResult:
-    """Walk the one pickle that starts at ``offset`` of ``data``, without executing anything."""
+    """Walk the one pickle that starts at ``offset`` of ``data``, without executing anything.
+
+    With ``joblib=False`` the raw array bytes that ``joblib.load`` reads after a ``NumpyArrayWrapper`` are
+    walked as opcodes, the way plain ``pickle.load`` would read the same file.
+    """
     view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
     if not 0 <= offset <= len(view):
         return PickleResult(
@@ -145,7 +150,7 @@ def walk(
         )
     from cairn.format.pickle_machine import Machine  # the machine imports this module's node types
 
-    return Machine(view, offset, max_ops, max_memo, 0).run()
+    return Machine(view, offset, max_ops, max_memo, 0 if joblib else -1).run()
 
 
 def _resync(view: memoryview, start: int) -> int:
@@ -164,7 +169,7 @@ def _resync(view: memoryview, start: int) -> int:
 
 
 def walk_all(
-    data: bytes | bytearray | memoryview, *, first: PickleResult | None = None
+    data: bytes | bytearray | memoryview, *, first: PickleResult | None = None, joblib: bool = True
 ) -> list[PickleResult]:
     """Every pickle in ``data``, back to back.
 
@@ -176,7 +181,7 @@ def walk_all(
     results: list[PickleResult] = []
     offset = 0
     while offset < len(view) and len(results) < MAX_PICKLES:
-        result = first if first is not None and offset == first.start else walk(view, offset)
+        result = first if first is not None and offset == first.start else walk(view, offset, joblib=joblib)
         if result.end > offset or result.stopped:
             results.append(result)
         if result.stopped:

@@ -66,6 +66,15 @@ class _Scan:
         order = sorted(self.findings, key=lambda f: (-f.severity, f.path, f.member, f.offset or 0))
         return ScanReport(tuple(order), tuple(self.errors), tuple(self.skipped), tuple(self.scanned))
 
+    def guarded(self, data: bytes | memoryview, path: str) -> None:
+        """Scan one file; a bug in a format check becomes a scan error for that file, never "clean"."""
+        try:
+            self.blob(data, path, "", 0)
+        except Exception as exc:  # any failure means the file was not fully scanned
+            self.errors.append(
+                ScanError(path, "", f"internal error while scanning: {type(exc).__name__}: {exc}")
+            )
+
     # -- dispatch -----------------------------------------------------------------------------------------
     def blob(self, data: bytes | memoryview, path: str, member: str, depth: int) -> None:
         if depth > MAX_DEPTH:
@@ -129,6 +138,22 @@ class _Scan:
             self.blob(raw, path, f"{member}@{pos}" if member else f"@{pos}", depth=MAX_DEPTH - 1)
 
         judge_pickles(results, emit, torchscript=torchscript, report_breakage=flags, nested=nested)
+        if any(g.name == "NumpyArrayWrapper" for r in results for g in r.globals):
+            self._joblib_as_plain_pickle(data, path, member)
+
+    def _joblib_as_plain_pickle(self, data: bytes | memoryview, path: str, member: str) -> None:
+        """joblib.load skips the raw array bytes, but pickle.load (or torch.load) would run them as opcodes.
+
+        Array data decodes to garbage opcodes, so only critical findings of that reading are reported.
+        """
+        emit = self._emitter(path, member)
+
+        def critical(severity: Severity, rule: str, construct: str, message: str, offset: int | None) -> None:
+            if severity is Severity.CRITICAL:
+                emit(severity, rule, construct, f"{message} (when read by plain pickle.load)", offset)
+
+        plain = [r for r in walk_all(data, joblib=False) if r.globals]
+        judge_pickles(plain, critical, report_breakage=[False] * len(plain))
 
     def npy(self, data: bytes | memoryview, path: str, member: str) -> None:
         emit = self._emitter(path, member)
@@ -298,7 +323,7 @@ def scan(paths: Iterable[str | os.PathLike[str]]) -> ScanReport:
             continue
         view = memoryview(mm)
         try:
-            s.blob(view, str(p), "", 0)
+            s.guarded(view, str(p))
         finally:
             view.release()
             with contextlib.suppress(BufferError):  # a slice still referenced: released when collected
@@ -309,7 +334,7 @@ def scan(paths: Iterable[str | os.PathLike[str]]) -> ScanReport:
 def scan_bytes(data: bytes, name: str = "<bytes>") -> ScanReport:
     """Scan an in-memory file (an upload) as if it were a file called ``name``."""
     s = _Scan()
-    s.blob(data, name, "", 0)
+    s.guarded(data, name)
     return s.report()
 
 
