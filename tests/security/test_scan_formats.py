@@ -1,0 +1,133 @@
+"""Real files written by the formats' own libraries (onnx, gguf, numpy): clean ones pass, hostile ones fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cairn.security import Severity, scan
+
+onnx = pytest.importorskip("onnx")
+gguf = pytest.importorskip("gguf")
+
+# chat templates as published with popular models (shortened): none may be flagged
+BENIGN_TEMPLATES = [
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]"
+    "['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message "
+    "in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation"
+    " roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message "
+    "!= false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}"
+    "{% set content = message['content'] %}{% endif %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% endfor %}",
+    "{{- bos_token }}{%- set ns = namespace(system='') %}{%- for message in messages %}{%- if message['role'] == 'system' %}"
+    "{%- set ns.system = message['content'] | trim %}{%- endif %}{%- endfor %}{{- '<|start_header_id|>system<|end_header_id|>"
+    "\\n\\n' + ns.system + '<|eot_id|>' }}{%- if tools is not none %}{{- tools | tojson(indent=4) }}{%- endif %}",
+]
+HOSTILE_TEMPLATES = [
+    "{{ self.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}",
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ ''|attr('\\x5f\\x5fclass\\x5f\\x5f') }}",
+    "{% for c in [].__class__.__base__.__subclasses__() %}{% endfor %}",
+    "{{ lipsum.__globals__['os'].system('id') }}",
+]
+
+
+def _gguf(path: Path, template: str) -> Path:
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_chat_template(template)
+    writer.add_token_list([f"tok{i}" for i in range(1000)])
+    writer.add_array("general.tags", ["a", "b"])
+    writer.add_tensor("w", np.ones((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize("index", range(len(BENIGN_TEMPLATES)))
+def test_real_gguf_with_ordinary_templates_is_clean(tmp_path: Path, index: int) -> None:
+    path = _gguf(tmp_path / "m.gguf", BENIGN_TEMPLATES[index])
+    report = scan([path])
+    assert report.findings == () and report.errors == ()
+    assert report.scanned == (str(path),)  # read as GGUF, not skipped
+
+
+@pytest.mark.parametrize("index", range(len(HOSTILE_TEMPLATES)))
+def test_real_gguf_with_injected_template_is_critical(tmp_path: Path, index: int) -> None:
+    report = scan([_gguf(tmp_path / "m.gguf", HOSTILE_TEMPLATES[index])])
+    assert [f.rule for f in report.findings] == ["gguf-template-injection"]
+    assert report.findings[0].severity is Severity.CRITICAL
+
+
+def test_truncated_gguf_is_reported_malformed(tmp_path: Path) -> None:
+    path = _gguf(tmp_path / "m.gguf", BENIGN_TEMPLATES[0])
+    path.write_bytes(path.read_bytes()[:200])
+    assert [f.rule for f in scan([path]).findings] == ["gguf-malformed"]
+
+
+def _onnx_model(folder: Path, *, location: str | None, domain: str = "") -> Path:
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((4, 4), dtype=np.float32), name="w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
+    opsets = [helper.make_opsetid("", 17)]
+    if domain:
+        nodes.append(helper.make_node("Evil", ["y"], ["z"], domain=domain))
+        opsets.append(helper.make_opsetid(domain, 1))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("z" if domain else "y", TensorProto.FLOAT, [1, 4])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=opsets)
+    if location is not None:
+        weight.ClearField("raw_data")
+        weight.data_location = TensorProto.EXTERNAL
+        entry = weight.external_data.add()
+        entry.key, entry.value = "location", location
+        model.graph.initializer[0].CopyFrom(weight)
+    path = folder / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_real_onnx_models_are_clean(tmp_path: Path) -> None:
+    for location in (None, "weights/model.onnx.data"):
+        path = _onnx_model(tmp_path, location=location)
+        report = scan([path])
+        assert report.exit_status() == 0 and report.findings == ()
+        assert report.scanned == (str(path),)  # read as ONNX, not skipped
+
+
+@pytest.mark.parametrize(
+    "location", ["../../secrets.bin", "/etc/passwd", "weights/../../x", "C:\\\\Windows\\\\x"]
+)
+def test_onnx_external_data_escaping_the_folder(tmp_path: Path, location: str) -> None:
+    report = scan([_onnx_model(tmp_path, location=location)])
+    assert [f.rule for f in report.findings] == ["onnx-external-data-escape"]
+
+
+def test_onnx_custom_operator_domain(tmp_path: Path) -> None:
+    report = scan([_onnx_model(tmp_path, location=None, domain="com.example.native")])
+    assert {f.rule for f in report.findings} == {"onnx-custom-domain"}
+    assert any("com.example.native::Evil" in f.construct for f in report.findings)
+
+
+def test_npy_plain_and_structured_arrays_are_clean(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.zeros(3, dtype=[("x", "<f4"), ("y", "<i8")]))
+    np.save(tmp_path / "b.npy", np.arange(6).reshape(2, 3), allow_pickle=False)
+    report = scan([tmp_path])
+    assert report.findings == () and report.errors == ()
+
+
+def test_npy_object_array_of_strings_is_low_only(tmp_path: Path) -> None:
+    np.save(tmp_path / "o.npy", np.array(["a", None, 3], dtype=object), allow_pickle=True)
+    report = scan([tmp_path / "o.npy"])
+    assert [(f.rule, f.severity) for f in report.findings] == [("npy-object-array", Severity.LOW)]
+    assert report.exit_status() == 0
