@@ -13,6 +13,7 @@ import pickle
 import struct
 import sys
 import tarfile
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -572,6 +573,10 @@ def build_benign(folder: Path) -> None:
             },
             folder / f"train_{opt_name}.ckpt",
         )
+    with warnings.catch_warnings():  # torch.jit.script is deprecated, but its archives are still published
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU()))
+    scripted.save(str(folder / "scripted.pt"))
     # a transformers-style checkpoint: pytorch_model.bin with the usual dotted parameter names
     sd = {f"encoder.layer.{i}.attention.self.query.weight": torch.randn(4, 4) for i in range(3)}
     sd["embeddings.position_ids"] = torch.arange(8).unsqueeze(0)

@@ -56,6 +56,8 @@ def test_unknown_globals_and_torchscript_prefixes() -> None:
     assert classify_global("torch.nn.modules.linear", "some_function") == "unknown"
     assert classify_global("__torch__.model", "Net") == "unknown"
     assert classify_global("__torch__.model", "Net", torchscript=True) == "safe"
+    assert classify_global("torch.jit._pickle", "build_intlist", torchscript=True) == "safe"
+    assert classify_global("torch.jit._pickle", "build_intlist") == "unknown"
 
 
 def _judge(data: bytes) -> list[tuple[Severity, str, str]]:

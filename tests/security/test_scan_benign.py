@@ -9,7 +9,7 @@ import pytest
 from safetensors.numpy import save_file
 from security_corpus import build_benign
 
-from cairn.security import scan
+from cairn.security import Severity, scan
 
 pytest.importorskip("torch")
 pytest.importorskip("joblib")
@@ -24,7 +24,9 @@ def benign(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_ordinary_checkpoints_scan_clean(benign: Path) -> None:
     report = scan([benign])
-    assert report.findings == (), [(f.path, f.member, f.rule, f.construct) for f in report.findings]
+    # TorchScript archives carry code that torch.jit.load compiles: noted (low), never a failure
+    notes = [(Path(f.path).name, f.rule, f.severity) for f in report.findings]
+    assert notes == [("scripted.pt", "torchscript-code", Severity.LOW)], notes
     assert report.errors == ()
     assert report.exit_status() == 0
     assert [Path(s.path).name for s in report.skipped] == ["README.md"]

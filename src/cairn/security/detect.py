@@ -7,6 +7,7 @@ it unpickles it, so a pickle with a zip appended is a pickle (and the scanner al
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Literal
 
@@ -39,6 +40,7 @@ _UNSUPPORTED = (
     (b"\x04\x22\x4d\x18", "lz4"),
     (b"MSCF", "cab"),
 )
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 # opcodes a protocol 0/1 pickle can start with (protocol 2+ start with PROTO)
 _P0_START = set(b"(]})NIJKLMFSTUVXcdlpgiG")
 
@@ -60,7 +62,11 @@ def looks_like_pickle(data: bytes | memoryview) -> bool:
     if data[0] not in _P0_START:
         return False
     result = walk(data[: 1 << 20], max_ops=100_000)
-    return result.stopped or bool(result.globals)
+    if result.stopped:
+        return True
+    # a broken protocol 0 stream still counts when it imports real-looking names (text that merely starts
+    # with an opcode letter, such as Python source "class X(Module):", does not)
+    return any(_DOTTED.match(g.module) and _DOTTED.match(g.name) for g in result.globals)
 
 
 def _safetensors(data: bytes | memoryview) -> bool:

@@ -175,7 +175,7 @@ def classify_global(module: str, name: str, *, torchscript: bool = False) -> str
         return "safe"
     if any(module == m or module.startswith(m + ".") for m in _SAFE_MODULES):
         return "safe"
-    if torchscript and module.startswith(TORCHSCRIPT_PREFIXES):
+    if torchscript and (module + ".").startswith(TORCHSCRIPT_PREFIXES):
         return "safe"
     if (module, name) in _DANGEROUS_NAMES or (module, name) in NESTED_LOADERS:
         return "dangerous"

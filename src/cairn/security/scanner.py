@@ -221,7 +221,7 @@ class _Scan:
                     if hidden.ok:
                         judge_pickles([hidden], memit)
                 continue
-            if m.name.endswith(".pkl") or (is_torch and m.name.rsplit("/", 1)[-1] in ("data.pkl",)):
+            if m.name.endswith((".pkl", ".debug_pkl")):
                 self.scanned.append(_label(path, inner))
                 self.pickle(content, path, inner, torchscript=torchscript)
             else:
