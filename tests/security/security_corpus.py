@@ -116,6 +116,10 @@ def _garbage_then_payload(folder: Path) -> bytes:
     return b"\x80\x02(K\x01\xfe\xff" + _system(folder, 4)
 
 
+def _garbage_then_truncated_payload(folder: Path) -> bytes:
+    return b"\x80\x02(K\x01\xfe\xff" + _system(folder, 4)[:-4]
+
+
 def _nested_containers(folder: Path) -> bytes:
     inner = _system(folder, 2)[2:-1]  # GLOBAL ... REDUCE without PROTO/STOP
     return b"\x80\x02}(X\x01\x00\x00\x00a](K\x01K\x02" + inner + b"\x85eu."
@@ -467,6 +471,9 @@ CASES: tuple[Case, ...] = (
     Case("truncated.pkl", _truncated, "pickle-dangerous-global", "os.system"),
     Case("truncated_breakage.pkl", _truncated, "pickle-malformed"),
     Case("garbage_then_payload.pkl", _garbage_then_payload, "pickle-dangerous-global", "os.system"),
+    Case(
+        "garbage_then_truncated.pkl", _garbage_then_truncated_payload, "pickle-dangerous-global", "os.system"
+    ),
     Case("nested_containers.pkl", _nested_containers, "pickle-dangerous-global", "os.system"),
     Case("getattr_chain.pkl", _getattr_chain, "pickle-computed-call"),
     Case("getattr_global.pkl", _getattr_chain, "pickle-dangerous-global", "builtins.getattr"),

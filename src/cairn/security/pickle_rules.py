@@ -41,7 +41,7 @@ _TORCH_DTYPES = _words(
 
 #: (module, name) pairs that legitimate checkpoints need; the start is PyTorch's ``weights_only`` allowlist
 SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    [("collections", n) for n in ("OrderedDict", "Counter", "deque")]
+    [("collections", n) for n in ("OrderedDict", "Counter", "deque", "defaultdict")]
     + [
         ("torch._utils", n)
         for n in _words(

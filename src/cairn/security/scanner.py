@@ -130,37 +130,50 @@ class _Scan:
             while len(results) < 5 and results[-1].stopped and results[-1].end < len(data):
                 results.append(walk(data, results[-1].end))
             flags = [True] * len(results)
+            fragments: list[PickleResult] = []
         else:
-            results, flags = _stream(walk_all(data, first=first))
+            results, flags, fragments = _stream(walk_all(data, first=first))
         emit = self._emitter(path, member)
 
         def nested(raw: bytes, pos: int) -> None:
             self.blob(raw, path, f"{member}@{pos}" if member else f"@{pos}", depth=MAX_DEPTH - 1)
 
         judge_pickles(results, emit, torchscript=torchscript, report_breakage=flags, nested=nested)
+        if fragments:  # broken pieces found by resynchronising: random bytes never name os.system by chance
+            judge_pickles(
+                fragments,
+                self._critical_only(path, member, "in a broken fragment"),
+                report_breakage=[False] * len(fragments),
+            )
         if any(g.name == "NumpyArrayWrapper" for r in results for g in r.globals):
             self._joblib_as_plain_pickle(data, path, member)
+
+    def _critical_only(self, path: str, member: str, note: str) -> model_formats.Emit:
+        emit = self._emitter(path, member)
+
+        def critical(severity: Severity, rule: str, construct: str, message: str, offset: int | None) -> None:
+            if severity is Severity.CRITICAL:
+                emit(severity, rule, construct, f"{message} ({note})", offset)
+
+        return critical
 
     def _joblib_as_plain_pickle(self, data: bytes | memoryview, path: str, member: str) -> None:
         """joblib.load skips the raw array bytes, but pickle.load (or torch.load) would run them as opcodes.
 
         Array data decodes to garbage opcodes, so only critical findings of that reading are reported.
         """
-        emit = self._emitter(path, member)
-
-        def critical(severity: Severity, rule: str, construct: str, message: str, offset: int | None) -> None:
-            if severity is Severity.CRITICAL:
-                emit(severity, rule, construct, f"{message} (when read by plain pickle.load)", offset)
-
         plain = [r for r in walk_all(data, joblib=False) if r.globals]
+        critical = self._critical_only(path, member, "when read by plain pickle.load")
         judge_pickles(plain, critical, report_breakage=[False] * len(plain))
 
     def npy(self, data: bytes | memoryview, path: str, member: str) -> None:
         emit = self._emitter(path, member)
         start = model_formats.npy_pickle_offset(data, emit)
         if start is not None:
-            results, flags = _stream(walk_all(data[start:]))
+            results, flags, fragments = _stream(walk_all(data[start:]))
             judge_pickles(results, emit, report_breakage=flags)
+            critical = self._critical_only(path, member, "in a broken fragment")
+            judge_pickles(fragments, critical, report_breakage=[False] * len(fragments))
 
     # -- archives -----------------------------------------------------------------------------------------
     def zip(self, data: bytes | memoryview, path: str, member: str, depth: int) -> None:
@@ -275,16 +288,20 @@ class _Scan:
         self.blob(out, path, inner, depth + 1)
 
 
-def _stream(results: list[PickleResult]) -> tuple[list[PickleResult], list[bool]]:
-    """Keep back-to-back pickles (their breakage counts) and resynchronised fragments that walk cleanly."""
+def _stream(results: list[PickleResult]) -> tuple[list[PickleResult], list[bool], list[PickleResult]]:
+    """Split a stream's pickles: back-to-back ones (their breakage counts) and resynchronised ones that
+    walk cleanly are judged fully; broken resynchronised fragments only for critical findings."""
     kept: list[PickleResult] = []
     flags: list[bool] = []
+    fragments: list[PickleResult] = []
     for i, r in enumerate(results):
         back_to_back = i == 0 or (results[i - 1].stopped and results[i - 1].end == r.start)
         if back_to_back or r.ok:
             kept.append(r)
             flags.append(back_to_back)
-    return kept, flags
+        else:
+            fragments.append(r)
+    return kept, flags, fragments
 
 
 def _is_storage(name: str) -> bool:
