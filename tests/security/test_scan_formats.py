@@ -131,3 +131,32 @@ def test_npy_object_array_of_strings_is_low_only(tmp_path: Path) -> None:
     report = scan([tmp_path / "o.npy"])
     assert [(f.rule, f.severity) for f in report.findings] == [("npy-object-array", Severity.LOW)]
     assert report.exit_status() == 0
+
+
+def test_chunked_find_sees_needles_across_chunk_boundaries() -> None:
+    from cairn.security.model_formats import find
+
+    data = memoryview(b"x" * 10 + b"needle" + b"y" * 10 + b"needle")
+    assert [find(data, b"needle", 0, chunk=c) for c in (1, 4, 12, 100)] == [10] * 4
+    assert find(data, b"needle", 11, chunk=4) == 26
+    assert find(data, b"absent", 0, chunk=4) == -1
+
+
+def test_large_tar_members_are_read_without_copying(tmp_path: Path) -> None:
+    import io
+    import pickle
+    import tarfile
+
+    payload = b"\x80\x02cos\nsystem\nX\x01\x00\x00\x00x\x85R."
+    with tarfile.open(tmp_path / "m.tar", "w") as tf:
+        for name, data in (("weights.bin", b"\x00" * (4 << 20)), ("extra/obj.pkl", payload)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("ok.pkl")
+        ok = pickle.dumps({"a": 1}, protocol=4)
+        info.size = len(ok)
+        tf.addfile(info, io.BytesIO(ok))
+    report = scan([tmp_path / "m.tar"])
+    assert [(f.member, f.construct) for f in report.findings] == [("extra/obj.pkl", "os.system")]
+    assert f"{tmp_path / 'm.tar'}#ok.pkl" in report.scanned

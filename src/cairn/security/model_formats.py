@@ -25,11 +25,12 @@ from cairn.format.safetensors import parse_header
 from cairn.security.protobuf import fields
 from cairn.security.report import Severity
 
-__all__ = ["Emit", "check", "check_keras_config", "npy_pickle_offset"]
+__all__ = ["Emit", "check", "check_keras_config", "find", "npy_pickle_offset"]
 
 Emit = Callable[[Severity, str, str, str, int | None], None]
 
 _MAX_JSON = 64 << 20
+_MAX_H5_JSON = 8 << 20  # a Keras model_config attribute is far smaller
 _MAX_NPY_HEADER = 10_000  # numpy's own default limit
 _SAFE_KERAS_MODULES = ("keras", "tensorflow.keras", "tf_keras", "keras_nlp", "keras_hub", "keras_cv")
 _ONNX_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training", "com.microsoft"}
@@ -144,17 +145,31 @@ def _layer_name(node: dict[str, object]) -> str:
 
 def _hdf5(data: bytes | memoryview, emit: Emit) -> None:
     """Legacy Keras ``.h5``: the model config is a JSON string attribute; find and judge every one."""
-    raw = bytes(data) if not isinstance(data, bytes) else data
-    pos = raw.find(b'{"class_name"')
+    view = memoryview(data)
+    needle = b'{"class_name"'
     decoder = json.JSONDecoder()
+    pos = find(view, needle, 0)
     while pos >= 0:
+        window = bytes(view[pos : pos + _MAX_H5_JSON]).decode("utf-8", errors="replace")
         try:
-            doc, end = decoder.raw_decode(raw[pos : pos + _MAX_JSON].decode("utf-8", errors="replace"))
+            doc, end = decoder.raw_decode(window)
         except (json.JSONDecodeError, RecursionError):
             end = 1
         else:
             check_keras_config(json.dumps(doc).encode(), emit)
-        pos = raw.find(b'{"class_name"', pos + max(end, 1))
+        pos = find(view, needle, pos + max(len(window[:end].encode("utf-8", errors="replace")), 1))
+
+
+def find(view: memoryview, needle: bytes, start: int, chunk: int = 1 << 20) -> int:
+    """``bytes.find`` over a memoryview (a memory-mapped file) without copying all of it."""
+    pos = start
+    while pos < len(view):
+        block = bytes(view[pos : pos + chunk + len(needle) - 1])
+        hit = block.find(needle)
+        if hit >= 0:
+            return pos + hit
+        pos += chunk
+    return -1
 
 
 # -- safetensors -------------------------------------------------------------------------------------------

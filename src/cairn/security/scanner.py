@@ -19,6 +19,7 @@ import os
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from cairn.format.pickle_vm import PickleResult, walk, walk_all
 from cairn.security import model_formats
@@ -242,7 +243,7 @@ class _Scan:
 
     def tar(self, data: bytes | memoryview, path: str, member: str, depth: int) -> None:
         try:
-            with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as tf:
+            with tarfile.open(fileobj=_ViewFile(memoryview(data)), mode="r:") as tf:
                 for count, info in enumerate(tf):
                     if count >= _MAX_TAR_MEMBERS:
                         self.errors.append(ScanError(path, member, "too many tar members; rest not scanned"))
@@ -263,9 +264,14 @@ class _Scan:
                         continue
                     if not info.isfile():
                         continue
-                    fh = tf.extractfile(info)
-                    if fh is not None:
-                        self.blob(fh.read(), path, inner, depth + 1)
+                    if info.sparse is None and info.offset_data + info.size <= len(data):
+                        content: bytes | memoryview = memoryview(data)[
+                            info.offset_data : info.offset_data + info.size
+                        ]
+                    else:  # GNU sparse members: let tarfile assemble them
+                        fh = tf.extractfile(info)
+                        content = fh.read() if fh is not None else b""
+                    self.blob(content, path, inner, depth + 1)
         except (tarfile.TarError, EOFError, OSError) as exc:
             self.errors.append(ScanError(path, member, f"tar archive could not be read: {exc}"))
 
@@ -286,6 +292,35 @@ class _Scan:
             )
             return
         self.blob(out, path, inner, depth + 1)
+
+
+class _ViewFile(io.RawIOBase):
+    """A read-only, seekable file over a memoryview, so that tarfile reads a mapped file without a copy."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._view[self._pos : self._pos + len(buffer)]
+        n = len(chunk)
+        memoryview(buffer).cast("B")[:n] = chunk
+        self._pos += n
+        return n
 
 
 def _stream(results: list[PickleResult]) -> tuple[list[PickleResult], list[bool], list[PickleResult]]:
