@@ -160,3 +160,51 @@ def test_large_tar_members_are_read_without_copying(tmp_path: Path) -> None:
     report = scan([tmp_path / "m.tar"])
     assert [(f.member, f.construct) for f in report.findings] == [("extra/obj.pkl", "os.system")]
     assert f"{tmp_path / 'm.tar'}#ok.pkl" in report.scanned
+
+
+_LAMBDA_CONFIG = {
+    "config": {
+        "name": "s",
+        "layers": [{"config": {"name": "l", "function": ["YQ==", None, None]}, "class_name": "Lambda"}],
+    },
+    "class_name": "Sequential",
+}
+_DENSE_CONFIG = {
+    "class_name": "Sequential",
+    "config": {"layers": [{"class_name": "Dense", "config": {"units": 3}}]},
+}
+
+
+@pytest.mark.parametrize("spelling", ["default", "indented", "compact", "fixed-length"])
+def test_real_h5_lambda_layer_in_any_json_spelling(tmp_path: Path, spelling: str) -> None:
+    import json
+
+    h5py = pytest.importorskip("h5py")
+    text = {
+        "default": json.dumps(_LAMBDA_CONFIG),
+        "indented": json.dumps(_LAMBDA_CONFIG, indent=2),
+        "compact": json.dumps(_LAMBDA_CONFIG, separators=(",", ":")),
+        "fixed-length": json.dumps(_LAMBDA_CONFIG),
+    }[spelling]
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w") as f:
+        if spelling == "fixed-length":
+            f.attrs.create("model_config", np.bytes_(text))
+        else:
+            f.attrs["model_config"] = text
+        f.create_group("model_weights").create_dataset("w", data=np.ones((8, 8), dtype="f4"))
+    report = scan([path])
+    assert [(f.rule, f.severity) for f in report.findings] == [("keras-lambda", Severity.CRITICAL)]
+
+
+def test_real_h5_with_standard_layers_is_clean(tmp_path: Path) -> None:
+    import json
+
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(_DENSE_CONFIG)
+        f.attrs["keras_version"] = "2.15.0"
+        f.create_group("model_weights").create_dataset("w", data=np.ones((64, 64), dtype="f4"))
+    report = scan([path])
+    assert report.findings == () and report.scanned == (str(path),)

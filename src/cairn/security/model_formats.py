@@ -144,20 +144,58 @@ def _layer_name(node: dict[str, object]) -> str:
 
 
 def _hdf5(data: bytes | memoryview, emit: Emit) -> None:
-    """Legacy Keras ``.h5``: the model config is a JSON string attribute; find and judge every one."""
+    """Legacy Keras ``.h5``: the ``model_config`` attribute is a JSON string; find and judge every one.
+
+    Variable-length string attributes (what h5py and Keras write) live in global heap collections
+    (``GCOL``), which are walked object by object, so any JSON spelling is seen; JSON objects with a
+    ``"class_name"`` key elsewhere in the file (fixed-length attributes) are found by searching.
+    """
     view = memoryview(data)
-    needle = b'{"class_name"'
-    decoder = json.JSONDecoder()
-    pos = find(view, needle, 0)
+    for blob in _gcol_objects(view):
+        text = bytes(blob).lstrip()
+        if text.startswith(b"{") and b'"class_name"' in text:
+            check_keras_config(text, emit)
+    pos = find(view, b'"class_name"', 0)
     while pos >= 0:
-        window = bytes(view[pos : pos + _MAX_H5_JSON]).decode("utf-8", errors="replace")
+        _judge_enclosing_object(view, pos, emit)
+        pos = find(view, b'"class_name"', pos + 1)
+
+
+def _judge_enclosing_object(view: memoryview, pos: int, emit: Emit) -> None:
+    """Judge the innermost JSON object (starting up to 4 KiB before ``pos``) that contains ``pos``."""
+    decoder = json.JSONDecoder()
+    back = bytes(view[max(0, pos - 4096) : pos])
+    start = len(back)
+    for _ in range(64):
+        start = back.rfind(b"{", 0, start)
+        if start < 0:
+            return
+        begin = pos - len(back) + start
+        window = bytes(view[begin : begin + _MAX_H5_JSON]).decode("utf-8", errors="replace")
         try:
             doc, end = decoder.raw_decode(window)
         except (json.JSONDecodeError, RecursionError):
-            end = 1
-        else:
+            continue
+        if begin + len(window[:end].encode("utf-8", errors="replace")) > pos:
             check_keras_config(json.dumps(doc).encode(), emit)
-        pos = find(view, needle, pos + max(len(window[:end].encode("utf-8", errors="replace")), 1))
+            return
+
+
+def _gcol_objects(view: memoryview) -> Iterator[memoryview]:
+    """The objects of every HDF5 global heap collection in the file (bounded by the collection sizes)."""
+    pos = find(view, b"GCOL", 0)
+    while pos >= 0:
+        if pos + 16 <= len(view) and view[pos + 4] == 1:
+            (size,) = struct.unpack("<Q", view[pos + 8 : pos + 16])
+            end = min(pos + size, len(view))
+            cur = pos + 16
+            while cur + 16 <= end:
+                index, _, _, length = struct.unpack("<HHIQ", view[cur : cur + 16])
+                if index == 0 or length > end - cur - 16:
+                    break
+                yield view[cur + 16 : cur + 16 + length]
+                cur += 16 + (length + 7) // 8 * 8
+        pos = find(view, b"GCOL", pos + 4)
 
 
 def find(view: memoryview, needle: bytes, start: int, chunk: int = 1 << 20) -> int:
