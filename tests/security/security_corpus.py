@@ -326,6 +326,22 @@ def _keras_module(folder: Path) -> bytes:
     return _keras({"module": "keras", "class_name": "Functional", "config": {"layers": [layer]}})
 
 
+def _keras_get_file(folder: Path) -> bytes:
+    # keras' own get_file as an activation: module is keras, yet loading downloads an arbitrary URL
+    fn = {
+        "module": "keras.utils",
+        "class_name": "function",
+        "config": "get_file",
+        "registered_name": "function",
+    }
+    layer = {
+        "module": "keras.layers",
+        "class_name": "Dense",
+        "config": {"name": "d", "units": 1, "activation": fn},
+    }
+    return _keras({"module": "keras", "class_name": "Sequential", "config": {"layers": [layer]}})
+
+
 def _h5_lambda(folder: Path) -> bytes:
     config = {
         "class_name": "Sequential",
@@ -503,6 +519,7 @@ CASES: tuple[Case, ...] = (
     Case("model.7z", _seven_zip, "", error=True),
     Case("lambda.keras", _keras_lambda, "keras-lambda"),
     Case("module.keras", _keras_module, "keras-custom-module", "os.system"),
+    Case("get_file.keras", _keras_get_file, "keras-dangerous-function", "get_file"),
     Case("lambda.h5", _h5_lambda, "keras-lambda"),
     Case("escape.onnx", _onnx_escape, "onnx-external-data-escape", "../"),
     Case("custom.onnx", _onnx_custom, "onnx-custom-domain", "com.evil.ops"),

@@ -33,6 +33,16 @@ _MAX_JSON = 64 << 20
 _MAX_H5_JSON = 8 << 20  # a Keras model_config attribute is far smaller
 _MAX_NPY_HEADER = 10_000  # numpy's own default limit
 _SAFE_KERAS_MODULES = ("keras", "tensorflow.keras", "tf_keras", "keras_nlp", "keras_hub", "keras_cv")
+# Keras 3 serialises function references as {"class_name": "function", "module": ..., "config": NAME};
+# these names reach files, the network or unsafe loading even from inside the keras package
+_DANGEROUS_KERAS_FUNCTIONS = {
+    "get_file",
+    "enable_unsafe_deserialization",
+    "load_model",
+    "load_weights",
+    "exec",
+    "eval",
+}
 _ONNX_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training", "com.microsoft"}
 # Jinja constructs that reach Python objects beyond the template's data: the server-side template
 # injection vocabulary (dunder attributes, attribute filters on strings, well-known escape globals)
@@ -121,6 +131,14 @@ def check_keras_config(raw: bytes, emit: Emit) -> None:
             dangerous = root in {"os", "subprocess", "builtins", "sys", "importlib", "posix", "nt", "pickle"}
             sev = Severity.CRITICAL if dangerous else Severity.HIGH
             emit(sev, "keras-custom-module", f"{module}.{cls}", _MODULE, None)
+        if cls == "function" and node.get("config") in _DANGEROUS_KERAS_FUNCTIONS:
+            emit(
+                Severity.CRITICAL,
+                "keras-dangerous-function",
+                f"{module}.{node.get('config')}",
+                _FUNCTION,
+                None,
+            )
         registered = node.get("registered_name")
         own = cls if isinstance(cls, str) and cls else "\0"
         if isinstance(registered, str) and registered and not registered.startswith(("keras", own)):
@@ -354,6 +372,7 @@ def _string_field(message: memoryview, wanted: int) -> str:
 _NPY_OBJECT = "object array: numpy.load(allow_pickle=True) unpickles it"
 _LAMBDA = "Lambda layer: loading deserialises and runs Python bytecode (safe_mode=False)"
 _MODULE = "layer class comes from a module outside Keras: loading imports and runs it"
+_FUNCTION = "function reference that downloads files or turns unsafe deserialisation on when the model loads"
 _CUSTOM = "custom registered object: loading needs and runs user code"
 _ST = "the loader refuses it; a file whose header lies is hostile or corrupt"
 _SSTI_MSG = "chat template reaches Python internals through Jinja syntax (template injection)"

@@ -161,9 +161,13 @@ class _Scan:
     def _joblib_as_plain_pickle(self, data: bytes | memoryview, path: str, member: str) -> None:
         """joblib.load skips the raw array bytes, but pickle.load (or torch.load) would run them as opcodes.
 
-        Array data decodes to garbage opcodes, so only critical findings of that reading are reported.
+        Array data decodes to garbage opcodes, so only critical findings of that reading are reported;
+        like pickle.load, the reading stops at the first broken opcode, so its cost does not grow with
+        the array bytes.
         """
-        plain = [r for r in walk_all(data, joblib=False) if r.globals]
+        plain = [walk(data, joblib=False)]  # pickle.load stops at the first error: no resynchronising
+        while plain[-1].stopped and plain[-1].end < len(data) and len(plain) < 100:
+            plain.append(walk(data, plain[-1].end, joblib=False))
         critical = self._critical_only(path, member, "when read by plain pickle.load")
         judge_pickles(plain, critical, report_breakage=[False] * len(plain))
 
