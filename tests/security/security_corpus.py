@@ -243,6 +243,13 @@ def _tar_gz(folder: Path) -> bytes:
     return _tar({"model/weights.bin": _system(folder, 2)}, mode="w:gz")
 
 
+def _gzip_second_member(folder: Path) -> bytes:
+    """gunzip reads every member of a gzip file; the payload hides in the second one."""
+    import gzip
+
+    return gzip.compress(pickle.dumps({"w": [1.0]}, protocol=2)) + gzip.compress(_system(folder, 4))
+
+
 def _tar_traversal(folder: Path) -> bytes:
     return _tar({"../../outside.txt": b"hello"})
 
@@ -511,6 +518,7 @@ CASES: tuple[Case, ...] = (
     Case("object.npy", _npy_object, "pickle-dangerous-global", "os.system"),
     Case("object.npz", _npz, "pickle-dangerous-global", "os.system"),
     Case("model.tar.gz", _tar_gz, "pickle-dangerous-global", "os.system"),
+    Case("second_member.pkl.gz", _gzip_second_member, "pickle-dangerous-global", "os.system"),
     Case("traversal.tar", _tar_traversal, "archive-path-traversal"),
     Case("symlink.tar", _tar_symlink, "archive-link-escape"),
     Case("nested.tgz", _nested_archives, "pickle-dangerous-global", "os.system"),

@@ -6,6 +6,7 @@ import io
 import random
 import zipfile
 import zlib
+from pathlib import Path
 
 from cairn.security.archives import decompress, member_bytes, read_zip, unsafe_member_name
 
@@ -89,3 +90,29 @@ def test_unsafe_member_names() -> None:
         assert unsafe_member_name(name), name
     for name in ("a/b.pkl", "..a/b", "a..b"):
         assert not unsafe_member_name(name), name
+
+
+def test_gzip_members_are_all_read() -> None:
+    import gzip
+
+    data = gzip.compress(b"first ") + gzip.compress(b"second")
+    assert decompress(data, "gzip") == (b"first second", "")
+    assert decompress(data, "gzip", limit=8) == (b"first se", "too-large")
+
+
+def test_large_compressed_npz_members_are_judged_by_their_head(tmp_path: Path) -> None:
+    import numpy as np
+
+    from cairn.security import scan
+
+    rng = np.random.default_rng(0)
+    np.savez_compressed(tmp_path / "plain.npz", big=rng.standard_normal(400_000))
+    report = scan([tmp_path / "plain.npz"])
+    assert report.findings == () and report.errors == ()
+    assert f"{tmp_path / 'plain.npz'}#big.npy" in report.scanned
+    # an object array is a pickle: it is read in full, however large
+    np.savez_compressed(
+        tmp_path / "objects.npz", obj=np.array([rng.standard_normal(400_000), "x"], dtype=object)
+    )
+    report = scan([tmp_path / "objects.npz"])
+    assert {f.rule for f in report.findings} == {"npy-object-array"}

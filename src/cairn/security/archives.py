@@ -14,7 +14,9 @@ import bz2
 import lzma
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "MAX_MEMBER_BYTES",
@@ -186,24 +188,63 @@ def decompress(raw: bytes | memoryview, method: str, limit: int | None = None) -
     stream is simply larger than the limit; ``(output, "")`` otherwise.
     """
     limit = MAX_MEMBER_BYTES if limit is None else limit
+    view = memoryview(raw)
     try:
         if method in ("deflate", "gzip", "zlib"):
-            d = zlib.decompressobj(-15 if method == "deflate" else 47)  # 47: gzip or zlib header
-            out = d.decompress(raw, limit)
-            if not d.unconsumed_tail:
-                return out, ""
-            return out, _overflow(len(out), len(raw) - len(d.unconsumed_tail))
+            out = b""
+            start = 0
+            while True:  # gzip files may hold several members back to back; gunzip reads them all
+                z = zlib.decompressobj(-15 if method == "deflate" else 47)  # 47: gzip or zlib header
+                part, problem, used = _feed(
+                    view[start:], limit - len(out), z.decompress, _tail_of(z), _eof_of(z)
+                )
+                out += part
+                start += used - len(z.unused_data)
+                more = method == "gzip" and z.eof and bytes(view[start : start + 2]) == b"\x1f\x8b"
+                if problem or not more:
+                    return out, problem
         if method in ("bzip2", "lzma", "xz"):
             dec: bz2.BZ2Decompressor | lzma.LZMADecompressor = (
                 bz2.BZ2Decompressor() if method == "bzip2" else lzma.LZMADecompressor()
             )
-            out = dec.decompress(raw, limit)
-            if dec.eof or dec.needs_input:
-                return out, ""
-            return out, _overflow(len(out), len(raw))
+            part, problem, _ = _feed(view, limit, dec.decompress, lambda: b"", lambda: dec.eof)
+            return part, problem
     except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
         return None, f"broken {method} stream: {exc}"
     return None, f"unsupported compression method {method or 'unknown'}"
+
+
+def _tail_of(z: Any) -> Callable[[], bytes]:
+    return lambda: bytes(z.unconsumed_tail)
+
+
+def _eof_of(z: Any) -> Callable[[], bool]:
+    return lambda: bool(z.eof)
+
+
+def _feed(
+    view: memoryview,
+    limit: int,
+    step: Callable[[bytes, int], bytes],
+    tail: Callable[[], bytes],
+    eof: Callable[[], bool],
+) -> tuple[bytes, str, int]:
+    """Feed the input in 64 KiB pieces (a decompressor copies whatever input it has not used yet, so
+    handing it a whole mapped member would copy all of it) until the output passes ``limit``.
+
+    Returns the output, a problem (``""``, ``"bomb"`` or ``"too-large"``) and how many input bytes were
+    handed over."""
+    out = bytearray()
+    pos = 0
+    while pos < len(view) and not eof():
+        pending = bytes(view[pos : pos + (1 << 16)])
+        pos += len(pending)
+        while pending and len(out) <= limit and not eof():
+            out += step(pending, limit + 1 - len(out))
+            pending = tail()
+        if len(out) > limit:
+            return bytes(out[:limit]), _overflow(limit, pos - len(pending)), pos
+    return bytes(out), "", pos
 
 
 def _overflow(produced: int, consumed: int) -> str:

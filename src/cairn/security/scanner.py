@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from cairn.format.pickle_vm import PickleResult, walk, walk_all
-from cairn.security import model_formats
+from cairn.security import archives, model_formats
+from cairn.security.archives import ZipMember, find_eocd, member_bytes, read_zip, unsafe_member_name
 from cairn.security.archives import decompress as _decompress
-from cairn.security.archives import find_eocd, member_bytes, read_zip, unsafe_member_name
 from cairn.security.detect import sniff, unsupported_archive
 from cairn.security.pickle_rules import judge_pickles
 from cairn.security.report import Finding, ScanError, ScanReport, Severity, Skipped
@@ -36,6 +36,8 @@ MAX_DEPTH = 6
 #: the magic number that PyTorch's legacy format pickles first
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _MAX_TAR_MEMBERS = 100_000
+#: compressed members larger than this are first judged by their head (see ``_Scan._head_suffices``)
+_HEAD_BYTES = 1 << 20
 
 
 class _Scan:
@@ -212,6 +214,16 @@ class _Scan:
                 self.errors.append(ScanError(path, inner, "encrypted member; not scanned"))
                 continue
             storage = is_torch and _is_storage(m.name)
+            plausible = m.size <= archives.MAX_MEMBER_BYTES and m.size <= archives.BOMB_RATIO * max(
+                m.compressed_size, 1
+            )
+            if (
+                m.method != 0
+                and m.size > _HEAD_BYTES
+                and plausible
+                and self._head_suffices(view, m, path, inner)
+            ):
+                continue
             content, problem = member_bytes(view, m, check_crc=not storage)
             if problem == "bomb":
                 memit(Severity.HIGH, "archive-decompression-bomb", m.name, _BOMB, None)
@@ -244,6 +256,18 @@ class _Scan:
                 self.pickle(content, path, inner, torchscript=torchscript)
             else:
                 self.blob(content, path, inner, depth + 1)
+
+    def _head_suffices(self, view: memoryview, m: ZipMember, path: str, inner: str) -> bool:
+        """Judge a big compressed member by its first MiB when its format needs no more (a plain NumPy
+        array, or data that is no model format), so that scan time does not grow with tensor bytes."""
+        head, problem = member_bytes(view, m, check_crc=False, limit=_HEAD_BYTES)
+        if problem not in ("", "bomb", "too-large"):
+            return False
+        kind = sniff(head)
+        if kind == "npy" and model_formats.npy_pickle_offset(head, self._emitter(path, inner)) is None:
+            self.scanned.append(_label(path, inner))
+            return True
+        return kind == "unknown"
 
     def tar(self, data: bytes | memoryview, path: str, member: str, depth: int) -> None:
         try:
