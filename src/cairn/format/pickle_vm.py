@@ -148,7 +148,7 @@ def walk(
         return PickleResult(
             Unknown("offset out of range", offset), (), (), offset, offset, None, ("bad offset",)
         )
-    from cairn.format.pickle_machine import Machine  # the machine imports this module's node types
+    from cairn.format.pickle_ops import Machine  # the machine imports this module's node types
 
     return Machine(view, offset, max_ops, max_memo, 0 if joblib else -1).run()
 

@@ -11,6 +11,7 @@ anomaly, and hands out member bytes as PyTorch would read them. Tar archives go 
 from __future__ import annotations
 
 import bz2
+import io
 import lzma
 import struct
 import zlib
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BOMB_RATIO",
     "MAX_MEMBER_BYTES",
+    "ViewFile",
     "ZipAnomaly",
     "ZipMember",
     "decompress",
@@ -257,3 +260,32 @@ def unsafe_member_name(name: str) -> bool:
     if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
         return True
     return ".." in norm.split("/")
+
+
+class ViewFile(io.RawIOBase):
+    """A read-only, seekable file over a memoryview, so that tarfile reads a mapped file without a copy."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._view[self._pos : self._pos + len(buffer)]
+        n = len(chunk)
+        memoryview(buffer).cast("B")[:n] = chunk
+        self._pos += n
+        return n

@@ -13,17 +13,15 @@ scanner cannot open or cannot read fully is an error, so it is never taken for c
 from __future__ import annotations
 
 import contextlib
-import io
 import mmap
 import os
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from cairn.format.pickle_vm import PickleResult, walk, walk_all
 from cairn.security import archives, model_formats
-from cairn.security.archives import ZipMember, find_eocd, member_bytes, read_zip, unsafe_member_name
+from cairn.security.archives import ViewFile, ZipMember, find_eocd, member_bytes, read_zip, unsafe_member_name
 from cairn.security.archives import decompress as _decompress
 from cairn.security.detect import sniff, unsupported_archive
 from cairn.security.pickle_rules import judge_pickles
@@ -271,7 +269,7 @@ class _Scan:
 
     def tar(self, data: bytes | memoryview, path: str, member: str, depth: int) -> None:
         try:
-            with tarfile.open(fileobj=_ViewFile(memoryview(data)), mode="r:") as tf:
+            with tarfile.open(fileobj=ViewFile(memoryview(data)), mode="r:") as tf:
                 for count, info in enumerate(tf):
                     if count >= _MAX_TAR_MEMBERS:
                         self.errors.append(ScanError(path, member, "too many tar members; rest not scanned"))
@@ -320,35 +318,6 @@ class _Scan:
             )
             return
         self.blob(out, path, inner, depth + 1)
-
-
-class _ViewFile(io.RawIOBase):
-    """A read-only, seekable file over a memoryview, so that tarfile reads a mapped file without a copy."""
-
-    def __init__(self, view: memoryview) -> None:
-        self._view = view
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self._view[self._pos : self._pos + len(buffer)]
-        n = len(chunk)
-        memoryview(buffer).cast("B")[:n] = chunk
-        self._pos += n
-        return n
 
 
 def _stream(results: list[PickleResult]) -> tuple[list[PickleResult], list[bool], list[PickleResult]]:
