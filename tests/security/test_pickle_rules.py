@@ -42,6 +42,9 @@ def test_safe_globals(module: str, name: str) -> None:
         ("operator", "attrgetter"),
         ("torch.nn.modules.linear", "__class__"),
         ("torch", "serialization.os.system"),  # protocol 4 dotted names walk attributes
+        ("torch.nn.functional", "torch.load"),  # a wildcard-safe module must not launder a dotted walk
+        ("torch.nn.functional", "torch.hub.load"),
+        ("collections", "OrderedDict.__init__"),
         ("importlib", "import_module"),
         ("socket", "create_connection"),
         ("webbrowser", "open"),
@@ -54,6 +57,8 @@ def test_dangerous_globals(module: str, name: str) -> None:
 def test_unknown_globals_and_torchscript_prefixes() -> None:
     assert classify_global("mypackage.models", "Net") == "unknown"
     assert classify_global("torch.nn.modules.linear", "some_function") == "unknown"
+    assert classify_global("collections", "OrderedDict.fromkeys") == "unknown"
+    assert classify_global("torch.nn.functional", "_private") == "unknown"
     assert classify_global("__torch__.model", "Net") == "unknown"
     assert classify_global("__torch__.model", "Net", torchscript=True) == "safe"
     assert classify_global("torch.jit._pickle", "build_intlist", torchscript=True) == "safe"

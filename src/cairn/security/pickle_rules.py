@@ -144,6 +144,10 @@ _DANGEROUS_NAMES = frozenset(
         ("joblib.numpy_pickle", "load"),
     ]
 )
+#: attribute names that reach loaders, downloads or code execution from any module (dotted-name walks)
+_DANGEROUS_ATTRS = frozenset(
+    ("load", "loads", "hub", "jit", "system", "popen", "eval", "exec", "compile", "open")
+)
 _DANGEROUS_PREFIXES = (
     "torch.hub",
     "torch.package",
@@ -165,6 +169,11 @@ _MAX_NESTED_DEPTH = 3
 
 def classify_global(module: str, name: str, *, torchscript: bool = False) -> str:
     """``"safe"``, ``"dangerous"`` or ``"unknown"`` for one imported name."""
+    if "." in name:  # protocol 4 resolves dotted names attribute by attribute: never allowlisted
+        parts = name.split(".")
+        if any(p.startswith("_") or p in _DANGEROUS_MODULES or p in _DANGEROUS_ATTRS for p in parts):
+            return "dangerous"
+        return "unknown"
     if (module, name) in SAFE_GLOBALS:
         return "safe"
     if (module, name) == ("torch.storage", "_load_from_bytes"):
@@ -173,7 +182,7 @@ def classify_global(module: str, name: str, *, torchscript: bool = False) -> str
         return "safe"  # typed storages of the legacy format: torch.FloatStorage, ...
     if module.startswith(_SAFE_CLASS_MODULES) and _CAMEL.match(name):
         return "safe"
-    if any(module == m or module.startswith(m + ".") for m in _SAFE_MODULES):
+    if any(module == m or module.startswith(m + ".") for m in _SAFE_MODULES) and not name.startswith("_"):
         return "safe"
     if torchscript and (module + ".").startswith(TORCHSCRIPT_PREFIXES):
         return "safe"
@@ -182,10 +191,7 @@ def classify_global(module: str, name: str, *, torchscript: bool = False) -> str
     root = module.split(".", 1)[0]
     if root in _DANGEROUS_MODULES or module.startswith(_DANGEROUS_PREFIXES):
         return "dangerous"
-    parts = name.split(".")  # protocol 4 resolves dotted names attribute by attribute
-    if any(p.startswith("__") or p in _DANGEROUS_MODULES for p in parts):
-        return "dangerous"
-    if len(parts) > 1 and any(p.startswith("_") for p in parts):
+    if name.startswith("__") or name in _DANGEROUS_MODULES:
         return "dangerous"
     return "unknown"
 
