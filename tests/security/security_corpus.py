@@ -100,6 +100,18 @@ def _stack_global_computed(folder: Path) -> bytes:
     return b"\x80\x04" + _g("builtins", "str") + _unicode("os") + b"\x85R" + _unicode("system") + b"\x93)R."
 
 
+def _dotted_name(folder: Path) -> bytes:
+    # protocol 4 resolves "torch.load" inside an innocent module attribute by attribute
+    return (
+        b"\x80\x04"
+        + _unicode("torch.nn.functional")
+        + _unicode("torch.load")
+        + b"\x93"
+        + _unicode("x.pt")
+        + b"\x85R."
+    )
+
+
 def _ext(folder: Path) -> bytes:
     return b"\x80\x02\x82\x01(" + _unicode(marker_command(folder)) + b"tR."
 
@@ -489,6 +501,7 @@ CASES: tuple[Case, ...] = (
     Case("newobj_ex.pkl", _newobj_ex, "pickle-dangerous-global", "subprocess.Popen"),
     Case("stack_global_memo.pkl", _stack_global_memo, "pickle-dangerous-global", "os.system"),
     Case("stack_global_computed.pkl", _stack_global_computed, "pickle-unresolved-global"),
+    Case("dotted_name.pkl", _dotted_name, "pickle-dangerous-global", "torch.load"),
     Case("ext1.pkl", _ext, "pickle-extension-code"),
     Case("second_pickle.pkl", _second_pickle, "pickle-dangerous-global", "os.system"),
     Case("truncated.pkl", _truncated, "pickle-dangerous-global", "os.system"),
