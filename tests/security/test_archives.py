@@ -8,6 +8,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import pytest
+
 from cairn.security.archives import decompress, member_bytes, read_zip, unsafe_member_name
 
 
@@ -116,3 +118,62 @@ def test_large_compressed_npz_members_are_judged_by_their_head(tmp_path: Path) -
     )
     report = scan([tmp_path / "objects.npz"])
     assert {f.rule for f in report.findings} == {"npy-object-array"}
+
+
+def _overlapping_zip(copies: int) -> bytes:
+    """Several central entries pointing at one deflated kernel (a non-recursive zip bomb, in miniature)."""
+    import struct
+
+    kernel = b"\x00" * (1 << 20)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = comp.compress(kernel) + comp.flush()
+    crc = zlib.crc32(kernel)
+    local = (
+        struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(body), len(kernel), 1, 0) + b"k"
+    )
+    central = b""
+    for i in range(copies):
+        name = f"{i:04d}".encode()
+        central += (
+            struct.pack(
+                "<4sHHHHHHIIIHHHHHII",
+                b"PK\x01\x02",
+                20,
+                20,
+                0,
+                8,
+                0,
+                0,
+                crc,
+                len(body),
+                len(kernel),
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
+            + name
+        )
+    offset = len(local) + len(body)
+    eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, copies, copies, len(central), offset, 0)
+    return local + body + central + eocd
+
+
+def test_overlapping_members_are_an_anomaly() -> None:
+    members, anomalies = read_zip(_overlapping_zip(3))
+    assert len(members) == 3
+    assert [a.kind for a in anomalies].count("overlap") == 2
+    assert [a.kind for a in anomalies].count("name-mismatch") == 3
+
+
+def test_total_decompression_budget_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cairn.security import archives, scan_bytes
+
+    monkeypatch.setattr(archives, "MAX_TOTAL_BYTES", 3 << 20)
+    report = scan_bytes(_overlapping_zip(6), "bomb.zip")
+    assert any(f.rule == "zip-overlap" for f in report.findings)
+    assert any("budget" in e.message for e in report.errors)
+    assert report.exit_status() == 2

@@ -22,6 +22,7 @@ from typing import Any
 __all__ = [
     "BOMB_RATIO",
     "MAX_MEMBER_BYTES",
+    "MAX_TOTAL_BYTES",
     "ViewFile",
     "ZipAnomaly",
     "ZipMember",
@@ -34,6 +35,8 @@ __all__ = [
 
 #: most bytes one compressed member or stream may expand to before it counts as a decompression bomb
 MAX_MEMBER_BYTES = 1 << 30
+#: most bytes all compressed members of one scanned file may expand to together
+MAX_TOTAL_BYTES = 4 << 30
 #: an expansion ratio above this, past the size limit, is a decompression bomb rather than a big file
 BOMB_RATIO = 100
 #: most entries a central directory may list
@@ -113,7 +116,21 @@ def read_zip(data: bytes | memoryview) -> tuple[list[ZipMember], list[ZipAnomaly
         size, csize, offset = _zip64_extra(extra, size, csize, offset)
         pos += 46 + nlen + elen + clen
         members.append(_locate(view, name, method, flags, crc, csize, size, offset + concat, anomalies))
+    _overlaps(members, anomalies)
     return members, anomalies
+
+
+def _overlaps(members: list[ZipMember], anomalies: list[ZipAnomaly]) -> None:
+    """Members whose data ranges overlap: how "non-recursive" zip bombs reuse one compressed kernel."""
+    ranges = sorted(
+        (m.data_offset, m.data_offset + m.compressed_size, m.name) for m in members if m.compressed_size
+    )
+    reach, owner = -1, ""
+    for start, end, name in ranges:
+        if start < reach:
+            anomalies.append(ZipAnomaly(name, "overlap", f"its data overlaps that of {owner!r}"))
+        if end > reach:
+            reach, owner = end, name
 
 
 def _zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int, int, int]:

@@ -47,6 +47,7 @@ class _Scan:
         self.skipped: list[Skipped] = []
         self.scanned: list[str] = []
         self._seen: set[tuple[str, str, str, str]] = set()
+        self.budget = 0  # decompressed bytes left for the file being scanned
 
     def finding(
         self,
@@ -69,6 +70,7 @@ class _Scan:
 
     def guarded(self, data: bytes | memoryview, path: str) -> None:
         """Scan one file; a bug in a format check becomes a scan error for that file, never "clean"."""
+        self.budget = archives.MAX_TOTAL_BYTES
         try:
             self.blob(data, path, "", 0)
         except Exception as exc:  # any failure means the file was not fully scanned
@@ -190,7 +192,7 @@ class _Scan:
             self.errors.append(ScanError(path, member, f"zip archive could not be read: {detail}"))
             return
         for a in anomalies:
-            sev = Severity.HIGH if a.kind == "name-mismatch" else Severity.MEDIUM
+            sev = Severity.HIGH if a.kind in ("name-mismatch", "overlap") else Severity.MEDIUM
             emit(sev, f"zip-{a.kind}", a.member or "(directory)", f"{a.detail}; {_DIFFERENTIAL}", None)
         names = [m.name for m in members]
         torchscript = any("/code/" in n or n.endswith("constants.pkl") for n in names)
@@ -222,7 +224,14 @@ class _Scan:
                 and self._head_suffices(view, m, path, inner)
             ):
                 continue
+            if m.method != 0 and self.budget <= 0:
+                self.errors.append(
+                    ScanError(path, inner, "decompression budget of the file spent; not scanned")
+                )
+                continue
             content, problem = member_bytes(view, m, check_crc=not storage)
+            if m.method != 0:
+                self.budget -= len(content)
             if problem == "bomb":
                 memit(Severity.HIGH, "archive-decompression-bomb", m.name, _BOMB, None)
                 self.errors.append(
@@ -302,7 +311,8 @@ class _Scan:
             self.errors.append(ScanError(path, member, f"tar archive could not be read: {exc}"))
 
     def compressed(self, data: bytes | memoryview, kind: str, path: str, member: str, depth: int) -> None:
-        out, problem = _decompress(data, kind)
+        out, problem = _decompress(data, kind, min(archives.MAX_MEMBER_BYTES, max(self.budget, 0)))
+        self.budget -= len(out or b"")
         inner = f"{member}/<{kind}>" if member else f"<{kind}>"
         if out is None and kind == "zlib":  # two bytes that only looked like a zlib header
             if not member:
