@@ -208,3 +208,14 @@ def test_real_h5_with_standard_layers_is_clean(tmp_path: Path) -> None:
         f.create_group("model_weights").create_dataset("w", data=np.ones((64, 64), dtype="f4"))
     report = scan([path])
     assert report.findings == () and report.scanned == (str(path),)
+
+
+def test_symlinks_leaving_the_model_folder(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (tmp_path / "secret.txt").write_text("x")
+    (model / "weights.bin").symlink_to(tmp_path / "secret.txt")
+    (model / "inside.txt").write_text("y")
+    (model / "alias.txt").symlink_to(model / "inside.txt")
+    report = scan([model])
+    assert [(Path(f.path).name, f.rule) for f in report.findings] == [("weights.bin", "path-symlink-escape")]

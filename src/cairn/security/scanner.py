@@ -359,11 +359,24 @@ def _files(paths: Iterable[str | os.PathLike[str]], scan: _Scan) -> Iterable[Pat
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file() and not q.is_symlink())
+            root = p.resolve()
+            for q in sorted(p.rglob("*")):
+                if q.is_symlink():
+                    _check_link(q, root, scan)
+                elif q.is_file():
+                    yield q
         elif p.is_file():
             yield p
         else:
             scan.errors.append(ScanError(str(p), "", "no such file or folder"))
+
+
+def _check_link(link: Path, root: Path, scan: _Scan) -> None:
+    """Links are not followed; one that leaves the scanned folder is how a model reads other files
+    (ONNX external data, a weights file that is really /etc/passwd)."""
+    target = link.resolve()
+    if target != root and root not in target.parents:
+        scan.finding(str(link), "", Severity.HIGH, "path-symlink-escape", f"-> {target}", _SYMLINK, None)
 
 
 def scan(paths: Iterable[str | os.PathLike[str]]) -> ScanReport:
@@ -403,4 +416,7 @@ _TORCHSCRIPT = "TorchScript archive: torch.jit.load compiles and runs the code i
 _TRAVERSAL = "member path escapes the extraction folder (absolute or '..')"
 _LINK = "link points outside the extraction folder"
 _SPECIAL = "device or FIFO member: extraction creates special files"
+_SYMLINK = (
+    "symbolic link inside the model folder points outside it: loading reads files the model does not own"
+)
 _BOMB = "decompression bomb: expands past the size limit"
