@@ -53,7 +53,7 @@ _SSTI = re.compile(
 )
 
 
-def check(kind: str, data: bytes | memoryview, emit: Emit, *, base: str) -> None:
+def check(kind: str, data: bytes | memoryview, emit: Emit) -> None:
     """Judge one file of ``kind`` (as named by :func:`cairn.security.detect.sniff`)."""
     if kind == "safetensors":
         _safetensors(data, emit)

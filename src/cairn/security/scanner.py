@@ -90,11 +90,9 @@ class _Scan:
             self.skipped.append(Skipped(path, member, "empty"))
             return
         if kind == "unknown":
-            if find_eocd(data) >= 0 and read_zip(data)[0]:
+            if find_eocd(data) >= 0 and read_zip(data)[0]:  # a zip after a prefix: zipfile still opens it
                 self.scanned.append(_label(path, member))
-                self.zip(
-                    data, path, member, depth
-                )  # zip data after an unknown prefix: zipfile still opens it
+                self.zip(data, path, member, depth)
             elif not member:  # inside archives, non-model members are simply part of what was scanned
                 self.skipped.append(Skipped(path, member, "not a model or archive format"))
             return
@@ -117,7 +115,7 @@ class _Scan:
         elif kind == "npy":
             self.npy(data, path, member)
         else:
-            model_formats.check(kind, data, self._emitter(path, member), base=os.path.dirname(path))
+            model_formats.check(kind, data, self._emitter(path, member))
 
     def _emitter(self, path: str, member: str) -> model_formats.Emit:
         def emit(severity: Severity, rule: str, construct: str, message: str, offset: int | None) -> None:
