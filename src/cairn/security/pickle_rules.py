@@ -36,7 +36,8 @@ def _words(text: str) -> list[str]:
 _TORCH_DTYPES = _words(
     "float32 float float64 double float16 half bfloat16 complex32 complex64 cfloat complex128 cdouble uint8 "
     "uint16 uint32 uint64 int8 int16 short int32 int int64 long bool qint8 quint8 qint32 quint4x2 quint2x4 "
-    "float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz float8_e8m0fnu float4_e2m1fn_x2 bits8 bits16"
+    "float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz float8_e8m0fnu float4_e2m1fn_x2 bits8 bits16 "
+    "bits4x2 bits2x4 bits1x8 uint1 uint2 uint3 uint4 uint5 uint6 uint7 int1 int2 int3 int4 int5 int6 int7"
 )
 
 #: (module, name) pairs that legitimate checkpoints need; the start is PyTorch's ``weights_only`` allowlist
@@ -100,6 +101,7 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     ]
 )
 
+_TENSOR_TYPE_MODULES = frozenset(("torch", "torch.cuda", "torch.sparse", "torch.cuda.sparse"))
 #: module prefixes whose classes (CamelCase names) are safe to construct: PyTorch's standard layers
 _SAFE_CLASS_MODULES = ("torch.nn.modules.",)
 #: module prefixes whose every name is safe: pure tensor functions referenced by standard layers
@@ -178,8 +180,10 @@ def classify_global(module: str, name: str, *, torchscript: bool = False) -> str
         return "safe"
     if (module, name) == ("torch.storage", "_load_from_bytes"):
         return "safe"  # legitimate in pickled tensors; its payload is walked as a nested pickle
-    if module == "torch" and name.endswith("Storage") and _CAMEL.match(name):
-        return "safe"  # typed storages of the legacy format: torch.FloatStorage, ...
+    if module in _TENSOR_TYPE_MODULES and name.endswith(("Storage", "Tensor")) and _CAMEL.match(name):
+        return (
+            "safe"  # typed storages and legacy tensor types: torch.FloatStorage, torch.cuda.HalfTensor, ...
+        )
     if module.startswith(_SAFE_CLASS_MODULES) and _CAMEL.match(name):
         return "safe"
     if any(module == m or module.startswith(m + ".") for m in _SAFE_MODULES) and not name.startswith("_"):
