@@ -61,4 +61,4 @@ def test_custom_registered_layer_is_reported(models: Path) -> None:
     found = {(f.rule, f.construct, f.severity) for f in report.findings}
     assert ("keras-custom-object", "mypkg>Scale", Severity.MEDIUM) in found
     # the layer's class lives in this test module, which loading would import
-    assert ("keras-custom-module", "test_scan_keras.Scale", Severity.HIGH) in found
+    assert ("keras-custom-module", f"{__name__}.Scale", Severity.HIGH) in found
