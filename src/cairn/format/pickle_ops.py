@@ -18,6 +18,7 @@ from cairn.format.pickle_vm import Build, PersistentRef, PickleResult, Unknown
 __all__ = ["Machine"]
 
 _U4 = struct.Struct("<I")
+_MISSING = object()
 
 
 class Machine(MachineBase):
@@ -289,10 +290,23 @@ class Machine(MachineBase):
         return self.data[pos]
 
     def hot_binput(self) -> None:
-        self._put(self._byte())
+        pos = self.pos
+        if pos >= len(self.data):
+            self._fail("truncated: a 1-byte argument is missing")
+        self.pos = pos + 1
+        index, memo, stack = self.data[pos], self.memo, self.stack
+        if stack and (index in memo or len(memo) < self.max_memo):
+            memo[index] = stack[-1]  # the common case, without the checks _put repeats
+        else:
+            self._put(index)
 
     def hot_binget(self) -> None:
-        self.stack.append(self._get(self._byte()))
+        pos = self.pos
+        if pos >= len(self.data):
+            self._fail("truncated: a 1-byte argument is missing")
+        self.pos = pos + 1
+        value = self.memo.get(self.data[pos], _MISSING)
+        self.stack.append(self._get(self.data[pos]) if value is _MISSING else value)
 
     def hot_binint1(self) -> None:
         self.stack.append(self._byte())
@@ -314,7 +328,11 @@ class Machine(MachineBase):
         return value
 
     def hot_long_binput(self) -> None:
-        self._put(self._u4())
+        index, memo, stack = self._u4(), self.memo, self.stack
+        if stack and index < self.max_memo and (index in memo or len(memo) < self.max_memo):
+            memo[index] = stack[-1]
+        else:
+            self._put(index)
 
     def hot_long_binget(self) -> None:
         self.stack.append(self._get(self._u4()))
