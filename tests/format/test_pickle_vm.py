@@ -393,3 +393,19 @@ def test_walk_all_reuses_a_first_walk() -> None:
     first = walk(data)
     results = walk_all(data, first=first)
     assert results[0] is first and [r.value for r in results] == [1, 2]
+
+
+def test_large_byte_strings_are_views_not_copies() -> None:
+    big = bytes(range(256)) * 8192  # 2 MiB
+    data = pickle.dumps({"small": b"abc", "big": big}, protocol=4)
+    value = walk(data).value
+    assert isinstance(value, dict)
+    assert value["small"] == b"abc" and isinstance(value["small"], bytes)
+    assert isinstance(value["big"], memoryview) and value["big"].readonly and bytes(value["big"]) == big
+    tracemalloc.start()
+    try:
+        walk(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(big) // 4

@@ -13,7 +13,7 @@ from typing import Any
 
 from cairn.format.pickle_machine import MachineBase, Stop, freeze
 from cairn.format.pickle_opcodes import ARG_LINE, ARG_NONE, ARG_PAIR, FIXED, LENGTH, OPCODES
-from cairn.format.pickle_vm import Build, PersistentRef, PickleResult, Unknown
+from cairn.format.pickle_vm import BIG_BYTES, Build, PersistentRef, PickleResult, Unknown
 
 __all__ = ["Machine"]
 
@@ -126,10 +126,11 @@ class Machine(MachineBase):
         self.stack.append(int.from_bytes(arg, "little", signed=True))
 
     def op_bytes(self, arg: Any) -> None:
-        self.stack.append(bytes(arg))
+        # large payloads (array data) stay zero-copy views of the input, so cost does not grow with them
+        self.stack.append(arg if len(arg) > BIG_BYTES else bytes(arg))
 
     def op_bytearray8(self, arg: Any) -> None:
-        self.stack.append(bytearray(arg))
+        self.stack.append(arg if len(arg) > BIG_BYTES else bytearray(arg))
 
     def op_binstring(self, arg: Any) -> None:
         self.stack.append(self._py2str(bytes(arg)))

@@ -14,7 +14,8 @@ and unknown opcodes end the walk at that offset. Every length is checked against
 before anything is sliced, and :func:`walk` enforces ``max_ops`` and ``max_memo``.
 
 Calls whose result is later filled by ``APPEND(S)``/``SETITEM(S)``/``ADDITEMS`` (``OrderedDict()`` in every
-PyTorch state dict) keep those items in :attr:`Call.listitems` and :attr:`Call.dictitems`.
+PyTorch state dict) keep those items in :attr:`Call.listitems` and :attr:`Call.dictitems`. Byte strings
+over :data:`BIG_BYTES` (array data pickled inline) are ``memoryview`` slices of the input, not copies.
 
 joblib files are parsed like ``joblib.load`` reads them: after the ``BUILD`` of a
 ``joblib.numpy_pickle.NumpyArrayWrapper`` the array follows as raw bytes (skipped) or, for object arrays,
@@ -26,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "BIG_BYTES",
     "DEFAULT_MAX_MEMO",
     "DEFAULT_MAX_OPS",
     "Build",
@@ -46,6 +48,8 @@ DEFAULT_MAX_MEMO = 4_000_000
 MAX_PICKLES = 10_000
 #: the longest text line an opcode argument may have (decimal numbers, module and attribute names)
 MAX_LINE = 1 << 20
+#: byte strings longer than this stay read-only ``memoryview`` slices of the input instead of copies
+BIG_BYTES = 1 << 20
 #: errors kept per walk; later ones are summarised in one line
 MAX_ERRORS = 100
 #: deepest nesting of immutable values (tuples, frozensets, symbolic nodes): hashing deeper ones would
@@ -143,7 +147,7 @@ def walk(
     With ``joblib=False`` the raw array bytes that ``joblib.load`` reads after a ``NumpyArrayWrapper`` are
     walked as opcodes, the way plain ``pickle.load`` would read the same file.
     """
-    view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+    view = (memoryview(data) if not isinstance(data, memoryview) else data).cast("B").toreadonly()
     if not 0 <= offset <= len(view):
         return PickleResult(
             Unknown("offset out of range", offset), (), (), offset, offset, None, ("bad offset",)
@@ -177,7 +181,7 @@ def walk_all(
     next ``PROTO`` opcode, so that a payload hidden behind deliberately broken bytes is still seen.
     ``first`` is the already computed ``walk(data)``, to save walking it twice.
     """
-    view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+    view = (memoryview(data) if not isinstance(data, memoryview) else data).cast("B").toreadonly()
     results: list[PickleResult] = []
     offset = 0
     while offset < len(view) and len(results) < MAX_PICKLES:

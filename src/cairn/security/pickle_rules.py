@@ -202,7 +202,7 @@ def classify_global(module: str, name: str, *, torchscript: bool = False) -> str
 
 def _as_bytes(value: object) -> bytes | None:
     """The bytes a nested loader would receive, including protocol 2's ``_codecs.encode(str, 'latin1')``."""
-    if isinstance(value, bytes | bytearray):
+    if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     if (
         isinstance(value, Call)
