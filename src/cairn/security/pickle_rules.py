@@ -20,6 +20,7 @@ are walked as pickles of their own and judged by the same rules.
 
 from __future__ import annotations
 
+import _compat_pickle
 import re
 from collections.abc import Callable, Iterable, Sequence
 
@@ -119,7 +120,9 @@ _DANGEROUS_MODULES = frozenset(
         "linecache site sysconfig venv ensurepip distutils setuptools pip logging jinja2 mako yaml sqlite3 "
         "dbm mmap resource pwd grp fcntl termios tty readline rlcompleter idlelib tkinter turtle antigravity "
         "doctest unittest functools ssl select selectors sched builtins __builtin__ _operator _functools "
-        "_io _sqlite3 nturl2path _winapi msvcrt winreg _winreg commands popen2 dl"
+        "_io _sqlite3 nturl2path _winapi msvcrt winreg _winreg commands popen2 dl socketserver SocketServer "
+        "pydoc zipimport gzip bz2 lzma smtpd imaplib poplib nntplib xmlrpclib thread asynchat asyncore "
+        "BaseHTTPServer SimpleHTTPServer CGIHTTPServer cgi cgitb"
     )
 )
 _DANGEROUS_NAMES = frozenset(
@@ -144,13 +147,37 @@ _DANGEROUS_NAMES = frozenset(
         ("pandas.io.pickle", "read_pickle"),
         ("joblib", "load"),
         ("joblib.numpy_pickle", "load"),
+        ("codecs", "open"),
+        ("numpy", "memmap"),
+        ("numpy", "loadtxt"),
+        ("numpy", "savetxt"),
+        ("numpy", "genfromtxt"),
+        ("numpy", "tofile"),
+        ("torch", "from_file"),
+        ("torch.ops", "load_library"),
+        ("torch.classes", "load_library"),
     ]
 )
 #: attribute names that reach loaders, downloads or code execution from any module (dotted-name walks)
 _DANGEROUS_ATTRS = frozenset(
-    ("load", "loads", "hub", "jit", "system", "popen", "eval", "exec", "compile", "open")
+    (
+        "load",
+        "loads",
+        "hub",
+        "jit",
+        "system",
+        "popen",
+        "eval",
+        "exec",
+        "compile",
+        "open",
+        "from_file",
+        "load_library",
+    )
 )
 _DANGEROUS_PREFIXES = (
+    "torch.utils.cpp_extension",
+    "pandas.io",
     "torch.hub",
     "torch.package",
     "torch._dynamo",
@@ -170,7 +197,31 @@ _MAX_NESTED_DEPTH = 3
 
 
 def classify_global(module: str, name: str, *, torchscript: bool = False) -> str:
-    """``"safe"``, ``"dangerous"`` or ``"unknown"`` for one imported name."""
+    """``"safe"``, ``"dangerous"`` or ``"unknown"`` for one imported name.
+
+    Python 2 names are judged both as written and as the unpickler's ``fix_imports`` maps them
+    (``commands`` is ``subprocess``, ``__builtin__.apply`` ...): the worse verdict wins.
+    """
+    verdict = _classify(module, name, torchscript)
+    mapped = _py3_name(module, name)
+    if mapped != (module, name):
+        other = _classify(*mapped, torchscript)
+        if _RANK[other] > _RANK[verdict]:
+            return other
+    return verdict
+
+
+_RANK = {"safe": 0, "unknown": 1, "dangerous": 2}
+
+
+def _py3_name(module: str, name: str) -> tuple[str, str]:
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        mapped: tuple[str, str] = _compat_pickle.NAME_MAPPING[(module, name)]
+        return mapped
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+def _classify(module: str, name: str, torchscript: bool) -> str:
     if "." in name:  # protocol 4 resolves dotted names attribute by attribute: never allowlisted
         parts = name.split(".")
         if any(p.startswith("_") or p in _DANGEROUS_MODULES or p in _DANGEROUS_ATTRS for p in parts):
