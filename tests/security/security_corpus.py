@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["CASES", "MARKER", "Case", "build_benign", "build_corpus", "marker_command"]
 
@@ -555,6 +556,16 @@ CASES: tuple[Case, ...] = (
 )
 
 
+def _normed(torch: Any) -> object:
+    """Weight and spectral norm (the hook-based API still found in many published checkpoints)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.nn.Sequential(
+            torch.nn.utils.weight_norm(torch.nn.Linear(4, 4)),
+            torch.nn.utils.spectral_norm(torch.nn.Linear(4, 2)),
+        )
+
+
 def _models() -> dict[str, object]:
     import torch
 
@@ -575,6 +586,11 @@ def _models() -> dict[str, object]:
             torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2
         ),
         "embedding": torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.LayerNorm(4)),
+        "normed": torch.nn.Sequential(
+            torch.nn.utils.weight_norm(torch.nn.Linear(4, 4)),
+            torch.nn.utils.spectral_norm(torch.nn.Linear(4, 2)),
+        ),
+        "misc": torch.nn.Sequential(torch.nn.GRU(2, 2), torch.nn.MultiheadAttention(4, 2), torch.nn.PReLU()),
     }
 
 

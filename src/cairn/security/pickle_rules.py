@@ -64,6 +64,9 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
             "per_channel_affine per_tensor_symmetric per_channel_symmetric per_channel_affine_float_qparams"
         )
     ]
+    + [
+        ("torch.nn.modules.module", "_WrappedHook")
+    ]  # hooks of weight/spectral norm; the hook is judged itself
     + [("torch.storage", "UntypedStorage"), ("torch.storage", "TypedStorage"), ("torch", "UntypedStorage")]
     + [
         ("torch.nn.parameter", n)
@@ -104,7 +107,7 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 
 _TENSOR_TYPE_MODULES = frozenset(("torch", "torch.cuda", "torch.sparse", "torch.cuda.sparse"))
 #: module prefixes whose classes (CamelCase names) are safe to construct: PyTorch's standard layers
-_SAFE_CLASS_MODULES = ("torch.nn.modules.",)
+_SAFE_CLASS_MODULES = ("torch.nn.modules.", "torch.nn.utils.")
 #: module prefixes whose every name is safe: pure tensor functions referenced by standard layers
 _SAFE_MODULES = ("torch.nn.functional", "torch._C._nn", "numpy.dtypes")
 #: extra prefixes that TorchScript archives use (resolved by TorchScript's own restricted unpickler)
