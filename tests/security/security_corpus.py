@@ -586,10 +586,7 @@ def _models() -> dict[str, object]:
             torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2
         ),
         "embedding": torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.LayerNorm(4)),
-        "normed": torch.nn.Sequential(
-            torch.nn.utils.weight_norm(torch.nn.Linear(4, 4)),
-            torch.nn.utils.spectral_norm(torch.nn.Linear(4, 2)),
-        ),
+        "normed": _normed(torch),
         "misc": torch.nn.Sequential(torch.nn.GRU(2, 2), torch.nn.MultiheadAttention(4, 2), torch.nn.PReLU()),
     }
 
