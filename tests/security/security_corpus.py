@@ -635,6 +635,20 @@ def build_benign(folder: Path) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU()))
     scripted.save(str(folder / "scripted.pt"))
+    # whole RNG and optimizer objects, as some training scripts save them, under protocols 2 and 4
+    import random
+
+    model = _models()["mlp"]
+    assert isinstance(model, torch.nn.Module)
+    objects = {
+        "numpy_generator": np.random.default_rng(0),
+        "numpy_randomstate": np.random.RandomState(0),
+        "python_random": random.Random(0),
+        "optimizer": torch.optim.AdamW(model.parameters()),
+        "steps": range(10),
+    }
+    torch.save(objects, folder / "objects_p2.pt", pickle_protocol=2)
+    torch.save(objects, folder / "objects_p4.pt", pickle_protocol=4)
     # a transformers-style checkpoint: pytorch_model.bin with the usual dotted parameter names
     sd = {f"encoder.layer.{i}.attention.self.query.weight": torch.randn(4, 4) for i in range(3)}
     sd["embeddings.position_ids"] = torch.arange(8).unsqueeze(0)

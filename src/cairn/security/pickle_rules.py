@@ -98,7 +98,7 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         for n in ("Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath")
     ]
     + [("datetime", n) for n in ("datetime", "date", "time", "timedelta", "timezone")]
-    + [("decimal", "Decimal"), ("fractions", "Fraction"), ("uuid", "UUID")]
+    + [("decimal", "Decimal"), ("fractions", "Fraction"), ("uuid", "UUID"), ("random", "Random")]
     + [
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
         ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"),
@@ -107,7 +107,7 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 
 _TENSOR_TYPE_MODULES = frozenset(("torch", "torch.cuda", "torch.sparse", "torch.cuda.sparse"))
 #: module prefixes whose classes (CamelCase names) are safe to construct: PyTorch's standard layers
-_SAFE_CLASS_MODULES = ("torch.nn.modules.", "torch.nn.utils.")
+_SAFE_CLASS_MODULES = ("torch.nn.modules.", "torch.nn.utils.", "torch.optim.")
 #: module prefixes whose every name is safe: pure tensor functions referenced by standard layers
 _SAFE_MODULES = ("torch.nn.functional", "torch._C._nn", "numpy.dtypes")
 #: extra prefixes that TorchScript archives use (resolved by TorchScript's own restricted unpickler)
@@ -202,19 +202,13 @@ _MAX_NESTED_DEPTH = 3
 def classify_global(module: str, name: str, *, torchscript: bool = False) -> str:
     """``"safe"``, ``"dangerous"`` or ``"unknown"`` for one imported name.
 
-    Python 2 names are judged both as written and as the unpickler's ``fix_imports`` maps them
-    (``commands`` is ``subprocess``, ``__builtin__.apply`` ...): the worse verdict wins.
+    Python 2 names are judged as the unpickler's ``fix_imports`` maps them before importing
+    (``commands.getoutput`` is ``subprocess.getoutput``, ``__builtin__.xrange`` is ``builtins.range``).
     """
-    verdict = _classify(module, name, torchscript)
     mapped = _py3_name(module, name)
     if mapped != (module, name):
-        other = _classify(*mapped, torchscript)
-        if _RANK[other] > _RANK[verdict]:
-            return other
-    return verdict
-
-
-_RANK = {"safe": 0, "unknown": 1, "dangerous": 2}
+        return _classify(*mapped, torchscript)
+    return _classify(module, name, torchscript)
 
 
 def _py3_name(module: str, name: str) -> tuple[str, str]:
@@ -238,6 +232,8 @@ def _classify(module: str, name: str, torchscript: bool) -> str:
         return (
             "safe"  # typed storages and legacy tensor types: torch.FloatStorage, torch.cuda.HalfTensor, ...
         )
+    if module.startswith("numpy.random.") and (_CAMEL.match(name) or name.startswith("__pyx_unpickle_")):
+        return "safe"  # bit generators and seed sequences, rebuilt from their state by Cython helpers
     if module.startswith(_SAFE_CLASS_MODULES) and _CAMEL.match(name):
         return "safe"
     if any(module == m or module.startswith(m + ".") for m in _SAFE_MODULES) and not name.startswith("_"):
