@@ -369,3 +369,43 @@ def test_joblib_object_array_nested_pickle_is_walked(tmp_path: Path) -> None:
     assert result.ok, result.errors
     assert result.end == len(data)
     assert any(g.name == "system" for g in result.globals)
+
+
+def test_opcode_table_matches_the_standard_library() -> None:
+    import pickletools
+
+    from cairn.format.pickle_opcodes import OPCODES
+
+    assert {code: name for code, (name, _) in OPCODES.items()} == {
+        ord(op.code): op.name for op in pickletools.opcodes
+    }
+
+
+def test_builds_are_listed_even_when_discarded() -> None:
+    result = walk(b"\x80\x02ccollections\nOrderedDict\n}b0N.")
+    assert result.ok and result.value is None
+    (build,) = result.builds
+    assert build.obj == Global("collections", "OrderedDict", 2) and build.state == {}
+
+
+def test_walk_all_reuses_a_first_walk() -> None:
+    data = pickle.dumps(1, protocol=2) + pickle.dumps(2, protocol=2)
+    first = walk(data)
+    results = walk_all(data, first=first)
+    assert results[0] is first and [r.value for r in results] == [1, 2]
+
+
+def test_large_byte_strings_are_views_not_copies() -> None:
+    big = bytes(range(256)) * 8192  # 2 MiB
+    data = pickle.dumps({"small": b"abc", "big": big}, protocol=4)
+    value = walk(data).value
+    assert isinstance(value, dict)
+    assert value["small"] == b"abc" and isinstance(value["small"], bytes)
+    assert isinstance(value["big"], memoryview) and value["big"].readonly and bytes(value["big"]) == big
+    tracemalloc.start()
+    try:
+        walk(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(big) // 4
