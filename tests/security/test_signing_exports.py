@@ -8,7 +8,7 @@ from cairn.errors import CairnError
 
 
 def test_security_package_exports_sign_and_verify() -> None:
-    assert cairn.security.__all__ == ["sign", "verify"]
+    assert {"sign", "verify", "scan", "ScanReport"} <= set(cairn.security.__all__)
     assert cairn.security.sign is signing.sign and cairn.security.verify is signing.verify
 
 
