@@ -1,0 +1,225 @@
+"""One evaluation of a checkpoint, end to end: data → predictions → report → (mitigation) → records.
+
+:func:`evaluate_checkpoint` is what ``cairn eval fairness`` calls: it reads the data table, gets
+predictions through the adapter the :class:`AdapterSpec` names, computes the :class:`FairnessReport`,
+optionally fits threshold mitigation and writes the derived artifact, then records ``fairness.json`` and
+the model-card ``model-index`` entries in the checkpoint directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cairn.errors import NotFoundError, UsageError
+from cairn.evaluate.adapters import Predictions, predictions_file, torch_module, transformers_classifier
+from cairn.evaluate.data import binary, load_table, require_columns, sensitive_frame
+from cairn.evaluate.mitigation import GroupThresholds, fit_thresholds
+from cairn.evaluate.record import (
+    FAIRNESS_FILE,
+    SCHEMA,
+    THRESHOLDS_FILE,
+    file_digests,
+    model_index_result,
+    now,
+    update_model_card,
+    write_json_atomic,
+)
+from cairn.evaluate.report import FairnessReport, fairness
+from cairn.format.hashing import sha256_file
+
+__all__ = ["ADAPTERS", "AdapterSpec", "Evaluation", "evaluate_checkpoint"]
+
+ADAPTERS = ("predictions", "torch", "transformers")
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """How to get predictions: ``kind`` is one of :data:`ADAPTERS`; the other fields are its options."""
+
+    kind: str
+    predictions: Path | None = None
+    prediction_column: str = "prediction"
+    score_column: str | None = None
+    entry_point: str | None = None
+    features: tuple[str, ...] = ()
+    text_column: str | None = None
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one evaluation produced and where it was recorded."""
+
+    report: FairnessReport
+    record: dict[str, Any]
+    record_path: Path | None
+    mitigated: FairnessReport | None = None
+    thresholds: GroupThresholds | None = None
+    derived: Path | None = None
+
+
+def _predict(spec: AdapterSpec, checkpoint: Path, frame: Any) -> Predictions:
+    if spec.kind == "predictions":
+        if spec.predictions is None:
+            raise UsageError("the predictions adapter needs --predictions FILE")
+        return predictions_file(
+            spec.predictions,
+            rows=len(frame),
+            column=spec.prediction_column,
+            score_column=spec.score_column,
+            threshold=spec.threshold,
+        )
+    if spec.kind == "torch":
+        if not spec.entry_point:
+            raise UsageError("the torch adapter needs --entry-point package.module:Class")
+        return torch_module(
+            checkpoint, frame, entry_point=spec.entry_point, features=spec.features, threshold=spec.threshold
+        )
+    if spec.kind == "transformers":
+        if not spec.text_column:
+            raise UsageError("the transformers adapter needs --text COLUMN")
+        return transformers_classifier(
+            checkpoint, frame, text_column=spec.text_column, threshold=spec.threshold
+        )
+    raise UsageError(f"unknown adapter {spec.kind!r}; choose one of {', '.join(ADAPTERS)}")
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    data: str | Path,
+    label: str,
+    sensitive: Sequence[str],
+    adapter: AdapterSpec,
+    pos_label: str | None = None,
+    n_boot: int = 0,
+    min_group_size: int = 30,
+    mitigate: str | None = None,
+    constraint: str = "demographic_parity",
+    derived_out: str | Path | None = None,
+    record: bool = True,
+    random_state: int = 0,
+) -> Evaluation:
+    """Evaluate ``checkpoint`` on ``data`` and record the result (see the module docstring)."""
+    root = Path(checkpoint)
+    if not root.is_dir():
+        raise NotFoundError(f"checkpoint directory {root} does not exist")
+    if not sensitive:
+        raise UsageError("give at least one sensitive column")
+    frame = load_table(data)
+    require_columns(frame, [label, *sensitive])
+    y_true = binary(frame[label].to_numpy(dtype=object), column=label, pos_label=pos_label)
+    sf = sensitive_frame(frame[list(sensitive)], rows=len(frame))
+    preds = _predict(adapter, root, frame)
+    report = fairness(
+        y_true,
+        preds.labels,
+        sensitive_features=sf,
+        n_boot=n_boot,
+        min_group_size=min_group_size,
+        random_state=random_state,
+    )
+    size, digest = sha256_file(data)
+    dataset = {
+        "name": Path(data).name,
+        "sha256": digest,
+        "bytes": size,
+        "rows": len(frame),
+        "label": label,
+        "pos_label": pos_label,
+        "sensitive_features": list(sensitive),
+    }
+    rec: dict[str, Any] = {
+        "schema": SCHEMA,
+        "created": now(),
+        "checkpoint": root.name,
+        "dataset": dataset,
+        "predictions": dict(preds.source),
+        "report": report.to_dict(),
+        "mitigation": None,
+    }
+    mitigated = thresholds = derived = None
+    if mitigate is not None:
+        if mitigate != "threshold":
+            raise UsageError(f"unknown mitigation {mitigate!r}; the one available is 'threshold'")
+        if preds.scores is None:
+            raise UsageError("threshold mitigation needs scores: give --score-column or a model adapter")
+        groups = [
+            ",".join(f"{c}={v}" for c, v in zip(sf.columns, row, strict=True))
+            for row in sf.itertuples(index=False)
+        ]
+        thresholds = fit_thresholds(
+            y_true, preds.scores, groups, sensitive_features=tuple(sensitive), constraint=constraint
+        )
+        y_after = thresholds.apply(preds.scores, groups, random_state=random_state)
+        mitigated = fairness(
+            y_true,
+            y_after,
+            sensitive_features=sf,
+            n_boot=n_boot,
+            min_group_size=min_group_size,
+            random_state=random_state,
+        )
+        derived = Path(derived_out) if derived_out else root.with_name(f"{root.name}-threshold-{constraint}")
+        _write_derived(root, derived, thresholds, rec, mitigated, preds, random_state)
+        rec["mitigation"] = {
+            "method": "threshold",
+            "constraint": constraint,
+            "artifact": derived.name,
+            "report": mitigated.to_dict(),
+        }
+    record_path = None
+    if record:
+        record_path = root / FAIRNESS_FILE
+        write_json_atomic(record_path, rec)
+        task = "text-classification" if adapter.kind == "transformers" else "tabular-classification"
+        result = model_index_result(report, dataset=Path(data).stem, task_type=task)
+        update_model_card(root, result, model_name=root.name)
+    return Evaluation(report, rec, record_path, mitigated, thresholds, derived)
+
+
+def _write_derived(
+    base: Path,
+    out: Path,
+    thresholds: GroupThresholds,
+    base_record: dict[str, Any],
+    mitigated: FairnessReport,
+    preds: Predictions,
+    random_state: int,
+) -> None:
+    if out.resolve() == base.resolve():
+        raise UsageError("the derived artifact must not be written over the original checkpoint")
+    out.mkdir(parents=True, exist_ok=True)
+    lineage = {"base": base.name, "relation": "threshold-postprocessing", "base_files": file_digests(base)}
+    write_json_atomic(
+        out / THRESHOLDS_FILE,
+        {
+            "schema": "cairn.thresholds/1",
+            "created": now(),
+            "lineage": lineage,
+            "scores": dict(preds.source),
+            "random_state": random_state,
+            "thresholds": thresholds.to_dict(),
+        },
+    )
+    rec = dict(base_record)
+    rec.update(
+        checkpoint=out.name,
+        created=now(),
+        predictions={"adapter": "thresholds", "base": base.name, "file": THRESHOLDS_FILE},
+        report=mitigated.to_dict(),
+        lineage=lineage,
+        mitigation=None,
+    )
+    write_json_atomic(out / FAIRNESS_FILE, rec)
+    dataset = str(base_record["dataset"]["name"]).rsplit(".", 1)[0]
+    result = model_index_result(mitigated, dataset=dataset, task_type="tabular-classification")
+    update_model_card(
+        out,
+        result,
+        model_name=out.name,
+        extra={"base_model": base.name, "base_model_relation": "adapter", "tags": ["fairness-mitigation"]},
+    )
