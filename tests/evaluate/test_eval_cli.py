@@ -282,3 +282,25 @@ def test_html_escapes_user_strings(
     assert "<script" not in page and "<img" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page and "b&amp;b" in page
     assert not (ckpt / "fairness.json").exists()
+
+
+@pytest.mark.parametrize("extra", [["--threshold", "1.5"], ["--min-group-size", "-1"]])
+def test_out_of_range_options_are_usage_errors(
+    planted_files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    ckpt, data, preds = planted_files
+    argv = [
+        "eval",
+        "fairness",
+        ckpt,
+        "--data",
+        data,
+        "--label",
+        "y",
+        "--sensitive",
+        "A",
+        "--predictions",
+        preds,
+    ]
+    status, out = _run(capsys, *argv, "--json", *extra)
+    assert status == 2 and out["error"]["code"] == "usage"

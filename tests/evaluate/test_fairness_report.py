@@ -165,3 +165,10 @@ def test_nan_from_fairlearn_never_reaches_json() -> None:
     rep = ev.fairness([1, 1, 0, 0], [1, 0, 0, 0], sensitive_features={"g": ["p", "p", "q", "q"]})
     assert rep.by_group["g=q"]["precision"] is None  # nothing predicted positive in q
     assert all(v is None or math.isfinite(v) for v in rep.disparities.values())
+
+
+def test_numeric_and_object_label_paths_agree(planted: Planted) -> None:
+    as_objects = np.array([str(v) for v in planted.y], dtype=object)
+    fast = ev.fairness(planted.y.astype(float), planted.pred, sensitive_features={"A": planted.a})
+    slow = ev.fairness(as_objects, planted.pred.astype(bool), sensitive_features={"A": planted.a})
+    assert fast == slow

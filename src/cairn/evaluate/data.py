@@ -91,12 +91,29 @@ def _missing_rows(values: Sequence[object]) -> list[int]:
     return [i for i, v in enumerate(values) if _is_missing(v)]
 
 
+def _binary_numeric(raw: np.ndarray, column: str) -> np.ndarray | None:
+    """Vectorised path for numeric arrays; None when the values are not all 0/1 (the slow path explains)."""
+    if raw.dtype.kind == "f":
+        nan = np.flatnonzero(np.isnan(raw))
+        if len(nan):
+            raise MissingValueError(column, nan.tolist())
+    ones: np.ndarray = np.asarray(raw == 1)
+    if not np.all(ones | (raw == 0)):
+        return None
+    return ones.astype(np.int8)
+
+
 def binary(values: Any, *, column: str, pos_label: object | None = None) -> np.ndarray:
     """``values`` as an int8 0/1 array, or a typed error saying why they are not binary.
 
     Accepted without ``pos_label``: 0/1 numbers, booleans, and the strings 0/1/true/false/yes/no.
     With ``pos_label``: that value is 1, and exactly one other value is 0.
     """
+    raw = np.asarray(values)
+    if pos_label is None and raw.dtype.kind in "biuf":
+        fast = _binary_numeric(raw.ravel(), column)
+        if fast is not None:
+            return fast
     items = list(np.asarray(values, dtype=object).ravel())
     missing = _missing_rows(items)
     if missing:

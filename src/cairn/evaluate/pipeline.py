@@ -87,6 +87,10 @@ def _predict(spec: AdapterSpec, checkpoint: Path, frame: Any) -> Predictions:
     raise UsageError(f"unknown adapter {spec.kind!r}; choose one of {', '.join(ADAPTERS)}")
 
 
+def _task(adapter: AdapterSpec) -> str:
+    return "text-classification" if adapter.kind == "transformers" else "tabular-classification"
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     *,
@@ -104,6 +108,10 @@ def evaluate_checkpoint(
     random_state: int = 0,
 ) -> Evaluation:
     """Evaluate ``checkpoint`` on ``data`` and record the result (see the module docstring)."""
+    if not 0.0 <= adapter.threshold <= 1.0:
+        raise UsageError(f"threshold must be between 0 and 1, got {adapter.threshold}")
+    if min_group_size < 0:
+        raise UsageError(f"min_group_size must be >= 0, got {min_group_size}")
     root = Path(checkpoint)
     if not root.is_dir():
         raise NotFoundError(f"checkpoint directory {root} does not exist")
@@ -164,7 +172,7 @@ def evaluate_checkpoint(
             random_state=random_state,
         )
         derived = Path(derived_out) if derived_out else root.with_name(f"{root.name}-threshold-{constraint}")
-        _write_derived(root, derived, thresholds, rec, mitigated, preds, random_state)
+        _write_derived(root, derived, thresholds, rec, mitigated, preds, random_state, _task(adapter))
         rec["mitigation"] = {
             "method": "threshold",
             "constraint": constraint,
@@ -175,8 +183,7 @@ def evaluate_checkpoint(
     if record:
         record_path = root / FAIRNESS_FILE
         write_json_atomic(record_path, rec)
-        task = "text-classification" if adapter.kind == "transformers" else "tabular-classification"
-        result = model_index_result(report, dataset=Path(data).stem, task_type=task)
+        result = model_index_result(report, dataset=Path(data).stem, task_type=_task(adapter))
         update_model_card(root, result, model_name=root.name)
     return Evaluation(report, rec, record_path, mitigated, thresholds, derived)
 
@@ -189,6 +196,7 @@ def _write_derived(
     mitigated: FairnessReport,
     preds: Predictions,
     random_state: int,
+    task: str,
 ) -> None:
     if out.resolve() == base.resolve():
         raise UsageError("the derived artifact must not be written over the original checkpoint")
@@ -216,7 +224,7 @@ def _write_derived(
     )
     write_json_atomic(out / FAIRNESS_FILE, rec)
     dataset = str(base_record["dataset"]["name"]).rsplit(".", 1)[0]
-    result = model_index_result(mitigated, dataset=dataset, task_type="tabular-classification")
+    result = model_index_result(mitigated, dataset=dataset, task_type=task)
     update_model_card(
         out,
         result,

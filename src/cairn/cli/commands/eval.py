@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.cli.output import EXIT_NEGATIVE, EXIT_OK, emit, table
+from cairn.evaluate.mitigation import CONSTRAINTS
 
 __all__ = ["register"]
 
@@ -56,7 +57,9 @@ def register(subparsers: Any) -> None:
     _add_data_args(f, required=True)
     f.add_argument("--predictions", type=Path, help="predictions file, one row per data row")
     f.add_argument("--mitigate", choices=["threshold"], help="fit per-group thresholds (fairlearn)")
-    f.add_argument("--constraint", default="demographic_parity", help="mitigation constraint")
+    f.add_argument(
+        "--constraint", default="demographic_parity", choices=CONSTRAINTS, help="mitigation constraint"
+    )
     f.add_argument("--out", type=Path, help="directory of the derived (mitigated) artifact")
     f.add_argument("--html", type=Path, help="also write a self-contained HTML report here")
     f.add_argument("--no-record", action="store_true", help="do not write fairness.json or the model card")
