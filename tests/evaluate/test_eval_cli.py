@@ -304,3 +304,48 @@ def test_out_of_range_options_are_usage_errors(
     ]
     status, out = _run(capsys, *argv, "--json", *extra)
     assert status == 2 and out["error"]["code"] == "usage"
+
+
+def test_intersectional_mitigation_and_parquet_limits(
+    tmp_path: Path,
+    planted: Planted,
+    planted_files: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ckpt, data, preds = planted_files
+    out = tmp_path / "fair"
+    status, rec = _run(
+        capsys,
+        "eval",
+        "fairness",
+        ckpt,
+        "--data",
+        data,
+        "--label",
+        "y",
+        "--sensitive",
+        "A,B",
+        "--predictions",
+        preds,
+        "--score-column",
+        "score",
+        "--mitigate",
+        "threshold",
+        "--out",
+        out,
+        "--json",
+    )
+    assert status == 0
+    groups = json.loads((out / "thresholds.json").read_text())["thresholds"]["groups"]
+    assert sorted(groups) == ["A=a,B=x", "A=a,B=y", "A=b,B=x", "A=b,B=y"]
+    before = rec["report"]["disparities"]["demographic_parity_difference"]
+    assert rec["mitigation"]["report"]["disparities"]["demographic_parity_difference"] < before / 4
+
+    from cairn.errors import LimitExceededError
+    from cairn.evaluate.data import load_table
+
+    big = tmp_path / "zeros.parquet"
+    pd.DataFrame({"z": [0] * 200_000}).to_parquet(big, compression="zstd")
+    assert big.stat().st_size < 100_000
+    with pytest.raises(LimitExceededError):
+        load_table(big, max_bytes=100_000)

@@ -13,16 +13,24 @@ only inside the functions that need them.
 from __future__ import annotations
 
 from cairn.evaluate.compare import Change, Comparison, compare
+from cairn.evaluate.counterfactual import CounterfactualReport, ProbeResult, probe
 from cairn.evaluate.mitigation import GroupThresholds, fit_thresholds
+from cairn.evaluate.pipeline import AdapterSpec, Evaluation, evaluate_checkpoint
 from cairn.evaluate.report import FairnessReport, GroupResult, fairness
 
 __all__ = [
+    "AdapterSpec",
     "Change",
     "Comparison",
+    "CounterfactualReport",
+    "Evaluation",
     "FairnessReport",
     "GroupResult",
     "GroupThresholds",
+    "ProbeResult",
     "compare",
+    "evaluate_checkpoint",
     "fairness",
     "fit_thresholds",
+    "probe",
 ]

@@ -57,6 +57,7 @@ def load_table(path: str | Path, *, max_bytes: int = MAX_TABLE_BYTES) -> pd.Data
             # strings stay strings: group names such as "01" must not become numbers
             frame = pd.read_csv(p, dtype=str, keep_default_na=True)
         elif suffix in {".parquet", ".pq"}:
+            _check_parquet_size(p, max_bytes)
             frame = pd.read_parquet(p)
         else:
             raise UnsupportedFormatError("data must be a .csv or .parquet file", path=p)
@@ -69,6 +70,20 @@ def load_table(path: str | Path, *, max_bytes: int = MAX_TABLE_BYTES) -> pd.Data
     if len(frame) == 0:
         raise UnsupportedFormatError("table has no rows", path=p)
     return frame
+
+
+def _check_parquet_size(path: Path, max_bytes: int) -> None:
+    """Refuse a parquet file whose row groups decompress to more than ``max_bytes`` (read from its footer)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    encoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    # run-length and dictionary encoding hide the in-memory size: count at least 8 bytes per cell
+    total = max(encoded, meta.num_rows * meta.num_columns * 8)
+    if total > max_bytes:
+        raise LimitExceededError(
+            f"parquet data is {total} bytes uncompressed, over the limit of {max_bytes}", path=path
+        )
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], *, source: str = "data") -> None:

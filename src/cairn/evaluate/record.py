@@ -90,14 +90,20 @@ def read_fairness(checkpoint: str | Path) -> dict[str, Any]:
 def file_digests(root: Path) -> dict[str, str]:
     """sha256 of every regular file under ``root`` (relative POSIX paths), excluding our own outputs."""
     out: dict[str, str] = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink() or not path.is_file() or rel in {FAIRNESS_FILE, "README.md"}:
-            continue
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
-        out[rel] = sha256_file(path)[1]
-    return out
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if (
+                name.startswith(".")
+                or path.is_symlink()
+                or not path.is_file()
+                or rel in {FAIRNESS_FILE, "README.md"}
+            ):
+                continue
+            out[rel] = sha256_file(path)[1]
+    return dict(sorted(out.items()))
 
 
 def model_index_result(report: FairnessReport, *, dataset: str, task_type: str) -> dict[str, Any]:
