@@ -121,6 +121,8 @@ def test_intersectional_parquet_and_human_output(
         (["--sensitive", "nope"], "missing_column"),
         (["--sensitive", "A", "--label", "x"], "non_binary"),
         (["--sensitive", "A", "--mitigate", "threshold"], "usage"),  # no scores to threshold
+        (["--sensitive", "A", "--templates", "t.txt"], "usage"),  # --terms missing
+        (["--sensitive", "A", "--templates", "t.txt", "--terms", "t.json"], "usage"),  # not a text model
     ],
 )
 def test_bad_input_exits_2_with_a_typed_error_and_writes_nothing(

@@ -172,3 +172,11 @@ def test_numeric_and_object_label_paths_agree(planted: Planted) -> None:
     fast = ev.fairness(planted.y.astype(float), planted.pred, sensitive_features={"A": planted.a})
     slow = ev.fairness(as_objects, planted.pred.astype(bool), sensitive_features={"A": planted.a})
     assert fast == slow
+
+
+def test_too_many_groups_is_a_limit_error(planted: Planted) -> None:
+    from cairn.errors import LimitExceededError
+
+    ids = np.arange(len(planted.y)).astype(str)  # an identifier column is not a sensitive feature
+    with pytest.raises(LimitExceededError):
+        ev.fairness(planted.y, planted.pred, sensitive_features={"id": ids})

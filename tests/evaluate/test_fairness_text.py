@@ -128,6 +128,10 @@ def test_cli_transformers_fairness(
     pd.DataFrame(rows, columns=["text", "gender", "label"]).to_csv(data, index=False)
     ckpt = tmp_path / "model"
     shutil.copytree(tiny_bert, ckpt)
+    templates = tmp_path / "templates.txt"
+    templates.write_text("{identity} is a good doctor\n{identity} was late\n")
+    terms = tmp_path / "terms.json"
+    terms.write_text(json.dumps({"male": ["he"], "female": ["she"]}))
     status = main(
         [
             "eval",
@@ -143,6 +147,12 @@ def test_cli_transformers_fairness(
             "text",
             "--min-group-size",
             "5",
+            "--templates",
+            str(templates),
+            "--terms",
+            str(terms),
+            "--html",
+            str(tmp_path / "r.html"),
             "--json",
         ]
     )
@@ -153,7 +163,15 @@ def test_cli_transformers_fairness(
     sel = {g["label"]: g["metrics"]["selection_rate"] for g in rec["report"]["groups"]}
     genders = np.array([r[1] for r in rows])
     assert sel["gender=f"] == pytest.approx(expected[genders == "f"].mean())
-    assert "text-classification" in (ckpt / "README.md").read_text()
+    card = (ckpt / "README.md").read_text()
+    assert "text-classification" in card and "counterfactual_flip_rate" in card
+    probe_scores = _direct_scores(
+        tiny_bert, ["he is a good doctor", "she is a good doctor", "he was late", "she was late"]
+    )
+    spreads = [abs(probe_scores[0] - probe_scores[1]), abs(probe_scores[2] - probe_scores[3])]
+    assert rec["counterfactual"]["mean_spread"] == pytest.approx(np.mean(spreads), abs=1e-5)
+    assert rec["counterfactual"]["templates"] == "templates.txt"
+    assert "Counterfactual probing" in (tmp_path / "r.html").read_text()
 
 
 def _biased(texts: Sequence[str]) -> np.ndarray:

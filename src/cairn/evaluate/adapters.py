@@ -243,14 +243,19 @@ def text_scorer(
 
 
 def transformers_classifier(
-    checkpoint: str | Path, frame: pd.DataFrame, *, text_column: str, threshold: float = 0.5
+    checkpoint: str | Path,
+    frame: pd.DataFrame,
+    *,
+    text_column: str,
+    threshold: float = 0.5,
+    scorer: Callable[[Sequence[str]], np.ndarray] | None = None,
 ) -> Predictions:
-    """Classify ``frame[text_column]`` with a local transformers model directory."""
+    """Classify ``frame[text_column]`` with a local transformers model directory (or its loaded ``scorer``)."""
     require_columns(frame, [text_column])
     texts = frame[text_column].to_numpy(dtype=object)
     missing = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if missing:
         raise MissingValueError(text_column, missing)
-    scores = text_scorer(checkpoint)([str(t) for t in texts])
+    scores = (scorer or text_scorer(checkpoint))([str(t) for t in texts])
     source = {"adapter": "transformers", "checkpoint": str(checkpoint), "text_column": text_column}
     return Predictions(_labels_from_scores(scores, threshold), scores, source)

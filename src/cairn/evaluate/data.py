@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "MAX_GROUPS",
     "MAX_TABLE_BYTES",
     "binary",
     "load_table",
@@ -36,6 +37,8 @@ __all__ = [
 
 #: the largest data file read into memory (checked on the file size before reading)
 MAX_TABLE_BYTES = 1 << 30
+#: the most (intersectional) groups one evaluation compares; more is usually an identifier column
+MAX_GROUPS = 1000
 
 _TRUE = {"1", "1.0", "true", "yes"}
 _FALSE = {"0", "0.0", "false", "no"}
@@ -194,4 +197,9 @@ def sensitive_frame(
         if len(groups) < 2:
             raise GroupError(column, groups, "needs at least two groups to compare, found " + repr(groups))
         out[column] = texts
+    n_groups = len(out.drop_duplicates())
+    if n_groups > MAX_GROUPS:
+        raise LimitExceededError(
+            f"sensitive features {', '.join(out.columns)} form {n_groups} groups, over the limit of {MAX_GROUPS}"
+        )
     return out

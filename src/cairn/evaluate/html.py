@@ -8,7 +8,7 @@ external stylesheet, image or font.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def _fmt(v: Any) -> str:
     return "–" if v is None else f"{float(v):.4f}"
 
 
-def _chart(metric: str, groups: list[Mapping[str, Any]], color: str) -> str:
+def _chart(metric: str, groups: Sequence[Mapping[str, Any]], color: str) -> str:
     height = _ROW_H * len(groups) + 24
     width = _LABEL_W + _BAR_W + 70
     parts = [
@@ -92,6 +92,19 @@ def render_html(record: Mapping[str, Any]) -> str:
     body = _section(
         "Before mitigation" if record.get("mitigation") else "Results", record["report"], "#4a7ab5"
     )
+    cf = record.get("counterfactual")
+    if cf:
+        means = [{"label": g, "metrics": {"mean score": v}} for g, v in cf["group_means"].items()]
+        worst = "".join(
+            f"<tr><td>{_e(r['template'])}</td><td>{_fmt(r['spread'])}</td><td>{_e(r['flipped'])}</td></tr>"
+            for r in cf["worst"]
+        )
+        body += (
+            f"<h2>Counterfactual probing ({int(cf['n_templates'])} templates from {_e(cf['templates'])})</h2>"
+            f"<p>flip rate {_fmt(cf['flip_rate'])}, mean spread {_fmt(cf['mean_spread'])}, "
+            f"max spread {_fmt(cf['max_spread'])}</p>{_chart('mean score', means, '#8a5ab5')}"
+            f"<table><tr><th>template</th><th>spread</th><th>flipped</th></tr>{worst}</table>"
+        )
     mitigation = record.get("mitigation")
     if mitigation:
         body += _section(

@@ -61,7 +61,7 @@ class Evaluation:
     derived: Path | None = None
 
 
-def _predict(spec: AdapterSpec, checkpoint: Path, frame: Any) -> Predictions:
+def _predict(spec: AdapterSpec, checkpoint: Path, frame: Any, scorer: Any = None) -> Predictions:
     if spec.kind == "predictions":
         if spec.predictions is None:
             raise UsageError("the predictions adapter needs --predictions FILE")
@@ -82,7 +82,7 @@ def _predict(spec: AdapterSpec, checkpoint: Path, frame: Any) -> Predictions:
         if not spec.text_column:
             raise UsageError("the transformers adapter needs --text COLUMN")
         return transformers_classifier(
-            checkpoint, frame, text_column=spec.text_column, threshold=spec.threshold
+            checkpoint, frame, text_column=spec.text_column, threshold=spec.threshold, scorer=scorer
         )
     raise UsageError(f"unknown adapter {spec.kind!r}; choose one of {', '.join(ADAPTERS)}")
 
@@ -106,6 +106,8 @@ def evaluate_checkpoint(
     derived_out: str | Path | None = None,
     record: bool = True,
     random_state: int = 0,
+    probes: tuple[str | Path, str | Path] | None = None,
+    placeholder: str = "{identity}",
 ) -> Evaluation:
     """Evaluate ``checkpoint`` on ``data`` and record the result (see the module docstring)."""
     if not 0.0 <= adapter.threshold <= 1.0:
@@ -121,7 +123,14 @@ def evaluate_checkpoint(
     require_columns(frame, [label, *sensitive])
     y_true = binary(frame[label].to_numpy(dtype=object), column=label, pos_label=pos_label)
     sf = sensitive_frame(frame[list(sensitive)], rows=len(frame))
-    preds = _predict(adapter, root, frame)
+    if probes is not None and adapter.kind != "transformers":
+        raise UsageError("counterfactual probing needs a text model (the transformers adapter)")
+    scorer = None
+    if adapter.kind == "transformers":
+        from cairn.evaluate.adapters import text_scorer
+
+        scorer = text_scorer(root)
+    preds = _predict(adapter, root, frame, scorer)
     report = fairness(
         y_true,
         preds.labels,
@@ -148,7 +157,14 @@ def evaluate_checkpoint(
         "predictions": dict(preds.source),
         "report": report.to_dict(),
         "mitigation": None,
+        "counterfactual": None,
     }
+    if probes is not None and scorer is not None:
+        from cairn.evaluate.counterfactual import load_probe_files, probe
+
+        templates, terms = load_probe_files(*probes)
+        cf = probe(scorer, templates, terms, placeholder=placeholder, threshold=adapter.threshold)
+        rec["counterfactual"] = {"templates": Path(probes[0]).name, **cf.to_dict()}
     mitigated = thresholds = derived = None
     if mitigate is not None:
         if mitigate != "threshold":
@@ -184,6 +200,17 @@ def evaluate_checkpoint(
         record_path = root / FAIRNESS_FILE
         write_json_atomic(record_path, rec)
         result = model_index_result(report, dataset=Path(data).stem, task_type=_task(adapter))
+        cf_rec = rec["counterfactual"]
+        if cf_rec:
+            for key in ("flip_rate", "mean_spread", "max_spread"):
+                result["metrics"].append(
+                    {
+                        "type": f"counterfactual_{key}",
+                        "value": round(cf_rec[key], 6),
+                        "name": f"Counterfactual {key.replace('_', ' ')} ({cf_rec['templates']})",
+                        "args": {"templates": cf_rec["templates"], "groups": list(cf_rec["groups"])},
+                    }
+                )
         update_model_card(root, result, model_name=root.name)
     return Evaluation(report, rec, record_path, mitigated, thresholds, derived)
 
@@ -221,6 +248,7 @@ def _write_derived(
         report=mitigated.to_dict(),
         lineage=lineage,
         mitigation=None,
+        counterfactual=None,
     )
     write_json_atomic(out / FAIRNESS_FILE, rec)
     dataset = str(base_record["dataset"]["name"]).rsplit(".", 1)[0]

@@ -63,6 +63,9 @@ def register(subparsers: Any) -> None:
     f.add_argument("--out", type=Path, help="directory of the derived (mitigated) artifact")
     f.add_argument("--html", type=Path, help="also write a self-contained HTML report here")
     f.add_argument("--no-record", action="store_true", help="do not write fairness.json or the model card")
+    f.add_argument("--templates", type=Path, help="text models: counterfactual templates with {identity}")
+    f.add_argument("--terms", type=Path, help='text models: JSON {"group": ["term", ...]} for --templates')
+    f.add_argument("--placeholder", default="{identity}", help="placeholder in --templates")
     f.set_defaults(handler=run_fairness)
 
     c = sub.add_parser("compare", help="which fairness metrics regressed from BASE to DERIVED")
@@ -116,6 +119,14 @@ def _human_report(rep: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
+def _probes(args: argparse.Namespace) -> tuple[Path, Path] | None:
+    from cairn.errors import UsageError
+
+    if (args.templates is None) != (args.terms is None):
+        raise UsageError("give --templates and --terms together")
+    return None if args.templates is None else (args.templates, args.terms)
+
+
 def run_fairness(args: argparse.Namespace) -> int:
     from cairn.evaluate.pipeline import evaluate_checkpoint
 
@@ -132,6 +143,8 @@ def run_fairness(args: argparse.Namespace) -> int:
         constraint=args.constraint,
         derived_out=args.out,
         record=not args.no_record,
+        probes=_probes(args),
+        placeholder=args.placeholder,
     )
     if args.html:
         from cairn.evaluate.html import write_html
@@ -140,6 +153,12 @@ def run_fairness(args: argparse.Namespace) -> int:
 
     def human(rec: dict[str, Any]) -> str:
         text = _human_report(rec["report"], f"fairness of {rec['checkpoint']} on {rec['dataset']['name']}")
+        if rec["counterfactual"]:
+            cf = rec["counterfactual"]
+            text += (
+                f"\n\ncounterfactual ({cf['n_templates']} templates): flip rate {cf['flip_rate']:.4f}, "
+                f"mean spread {cf['mean_spread']:.4f}, max spread {cf['max_spread']:.4f}"
+            )
         if rec["mitigation"]:
             m = rec["mitigation"]
             text += "\n\n" + _human_report(m["report"], f"after threshold mitigation ({m['constraint']})")
