@@ -85,7 +85,7 @@ def test_intersectional_groups_match_fairlearn(planted: Planted) -> None:
 
 
 def test_bootstrap_intervals_are_reproducible_and_bracket_the_estimate(planted: Planted) -> None:
-    kw = {"sensitive_features": {"A": planted.a[:400]}, "n_boot": 20, "random_state": 3}
+    kw = {"sensitive_features": {"A": planted.a[:400]}, "n_boot": 100, "random_state": 3}
     rep = ev.fairness(planted.y[:400], planted.pred[:400], **kw)  # type: ignore[arg-type]
     again = ev.fairness(planted.y[:400], planted.pred[:400], **kw)  # type: ignore[arg-type]
     assert rep.intervals == again.intervals
@@ -180,3 +180,38 @@ def test_too_many_groups_is_a_limit_error(planted: Planted) -> None:
     ids = np.arange(len(planted.y)).astype(str)  # an identifier column is not a sensitive feature
     with pytest.raises(LimitExceededError):
         ev.fairness(planted.y, planted.pred, sensitive_features={"id": ids})
+
+
+@pytest.mark.parametrize("intersectional", [False, True])
+def test_bootstrap_core_equals_fairlearn_on_a_resample(planted: Planted, intersectional: bool) -> None:
+    from cairn.evaluate.bootstrap import disparities, group_rates
+
+    idx = np.random.default_rng(5).integers(0, len(planted.y), len(planted.y))  # one bootstrap resample
+    y, p = planted.y[idx], planted.pred[idx]
+    sf = pd.DataFrame({"A": planted.a[idx], "B": planted.b[idx]})
+    if not intersectional:
+        sf = sf[["A"]]
+    labels, codes = np.unique(sf.astype(str).agg("|".join, axis=1).to_numpy(), return_inverse=True)
+    rates = group_rates(y.astype(float), p.astype(float), codes, len(labels))
+    rep = ev.fairness(y, p, sensitive_features=sf)
+    for name, value in disparities(rates).items():
+        assert value == pytest.approx(rep.disparities[name]), name
+    for i, label in enumerate(labels):
+        group = rep.group(",".join(f"{c}={v}" for c, v in zip(sf.columns, label.split("|"), strict=True)))
+        for metric, value in group.metrics.items():
+            assert rates[metric][i] == pytest.approx(value), (label, metric)
+
+
+def test_disparity_intervals_bracket_the_estimates(planted: Planted) -> None:
+    rep = ev.fairness(
+        planted.y, planted.pred, sensitive_features={"A": planted.a}, n_boot=300, random_state=1
+    )
+    for name, value in rep.disparities.items():
+        lo, hi = rep.intervals[f"disparity.{name}"]
+        assert lo is not None and hi is not None and value is not None
+        assert lo < value < hi, name
+    lo, hi = rep.intervals["disparity.demographic_parity_difference"]
+    assert lo > 0.15  # the planted disparity is clearly not noise
+    for metric, value in rep.overall.items():
+        olo, ohi = rep.intervals[f"overall.{metric}"]
+        assert olo is not None and ohi is not None and olo < value < ohi  # type: ignore[operator]

@@ -2,9 +2,9 @@
 
 Flow: validate inputs (:mod:`cairn.evaluate.data`) → one MetricFrame over all sensitive features together
 (several features give intersectional groups) → fairlearn's scalar disparity metrics → optional bootstrap
-confidence intervals (MetricFrame's ``n_boot``) → warnings for groups below ``min_group_size``. The numbers
-are fairlearn's own; this module only names, validates and freezes them. fairlearn and pandas are imported
-inside the function so that importing cairn stays light.
+intervals (:mod:`cairn.evaluate.bootstrap`) → warnings for groups below ``min_group_size``. The point
+estimates are fairlearn's own; this module only names, validates and freezes them. fairlearn and pandas
+are imported inside the function so that importing cairn stays light.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class FairnessReport:
     disparities: Mapping[str, float | None]
     differences: Mapping[str, float | None]  # per metric, max - min between groups
     ratios: Mapping[str, float | None]  # per metric, min / max between groups
-    intervals: Mapping[str, Interval]  # "overall.<metric>" and "difference.<metric>"
+    intervals: Mapping[str, Interval]  # "overall.<metric>", "difference.<metric>", "disparity.<name>"
     n_boot: int
     ci: tuple[float, float]
     min_group_size: int
@@ -255,9 +255,6 @@ def fairness(
 
     from fairlearn.metrics import MetricFrame
 
-    boot: dict[str, Any] = {}
-    if n_boot:
-        boot = {"n_boot": n_boot, "ci_quantiles": [ci[0], ci[1]], "random_state": random_state}
     with warnings.catch_warnings():
         # undefined rates (a group without positives) are reported as null, not warned about
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -267,26 +264,25 @@ def fairness(
             y_true=yt,
             y_pred=yp,
             sensitive_features=sf if len(features) > 1 else sf[features[0]],
-            **boot,
         )
         disparities = _disparities(yt, yp, sf)
         diff = mf.difference(method="between_groups")
         ratio = mf.ratio(method="between_groups")
-        group_ci: list[Any] = list(mf.by_group_ci) if n_boot else []
-        overall_ci: list[Any] = list(mf.overall_ci) if n_boot else []
-        diff_ci: list[Any] = list(mf.difference_ci(method="between_groups")) if n_boot else []
 
+    group_ci: dict[str, dict[str, Interval]] = {}
+    summary_ci: dict[str, Interval] = {}
+    if n_boot:
+        from cairn.evaluate.bootstrap import bootstrap
+
+        labels = ["\x1f".join(row) for row in sf.itertuples(index=False)]  # unambiguous joiner
+        group_ci, summary_ci = bootstrap(yt, yp, labels, n_boot=n_boot, ci=ci, random_state=random_state)
     groups: list[GroupResult] = []
     small: list[str] = []
     for index, row in mf.by_group.iterrows():
         key = _key(index, features)
         metrics = {m: _num(row[m]) for m in GROUP_METRICS if m != "count"}
         count = int(row["count"])
-        intervals: dict[str, Interval] = {}
-        if group_ci:
-            intervals = {
-                m: (_num(group_ci[0].loc[index, m]), _num(group_ci[1].loc[index, m])) for m in metrics
-            }
+        intervals = group_ci.get("\x1f".join(v for _, v in key), {})
         groups.append(GroupResult(key=key, count=count, metrics=metrics, intervals=intervals))
         if count < min_group_size:
             label = ",".join(f"{k}={v}" for k, v in key)
@@ -294,11 +290,6 @@ def fairness(
                 f"group {label} has {count} rows, fewer than {min_group_size}: its rates are unreliable"
             )
     rated = [m for m in GROUP_METRICS if m != "count"]
-    summary_ci: dict[str, Interval] = {}
-    if n_boot:
-        for m in rated:
-            summary_ci[f"overall.{m}"] = (_num(overall_ci[0][m]), _num(overall_ci[1][m]))
-            summary_ci[f"difference.{m}"] = (_num(diff_ci[0][m]), _num(diff_ci[1][m]))
     return FairnessReport(
         sensitive_features=features,
         n=len(yt),
