@@ -212,6 +212,8 @@ def test_compare_flags_regressions_and_refuses_other_data(
     status, cmp = _run(capsys, "eval", "compare", derived, ckpt, "--json")
     assert status == 1
     assert ("demographic_parity_difference", None) in {(c["metric"], c["group"]) for c in cmp["regressed"]}
+    status, human = _run(capsys, "eval", "compare", ckpt, derived)
+    assert status == 1 and "REGRESSED" in human["text"] and "metric(s) regressed" in human["text"]
     # a model compared with itself regresses nothing
     assert _run(capsys, "eval", "compare", ckpt, ckpt, "--json")[0] == 0
     # fresh evaluation of two predictions files on the same data
@@ -351,3 +353,34 @@ def test_intersectional_mitigation_and_parquet_limits(
     assert big.stat().st_size < 100_000
     with pytest.raises(LimitExceededError):
         load_table(big, max_bytes=100_000)
+
+
+def test_hostile_card_stops_the_run_before_anything_is_written(
+    tmp_path: Path, planted_files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, data, preds = planted_files
+    card = "---\n!!python/object/apply:os.system ['echo pwned']\n---\n"
+    (ckpt / "README.md").write_text(card)
+    status, out = _run(
+        capsys,
+        "eval",
+        "fairness",
+        ckpt,
+        "--data",
+        data,
+        "--label",
+        "y",
+        "--sensitive",
+        "A",
+        "--predictions",
+        preds,
+        "--score-column",
+        "score",
+        "--mitigate",
+        "threshold",
+        "--json",
+    )
+    assert status == 2 and out["error"]["code"] == "bad_format"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["README.md", "weights.bin"]
+    assert (ckpt / "README.md").read_text() == card
+    assert not (tmp_path / "model-threshold-demographic_parity").exists()

@@ -21,6 +21,7 @@ from cairn.evaluate.record import (
     FAIRNESS_FILE,
     SCHEMA,
     THRESHOLDS_FILE,
+    check_model_card,
     file_digests,
     model_index_result,
     now,
@@ -119,6 +120,10 @@ def evaluate_checkpoint(
         raise NotFoundError(f"checkpoint directory {root} does not exist")
     if not sensitive:
         raise UsageError("give at least one sensitive column")
+    if record:
+        check_model_card(root)  # a card we cannot update fails the run before anything is written
+    if mitigate is not None and derived_out is not None and Path(derived_out).is_dir():
+        check_model_card(Path(derived_out))
     frame = load_table(data)
     require_columns(frame, [label, *sensitive])
     y_true = binary(frame[label].to_numpy(dtype=object), column=label, pos_label=pos_label)

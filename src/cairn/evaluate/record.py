@@ -30,6 +30,7 @@ __all__ = [
     "FAIRNESS_FILE",
     "SCHEMA",
     "THRESHOLDS_FILE",
+    "check_model_card",
     "file_digests",
     "model_index_result",
     "read_fairness",
@@ -162,6 +163,32 @@ def _split_card(text: str, path: Path) -> tuple[dict[str, Any], str]:
     raise FormatError("model card front matter is not closed by ---", path=path)
 
 
+def _load_card(path: Path) -> tuple[dict[str, Any], str, list[Any]]:
+    """(front matter, body, model-index list) of a card, validated; empty parts when there is no card."""
+    text = ""
+    if path.exists():
+        if path.stat().st_size > MAX_CARD_BYTES:
+            raise LimitExceededError(f"model card is over {MAX_CARD_BYTES} bytes", path=path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise FormatError(f"model card is not UTF-8: {err}", path=path) from err
+    meta, body = _split_card(text, path)
+    index = meta.get("model-index")
+    if index is None:
+        index = []
+    if not isinstance(index, list) or not all(isinstance(e, dict) for e in index):
+        raise FormatError("model-index must be a list of mappings", path=path)
+    if index and not isinstance(index[0].get("results", []), list):
+        raise FormatError("model-index results must be a list", path=path)
+    return meta, body, index
+
+
+def check_model_card(checkpoint: Path) -> None:
+    """Raise the error :func:`update_model_card` would raise, without writing anything."""
+    _load_card(checkpoint / "README.md")
+
+
 def update_model_card(
     checkpoint: Path,
     result: Mapping[str, Any],
@@ -173,28 +200,13 @@ def update_model_card(
     import yaml
 
     path = checkpoint / "README.md"
-    text = ""
-    if path.exists():
-        if path.stat().st_size > MAX_CARD_BYTES:
-            raise LimitExceededError(f"model card is over {MAX_CARD_BYTES} bytes", path=path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise FormatError(f"model card is not UTF-8: {err}", path=path) from err
-    meta, body = _split_card(text, path)
+    meta, body, index = _load_card(path)
     for key, value in (extra or {}).items():
         meta.setdefault(key, value)
-    index = meta.get("model-index")
-    if index is None:
-        index = []
-    if not isinstance(index, list) or not all(isinstance(e, dict) for e in index):
-        raise FormatError("model-index must be a list of mappings", path=path)
     if not index:
         index.append({"name": model_name, "results": []})
     entry = index[0]
     results = entry.setdefault("results", [])
-    if not isinstance(results, list):
-        raise FormatError("model-index results must be a list", path=path)
     dataset = result["dataset"]["type"]
 
     def ours(r: object) -> bool:
