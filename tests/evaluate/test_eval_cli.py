@@ -109,10 +109,15 @@ def test_intersectional_parquet_and_human_output(
         preds,
         "--min-group-size",
         "300",
+        "--n-boot",
+        "30",
     )
     assert status == 0
     text = out["text"]
-    assert "A=b,B=y" in text and "demographic_parity_difference" in text and "warning: group A=b" in text
+    assert "A=b,B=y" in text and "warning: group A=b" in text
+    dpd = next(line for line in text.splitlines() if line.startswith("demographic_parity_difference:"))
+    value, lo, hi = (float(x) for x in dpd.replace("[", " ").replace("]", " ").replace(",", " ").split()[1:])
+    assert lo < value < hi
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,16 @@ def _section(title: str, report: Mapping[str, Any], color: str) -> str:
         + "</tr>"
         for g in report["groups"]
     ]
-    disp = "".join(f"<tr><td>{_e(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in report["disparities"].items())
+    intervals = report.get("intervals", {})
+
+    def ci(k: str) -> str:
+        lo_hi = intervals.get(f"disparity.{k}")
+        return f"[{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else ""
+
+    disp = "".join(
+        f"<tr><td>{_e(k)}</td><td>{_fmt(v)}</td><td>{ci(k)}</td></tr>"
+        for k, v in report["disparities"].items()
+    )
     warns = "".join(f'<p class="warn">{_e(w)}</p>' for w in report.get("warnings", ()))
     charts = "".join(
         f"<div>{_chart(m, list(report['groups']), color)}</div>"
@@ -76,7 +85,7 @@ def _section(title: str, report: Mapping[str, Any], color: str) -> str:
     )
     return (
         f"<h2>{_e(title)}</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
-        f"<table><tr><th>disparity</th><th>value</th></tr>{disp}</table>{warns}{charts}"
+        f"<table><tr><th>disparity</th><th>value</th><th>interval</th></tr>{disp}</table>{warns}{charts}"
     )
 
 

@@ -114,7 +114,9 @@ def _human_report(rep: dict[str, Any], title: str) -> str:
     rows = [[g["label"], g["count"], *(_fmt(g["metrics"].get(m)) for m in rated)] for g in rep["groups"]]
     rows.append(["(overall)", rep["n"], *(_fmt(rep["overall"].get(m)) for m in rated)])
     lines = [title, table(["group", "count", "acc", "sel", "tpr", "fpr", "prec"], rows), ""]
-    lines += [f"{k}: {_fmt(v)}" for k, v in rep["disparities"].items()]
+    for k, v in rep["disparities"].items():
+        ci = rep["intervals"].get(f"disparity.{k}")
+        lines.append(f"{k}: {_fmt(v)}" + (f"  [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""))
     lines += [f"warning: {w}" for w in rep["warnings"]]
     return "\n".join(lines)
 
