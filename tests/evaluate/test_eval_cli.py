@@ -389,3 +389,33 @@ def test_hostile_card_stops_the_run_before_anything_is_written(
     assert sorted(p.name for p in ckpt.iterdir()) == ["README.md", "weights.bin"]
     assert (ckpt / "README.md").read_text() == card
     assert not (tmp_path / "model-threshold-demographic_parity").exists()
+
+
+def test_derived_artifact_with_predictions_file_and_hostile_lineage(
+    tmp_path: Path, planted_files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, data, preds = planted_files
+    common = ["--data", data, "--label", "y", "--sensitive", "A", "--predictions", preds, "--json"]
+    status, rec = _run(
+        capsys, "eval", "fairness", ckpt, *common, "--score-column", "score", "--mitigate", "threshold"
+    )
+    assert status == 0
+    derived = tmp_path / "model-threshold-demographic_parity"
+    status, again = _run(
+        capsys, "eval", "fairness", derived, *common, "--score-column", "score", "--no-record"
+    )
+    assert status == 0 and again["report"] == rec["mitigation"]["report"]
+    status, out = _run(capsys, "eval", "fairness", derived, *common, "--no-record")
+    assert status == 2 and "scores" in out["error"]["message"]  # thresholds need scores
+    status, out = _run(
+        capsys, "eval", "fairness", derived, *common, "--score-column", "score", "--mitigate", "threshold"
+    )
+    assert status == 2 and out["error"]["code"] == "usage"
+    doc = json.loads((derived / "thresholds.json").read_text())
+    for base in ("../../etc", "..", ""):
+        doc["lineage"]["base"] = base
+        (derived / "thresholds.json").write_text(json.dumps(doc))
+        status, out = _run(
+            capsys, "eval", "fairness", derived, *common, "--score-column", "score", "--no-record"
+        )
+        assert status == 2 and out["error"]["code"] == "bad_format"

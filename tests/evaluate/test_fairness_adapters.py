@@ -167,3 +167,43 @@ def test_non_numeric_feature_is_a_missing_value(torch_ckpt: Path, planted: Plant
     with pytest.raises(MissingValueError) as exc:
         torch_module(torch_ckpt, pd.DataFrame(frame), entry_point="cairn_test_scorer:Scorer", features=["x"])
     assert exc.value.rows == [3]
+
+
+def test_derived_artifact_predicts_through_its_verified_base(
+    torch_ckpt: Path, planted: Planted, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data.csv"
+    planted.frame[["x", "A", "y"]].to_csv(data, index=False)
+    common = [
+        "--data",
+        str(data),
+        "--label",
+        "y",
+        "--sensitive",
+        "A",
+        "--entry-point",
+        "cairn_test_scorer:Scorer",
+        "--features",
+        "x",
+        "--json",
+    ]
+    assert main(["eval", "fairness", str(torch_ckpt), *common, "--mitigate", "threshold"]) == 0
+    mitigated = json.loads(capsys.readouterr().out)["mitigation"]["report"]
+    derived = tmp_path / "tabular-threshold-demographic_parity"
+    # evaluating the derived artifact runs the base model and applies the stored thresholds
+    assert main(["eval", "fairness", str(derived), *common]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["report"]["disparities"] == mitigated["disparities"]
+    assert rec["predictions"]["checkpoint"] == str(torch_ckpt)
+    # base vs derived evaluated afresh on the same data
+    assert main(["eval", "compare", str(torch_ckpt), str(derived), *common]) == 1
+    regressed = {c["metric"] for c in json.loads(capsys.readouterr().out)["regressed"]}
+    assert "demographic_parity_difference" not in regressed and "accuracy" in regressed
+    # a base whose weights changed after mitigation is refused
+    save_file(
+        {"linear.weight": torch.tensor([[1.0]]), "linear.bias": torch.tensor([0.0])},
+        str(torch_ckpt / "model.safetensors"),
+    )
+    assert main(["eval", "fairness", str(derived), *common]) == 2
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert err["code"] == "integrity" and err["path"].endswith("model.safetensors")

@@ -16,6 +16,7 @@ from typing import Any
 from cairn.errors import NotFoundError, UsageError
 from cairn.evaluate.adapters import Predictions, predictions_file, torch_module, transformers_classifier
 from cairn.evaluate.data import binary, load_table, require_columns, sensitive_frame
+from cairn.evaluate.derived import Derived, load_derived, verify_base
 from cairn.evaluate.mitigation import GroupThresholds, fit_thresholds
 from cairn.evaluate.record import (
     FAIRNESS_FILE,
@@ -88,6 +89,25 @@ def _predict(spec: AdapterSpec, checkpoint: Path, frame: Any, scorer: Any = None
     raise UsageError(f"unknown adapter {spec.kind!r}; choose one of {', '.join(ADAPTERS)}")
 
 
+def _apply_derived(derived: Derived, preds: Predictions, sf: Any) -> Predictions:
+    """Labels of a threshold-mitigated artifact: its per-group rules over the base's scores."""
+    th = derived.thresholds
+    if tuple(sf.columns) != th.sensitive_features:
+        raise UsageError(
+            f"{derived.path} was mitigated over sensitive features {list(th.sensitive_features)}, "
+            f"not {list(sf.columns)}"
+        )
+    if preds.scores is None:
+        raise UsageError("a mitigated artifact needs scores: give --score-column or a model adapter")
+    groups = [
+        ",".join(f"{c}={v}" for c, v in zip(sf.columns, row, strict=True))
+        for row in sf.itertuples(index=False)
+    ]
+    labels = th.apply(preds.scores, groups, random_state=derived.random_state)
+    source = {**preds.source, "thresholds": str(derived.path / THRESHOLDS_FILE)}
+    return Predictions(labels, preds.scores, source)
+
+
 def _task(adapter: AdapterSpec) -> str:
     return "text-classification" if adapter.kind == "transformers" else "tabular-classification"
 
@@ -130,12 +150,22 @@ def evaluate_checkpoint(
     sf = sensitive_frame(frame[list(sensitive)], rows=len(frame))
     if probes is not None and adapter.kind != "transformers":
         raise UsageError("counterfactual probing needs a text model (the transformers adapter)")
+    derived_from = load_derived(root)
+    model_root = root
+    if derived_from is not None:
+        if mitigate is not None:
+            raise UsageError(f"{root} is already a mitigated artifact; mitigate its base instead")
+        if adapter.kind != "predictions":
+            verify_base(derived_from)
+            model_root = derived_from.base
     scorer = None
     if adapter.kind == "transformers":
         from cairn.evaluate.adapters import text_scorer
 
-        scorer = text_scorer(root)
-    preds = _predict(adapter, root, frame, scorer)
+        scorer = text_scorer(model_root)
+    preds = _predict(adapter, model_root, frame, scorer)
+    if derived_from is not None:
+        preds = _apply_derived(derived_from, preds, sf)
     report = fairness(
         y_true,
         preds.labels,
@@ -164,6 +194,12 @@ def evaluate_checkpoint(
         "mitigation": None,
         "counterfactual": None,
     }
+    if derived_from is not None:
+        rec["lineage"] = {
+            "base": derived_from.base.name,
+            "relation": "threshold-postprocessing",
+            "base_files": derived_from.base_files,
+        }
     if probes is not None and scorer is not None:
         from cairn.evaluate.counterfactual import load_probe_files, probe
 
