@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import Planted
 from fairlearn.metrics import demographic_parity_difference
+from fairness_fixtures import Planted
 
 from cairn.cli.main import main
 from cairn.evaluate.mitigation import GroupThresholds

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import Planted
+from fairness_fixtures import Planted
 from safetensors.torch import save_file
 
 from cairn.cli.main import main

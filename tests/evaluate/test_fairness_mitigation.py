@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Planted
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 from fairlearn.postprocessing import ThresholdOptimizer
+from fairness_fixtures import Planted
 from sklearn.linear_model import LogisticRegression
 
 from cairn.errors import FormatError, UsageError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Planted
+from fairness_fixtures import Planted
 
 import cairn.evaluate as ev
 from cairn.errors import FormatError, NotFoundError

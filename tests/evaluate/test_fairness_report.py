@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Planted
 from fairlearn.metrics import (
     MetricFrame,
     demographic_parity_difference,
@@ -20,6 +19,7 @@ from fairlearn.metrics import (
     selection_rate,
     true_positive_rate,
 )
+from fairness_fixtures import Planted
 from sklearn.metrics import accuracy_score
 
 import cairn.evaluate as ev
