@@ -63,7 +63,7 @@ def load_derived(root: Path) -> Derived | None:
         path=root,
         thresholds=GroupThresholds.from_dict(doc.get("thresholds")),
         random_state=seed,
-        base=root.parent / base,
+        base=root.resolve().parent / base,
         base_files={str(k): v for k, v in files.items()},
     )
 

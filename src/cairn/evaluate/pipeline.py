@@ -135,15 +135,18 @@ def evaluate_checkpoint(
         raise UsageError(f"threshold must be between 0 and 1, got {adapter.threshold}")
     if min_group_size < 0:
         raise UsageError(f"min_group_size must be >= 0, got {min_group_size}")
-    root = Path(checkpoint)
+    root = Path(checkpoint).resolve()
     if not root.is_dir():
         raise NotFoundError(f"checkpoint directory {root} does not exist")
     if not sensitive:
         raise UsageError("give at least one sensitive column")
     if record:
         check_model_card(root)  # a card we cannot update fails the run before anything is written
-    if mitigate is not None and derived_out is not None and Path(derived_out).is_dir():
-        check_model_card(Path(derived_out))
+    derived_dir = (
+        Path(derived_out).resolve() if derived_out else root.with_name(f"{root.name}-threshold-{constraint}")
+    )
+    if mitigate is not None and derived_dir.is_dir():
+        check_model_card(derived_dir)
     frame = load_table(data)
     require_columns(frame, [label, *sensitive])
     y_true = binary(frame[label].to_numpy(dtype=object), column=label, pos_label=pos_label)
@@ -228,7 +231,7 @@ def evaluate_checkpoint(
             min_group_size=min_group_size,
             random_state=random_state,
         )
-        derived = Path(derived_out) if derived_out else root.with_name(f"{root.name}-threshold-{constraint}")
+        derived = derived_dir
         _write_derived(root, derived, thresholds, rec, mitigated, preds, random_state, _task(adapter))
         rec["mitigation"] = {
             "method": "threshold",
