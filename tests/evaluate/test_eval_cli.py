@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -419,3 +420,38 @@ def test_derived_artifact_with_predictions_file_and_hostile_lineage(
             capsys, "eval", "fairness", derived, *common, "--score-column", "score", "--no-record"
         )
         assert status == 2 and out["error"]["code"] == "bad_format"
+
+
+def test_string_labels_and_predictions_with_pos_label(
+    tmp_path: Path,
+    planted: Planted,
+    planted_files: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ckpt, _, _ = planted_files
+    data = tmp_path / "named.csv"
+    preds = tmp_path / "named_preds.csv"
+    pd.DataFrame({"A": planted.a, "y": np.where(planted.y == 1, "approved", "denied")}).to_csv(
+        data, index=False
+    )
+    pd.DataFrame({"prediction": np.where(planted.pred == 1, "approved", "denied")}).to_csv(preds, index=False)
+    argv = [
+        "eval",
+        "fairness",
+        ckpt,
+        "--data",
+        data,
+        "--label",
+        "y",
+        "--sensitive",
+        "A",
+        "--predictions",
+        preds,
+    ]
+    status, out = _run(capsys, *argv, "--json")
+    assert status == 2 and out["error"]["code"] == "non_binary"
+    status, rec = _run(capsys, *argv, "--pos-label", "approved", "--json", "--no-record")
+    assert status == 0
+    assert rec["report"]["disparities"]["demographic_parity_difference"] == pytest.approx(
+        demographic_parity_difference(planted.y, planted.pred, sensitive_features=planted.a)
+    )

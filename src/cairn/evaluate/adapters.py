@@ -64,8 +64,12 @@ def predictions_file(
     column: str = "prediction",
     score_column: str | None = None,
     threshold: float = 0.5,
+    pos_label: object | None = None,
 ) -> Predictions:
-    """Predictions read from a table with one row per data row, in the same order."""
+    """Predictions read from a table with one row per data row, in the same order.
+
+    ``pos_label`` names the positive class when predictions are labels other than 0/1.
+    """
     frame = load_table(path)
     if len(frame) != rows:
         raise LengthMismatchError(f"predictions file {path}", rows, len(frame))
@@ -74,7 +78,7 @@ def predictions_file(
         require_columns(frame, [score_column], source=f"predictions file {path}")
         scores = _numeric(frame, score_column)
     if column in frame.columns:
-        labels = binary(frame[column].to_numpy(dtype=object), column=column)
+        labels = binary(frame[column].to_numpy(dtype=object), column=column, pos_label=pos_label)
     elif scores is not None:
         labels = _labels_from_scores(scores, threshold)
     else:

@@ -63,7 +63,9 @@ class Evaluation:
     derived: Path | None = None
 
 
-def _predict(spec: AdapterSpec, checkpoint: Path, frame: Any, scorer: Any = None) -> Predictions:
+def _predict(
+    spec: AdapterSpec, checkpoint: Path, frame: Any, scorer: Any = None, pos_label: str | None = None
+) -> Predictions:
     if spec.kind == "predictions":
         if spec.predictions is None:
             raise UsageError("the predictions adapter needs --predictions FILE")
@@ -73,6 +75,7 @@ def _predict(spec: AdapterSpec, checkpoint: Path, frame: Any, scorer: Any = None
             column=spec.prediction_column,
             score_column=spec.score_column,
             threshold=spec.threshold,
+            pos_label=pos_label,
         )
     if spec.kind == "torch":
         if not spec.entry_point:
@@ -166,7 +169,7 @@ def evaluate_checkpoint(
         from cairn.evaluate.adapters import text_scorer
 
         scorer = text_scorer(model_root)
-    preds = _predict(adapter, model_root, frame, scorer)
+    preds = _predict(adapter, model_root, frame, scorer, pos_label)
     if derived_from is not None:
         preds = _apply_derived(derived_from, preds, sf)
     report = fairness(
