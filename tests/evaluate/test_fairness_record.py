@@ -121,3 +121,20 @@ def test_write_json_atomic_refuses_nan_and_keeps_the_old_file(tmp_path: Path) ->
         write_json_atomic(target, {"a": float("nan")})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["fairness.json"]
+
+
+def test_huggingface_hub_reads_our_model_index(tmp_path: Path, planted: Planted) -> None:
+    from huggingface_hub import ModelCard
+
+    (tmp_path / "README.md").write_text(CARD)
+    rep = ev.fairness(planted.y, planted.pred, sensitive_features={"sex": planted.a})
+    result = model_index_result(rep, dataset="adult", task_type="tabular-classification")
+    update_model_card(tmp_path, result, model_name="my-model")
+    card = ModelCard.load(tmp_path / "README.md")
+    ours = [e for e in card.data.eval_results if e.task_name == CARD_TASK_NAME]
+    assert len(ours) == len(result["metrics"])
+    sel = next(e for e in ours if e.metric_type == "selection_rate" and e.metric_config == "sex=b")
+    assert sel.metric_args == {"sensitive_feature": "sex", "group": "b"}
+    assert sel.metric_value == pytest.approx(rep.by_group["sex=b"]["selection_rate"], abs=1e-6)
+    assert card.data.license == "apache-2.0"
+    assert any(e.dataset_type == "imagenet" for e in card.data.eval_results)
