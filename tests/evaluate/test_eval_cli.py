@@ -60,6 +60,8 @@ def test_fairness_with_mitigation_records_everything(
     after = rec["mitigation"]["report"]["disparities"]["demographic_parity_difference"]
     assert after < before / 4
     assert json.loads((ckpt / "fairness.json").read_text()) == rec
+    for published in ("fairness.json", "README.md"):  # these get published: no local paths in them
+        assert str(tmp_path) not in (ckpt / published).read_text()
     assert rec["dataset"]["sha256"] == sha256_file(data)[1]
     card = yaml.safe_load((ckpt / "README.md").read_text().split("---\n")[1])
     assert any(
@@ -67,6 +69,7 @@ def test_fairness_with_mitigation_records_everything(
     )
     # the derived artifact: thresholds as JSON, lineage to every base file, its own record and card
     derived = tmp_path / "model-threshold-demographic_parity"
+    assert str(tmp_path) not in (derived / "thresholds.json").read_text()
     th = json.loads((derived / "thresholds.json").read_text())
     assert th["lineage"]["base_files"] == {"weights.bin": sha256_file(ckpt / "weights.bin")[1]}
     thresholds = GroupThresholds.from_dict(th["thresholds"])

@@ -194,7 +194,8 @@ def test_derived_artifact_predicts_through_its_verified_base(
     assert main(["eval", "fairness", str(derived), *common]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["report"]["disparities"] == mitigated["disparities"]
-    assert rec["predictions"]["checkpoint"] == str(torch_ckpt)
+    assert rec["predictions"]["checkpoint"] == torch_ckpt.name  # no local absolute paths in the record
+    assert str(tmp_path) not in json.dumps(rec)
     # base vs derived evaluated afresh on the same data
     assert main(["eval", "compare", str(torch_ckpt), str(derived), *common]) == 1
     regressed = {c["metric"] for c in json.loads(capsys.readouterr().out)["regressed"]}

@@ -8,7 +8,7 @@ the model-card ``model-index`` entries in the checkpoint directory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,11 @@ def _apply_derived(derived: Derived, preds: Predictions, sf: Any) -> Predictions
     return Predictions(labels, preds.scores, source)
 
 
+def _published(source: Mapping[str, str]) -> dict[str, str]:
+    """The prediction source as recorded: file and directory names only, no local absolute paths."""
+    return {k: Path(v).name if k in {"path", "checkpoint", "thresholds"} else v for k, v in source.items()}
+
+
 def _task(adapter: AdapterSpec) -> str:
     return "text-classification" if adapter.kind == "transformers" else "tabular-classification"
 
@@ -195,7 +200,7 @@ def evaluate_checkpoint(
         "created": now(),
         "checkpoint": root.name,
         "dataset": dataset,
-        "predictions": dict(preds.source),
+        "predictions": _published(preds.source),
         "report": report.to_dict(),
         "mitigation": None,
         "counterfactual": None,
@@ -282,7 +287,7 @@ def _write_derived(
             "schema": "cairn.thresholds/1",
             "created": now(),
             "lineage": lineage,
-            "scores": dict(preds.source),
+            "scores": _published(preds.source),
             "random_state": random_state,
             "thresholds": thresholds.to_dict(),
         },
