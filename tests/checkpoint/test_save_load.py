@@ -215,3 +215,17 @@ def test_a_refusing_load_state_dict_is_a_checkpoint_error(tmp_path: Path) -> Non
     cairn.save(tmp_path / "ck", extra={"picky": {"n": 2}})
     with pytest.raises(cairn.errors.CheckpointError, match="I only accept"):
         cairn.load(tmp_path / "ck", extra={"picky": Picky()})
+
+
+def test_attach_lists_later_files_and_merges_metadata(tmp_path: Path) -> None:
+    cairn.save(tmp_path / "ck", model={"w": np.zeros(2)}, metadata={"evaluations": {"old": 1}})
+    (tmp_path / "ck/report.json").write_text("{}")
+    with pytest.raises(cairn.errors.IntegrityError):
+        cairn.verify(tmp_path / "ck")
+    manifest = cairn.checkpoint.attach(tmp_path / "ck", ["report.json"], metadata={"evaluations": {"new": 2}})
+    assert manifest.metadata["evaluations"] == {"old": 1, "new": 2}
+    assert cairn.verify(tmp_path / "ck").files["report.json"].size == 2
+    for bad in ["../outside.json", "cairn.json", "missing.json"]:
+        with pytest.raises(cairn.errors.CairnError):
+            cairn.checkpoint.attach(tmp_path / "ck", [bad])
+    assert [p.name for p in (tmp_path / "ck").iterdir() if p.name.startswith(".")] == []

@@ -458,3 +458,39 @@ def test_string_labels_and_predictions_with_pos_label(
     assert rec["report"]["disparities"]["demographic_parity_difference"] == pytest.approx(
         demographic_parity_difference(planted.y, planted.pred, sensitive_features=planted.a)
     )
+
+
+def test_evaluating_a_cairn_checkpoint_keeps_its_manifest_complete(
+    tmp_path: Path, planted_files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fairness.json and README.md land in the manifest, and the result is summarised in its metadata."""
+    import cairn
+
+    _, data, preds = planted_files
+    ckpt = tmp_path / "ck"
+    cairn.save(ckpt, model={"w": np.ones(3, np.float32)}, rng_state=False)
+    status, _ = _run(
+        capsys,
+        "eval",
+        "fairness",
+        ckpt,
+        "--data",
+        data,
+        "--label",
+        "y",
+        "--sensitive",
+        "A",
+        "--predictions",
+        preds,
+        "--json",
+    )
+    assert status == 0
+    manifest = cairn.verify(ckpt)  # would flag fairness.json and README.md as stray files otherwise
+    assert {"fairness.json", "README.md"} <= set(manifest.files)
+    summary = manifest.metadata["evaluations"]["fairness"]
+    assert summary["file"] == "fairness.json"
+    assert summary["demographic_parity_difference"] == pytest.approx(
+        json.loads((ckpt / "fairness.json").read_text())["report"]["disparities"][
+            "demographic_parity_difference"
+        ]
+    )

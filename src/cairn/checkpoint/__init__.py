@@ -8,8 +8,18 @@ reads), :mod:`validate` (does it fit?) and :mod:`adapters` (apply). :mod:`manage
 """
 
 from cairn.checkpoint import policies
-from cairn.checkpoint.api import LoadResult, load, load_state, save, verify
+from cairn.checkpoint.api import LoadResult, attach, load, load_state, save, verify
 from cairn.checkpoint.environment import dataset
 from cairn.checkpoint.manager import CheckpointManager
 
-__all__ = ["CheckpointManager", "LoadResult", "dataset", "load", "load_state", "policies", "save", "verify"]
+__all__ = [
+    "CheckpointManager",
+    "LoadResult",
+    "attach",
+    "dataset",
+    "load",
+    "load_state",
+    "policies",
+    "save",
+    "verify",
+]

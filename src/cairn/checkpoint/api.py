@@ -8,23 +8,42 @@ step fails, no object has been touched.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cairn.checkpoint import adapters, rng
+from cairn.checkpoint.atomic import fsync_dir
 from cairn.checkpoint.environment import collect
 from cairn.checkpoint.reader import read_parts
 from cairn.checkpoint.snapshot import part_names, take_snapshot
 from cairn.checkpoint.tensors import is_numpy_array, is_torch_tensor
 from cairn.checkpoint.validate import compare
 from cairn.checkpoint.writer import DEFAULT_MAX_SHARD_SIZE, write_checkpoint
-from cairn.errors import CairnError, CheckpointError, FormatError, Mismatch, StateMismatchError, UsageError
-from cairn.format.manifest import Manifest, read_manifest, verify_files
+from cairn.errors import (
+    CairnError,
+    CheckpointError,
+    FormatError,
+    Mismatch,
+    NotFoundError,
+    StateMismatchError,
+    UsageError,
+)
+from cairn.format.hashing import sha256_file
+from cairn.format.manifest import (
+    MANIFEST_NAME,
+    FileEntry,
+    Manifest,
+    check_relpath,
+    read_manifest,
+    verify_files,
+)
 from cairn.format.safetensors import read_header_path
 
-__all__ = ["LoadResult", "load", "load_state", "save", "verify"]
+__all__ = ["LoadResult", "attach", "load", "load_state", "save", "verify"]
 
 
 @dataclass(frozen=True)
@@ -192,3 +211,39 @@ def verify(directory: str | Path) -> Manifest:
                 f"part {name!r} should hold {part.tensors} tensors, its files hold {count}", path=root
             )
     return manifest
+
+
+def attach(
+    directory: str | Path, files: Sequence[str], *, metadata: Mapping[str, Any] | None = None
+) -> Manifest:
+    """Add files written into a committed checkpoint after the fact (an evaluation report, a model card)
+    to its manifest, with their sizes and hashes, and merge ``metadata`` into its metadata.
+
+    The manifest is replaced atomically (temporary file, fsync, rename), so a crash leaves the old one or
+    the new one; files already listed are re-hashed.
+    """
+    root = Path(directory)
+    manifest = read_manifest(root)
+    listed = dict(manifest.files)
+    for rel in files:
+        check_relpath(rel, where="attach")
+        if rel == MANIFEST_NAME:
+            raise UsageError("the manifest cannot list itself")
+        path = root / rel
+        if path.is_symlink() or not path.is_file():
+            raise NotFoundError(f"{path}: not a regular file in the checkpoint")
+        size, digest = sha256_file(path)
+        listed[rel] = FileEntry(size, digest)
+    meta = dict(manifest.metadata)
+    for key, value in _check_json(metadata or {}).items():  # merged one level deep: {"evaluations": {...}}
+        old = meta.get(key)
+        meta[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+    updated = replace(manifest, files=listed, metadata=meta)
+    tmp = root / f".{MANIFEST_NAME}.{secrets.token_hex(4)}.tmp"
+    with tmp.open("wb") as f:
+        f.write(updated.dumps())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, root / MANIFEST_NAME)
+    fsync_dir(root)
+    return updated

@@ -264,7 +264,25 @@ def evaluate_checkpoint(
                     }
                 )
         update_model_card(root, result, model_name=root.name)
+        _list_in_manifest(root, report, rec)
     return Evaluation(report, rec, record_path, mitigated, thresholds, derived)
+
+
+def _list_in_manifest(root: Path, report: FairnessReport, rec: dict[str, Any]) -> None:
+    """A cairn checkpoint keeps every file in its manifest: list the report and card, summarise the result."""
+    from cairn.checkpoint import attach
+    from cairn.format.manifest import MANIFEST_NAME
+
+    if not (root / MANIFEST_NAME).is_file():
+        return
+    summary = {
+        "file": FAIRNESS_FILE,
+        "created": rec.get("created"),
+        "dataset": (rec.get("dataset") or {}).get("name"),
+        "demographic_parity_difference": report.demographic_parity_difference,
+        "equalized_odds_difference": report.equalized_odds_difference,
+    }
+    attach(root, [FAIRNESS_FILE, "README.md"], metadata={"evaluations": {"fairness": summary}})
 
 
 def _write_derived(
