@@ -76,6 +76,10 @@ def test_resolve_headers_and_ranges(client: httpx.Client, repo: str) -> None:
     )
     bad = client.get(f"/{repo}/resolve/main/ten.txt", headers={"Range": "bytes=10-"})
     assert bad.status_code == 416 and bad.headers["content-range"] == "bytes */10"
+    client.post(f"/api/models/{repo}/branch/dev%2Fx", json={}).raise_for_status()
+    for rev in ("dev%2Fx", "dev/x"):  # encoded as clients send it, and unencoded as browsers do
+        assert client.get(f"/{repo}/resolve/{rev}/ten.txt").content == b"0123456789"
+    assert client.delete(f"/api/models/{repo}/branch/dev%2Fx").status_code == 200
     missing = client.head(f"/{repo}/resolve/main/nope.txt")
     assert missing.status_code == 404 and missing.headers["x-error-code"] == "EntryNotFound"
     assert missing.headers["x-repo-commit"] == sha

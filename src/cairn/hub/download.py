@@ -75,13 +75,20 @@ def file_headers(entry: FileEntry, commit: str) -> dict[str, str]:
 
 
 async def resolve_file(ctx: Ctx) -> Response:
-    repo = await ctx.repo()
     segments = ctx.rest
     if len(segments) < 2:
         raise UsageError("resolve needs a revision and a file path")
-    commit, _rev, rest = await resolve_revision(ctx, repo, segments)
-    path = check_path("/".join(rest))
-    entry = await ctx.call(ctx.registry.commits.file, commit, path)
+    path = check_path("/".join(segments[1:]))
+    p = ctx.params
+    try:  # the common case, one query: the revision is one segment (a branch, tag or commit id)
+        _, commit, entry = await ctx.call(
+            ctx.registry.lookup_file, p["type"], p["ns"], p["name"], segments[0], path, ctx.principal
+        )
+    except RevisionNotFoundError:  # perhaps an unencoded revision containing '/'
+        repo = await ctx.repo()
+        commit, _rev, rest = await resolve_revision(ctx, repo, segments)
+        path = check_path("/".join(rest))
+        entry = await ctx.call(ctx.registry.commits.file, commit, path)
     headers = file_headers(entry, commit)
     start, end, status = 0, entry.size, 200
     range_header = ctx.request.headers.get("range")

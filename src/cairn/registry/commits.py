@@ -202,7 +202,11 @@ class CommitService:
                 )
                 .values(commit_id=commit_id)
             ).rowcount
-            if moved != 1:
+            if moved != 1:  # another writer moved the branch after we read it: roll back everything
+                if parent is not None:
+                    raise StaleParentError(
+                        branch, parent, self._ref(conn, repo, "branch", branch) or "(deleted)"
+                    )
                 raise RefMovedError(f"refs/heads/{branch}", head)
         return Commit(commit_id, head, title[:1000] or "Update files", message[:65536], author, created)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.format.hashing import git_blob_sha1
@@ -24,8 +24,9 @@ from cairn.meta import Database, blobs, now_us
 from cairn.meta.migrate import migrate
 from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
-from cairn.registry.models import Commit, Operation, Repo
-from cairn.registry.repos import RepoService
+from cairn.registry.models import Commit, FileEntry, Operation, Principal, Repo
+from cairn.registry.names import is_commit_id
+from cairn.registry.repos import RepoService, can_see
 from cairn.registry.users import UserService
 from cairn.store import BlobStore, open_blob_store
 
@@ -48,6 +49,24 @@ GITATTRIBUTES = "".join(
         "zip",
     )
 ).encode()
+
+
+# Branches win over tags (ORDER BY kind: 'branch' < 'tag'), as revision resolution requires.
+_LOOKUP = text(
+    "SELECT r.id, r.private, r.gated, r.created_at, r.last_modified, x.commit_id, "
+    "f.sha256, f.git_sha1, f.size, f.lfs, f.last_commit "
+    "FROM repos r JOIN refs x ON x.repo_id = r.id AND x.name = :rev "
+    "JOIN files f ON f.commit_id = x.commit_id AND f.path = :path "
+    "WHERE r.type = :type AND r.namespace = :ns AND r.name = :name ORDER BY x.kind LIMIT 1"
+)
+
+_LOOKUP_COMMIT = text(
+    "SELECT r.id, r.private, r.gated, r.created_at, r.last_modified, c.id AS commit_id, "
+    "f.sha256, f.git_sha1, f.size, f.lfs, f.last_commit "
+    "FROM repos r JOIN commits c ON c.repo_id = r.id AND c.id = :rev "
+    "JOIN files f ON f.commit_id = c.id AND f.path = :path "
+    "WHERE r.type = :type AND r.namespace = :ns AND r.name = :name"
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +134,35 @@ class Registry:
 
     def iter_blob(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         return self.store.iter_range(sha256, start, end)
+
+    # -- the hot path ----------------------------------------------------------------------------------
+    def lookup_file(
+        self, repo_type: str, namespace: str, name: str, revision: str, path: str, who: Principal | None
+    ) -> tuple[Repo, str, FileEntry]:
+        """(repo, commit id, file) for a download, in one query when ``revision`` is a branch or tag
+        and the file exists; otherwise through the general path, which raises the precise error."""
+        query = _LOOKUP_COMMIT if is_commit_id(revision) else _LOOKUP
+        with self.db.read() as conn:
+            row = conn.execute(
+                query, {"type": repo_type, "ns": namespace, "name": name, "rev": revision, "path": path}
+            ).first()
+        if row is not None:
+            repo = Repo(
+                id=row.id,
+                type=repo_type,
+                namespace=namespace,
+                name=name,
+                private=bool(row.private),
+                gated=row.gated,
+                created_at=row.created_at,
+                last_modified=row.last_modified,
+            )
+            if can_see(repo, who):
+                entry = FileEntry(path, row.sha256, row.git_sha1, row.size, bool(row.lfs), row.last_commit)
+                return repo, row.commit_id, entry
+        repo = self.repos.get(repo_type, namespace, name, who)
+        commit, _ = self.commits.resolve(repo, revision)
+        return repo, commit, self.commits.file(commit, path)
 
     # -- commits with side effects ---------------------------------------------------------------------
     def _initial_commit(self, repo: Repo, author: str) -> None:
