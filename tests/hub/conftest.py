@@ -85,7 +85,7 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def hub(backend: Backend) -> Iterator[LiveHub]:
     registry = Registry.open(backend.db_url, backend.blobs_url)
-    app = create_app(registry, HubConfig(page_size=3, regular_upload_cap=0))
+    app = create_app(registry, HubConfig(page_size=3, regular_upload_cap=0, multipart_chunk_bytes=256 * 1024))
     registry.users.create_user("alice")
     registry.users.create_user("bob")
     with ServerThread(app) as server:

@@ -198,3 +198,70 @@ def test_lfs_upload_checks_hash_size_and_signature(client: httpx.Client, repo: s
         json={"operation": "upload", "objects": [{"oid": oid, "size": len(data)}]},
     )
     assert "actions" not in again.json()["objects"][0]  # already stored: nothing to upload
+
+
+def test_disconnect_mid_upload_leaves_nothing(client: httpx.Client, repo: str, hub: LiveHub) -> None:
+    import socket
+    import time
+
+    data = b"partial" * 50_000
+    oid = hashlib.sha256(data).hexdigest()
+    batch = client.post(
+        f"/{repo}.git/info/lfs/objects/batch",
+        json={"operation": "upload", "objects": [{"oid": oid, "size": len(data)}]},
+    )
+    href = httpx.URL(batch.json()["objects"][0]["actions"]["upload"]["href"])
+    staging = hub.registry.staging_dir()
+    before = set(staging.iterdir())
+    with socket.create_connection((href.host, href.port)) as sock:
+        target = href.raw_path.decode()
+        sock.sendall(
+            f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+            + data[:100_000]
+        )
+        time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while set(staging.iterdir()) != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(staging.iterdir()) == before
+    assert hub.registry.blob(oid) is None and not hub.registry.store.exists(oid)
+
+
+def test_read_only_token_cannot_write(hub: LiveHub, repo: str) -> None:
+    read = hub.registry.users.create_token("alice", role="read")
+    with httpx.Client(base_url=hub.url, headers={"authorization": f"Bearer {read}"}) as c:
+        assert c.get(f"/api/models/{repo}").status_code == 200
+        _err(c.post("/api/repos/create", json={"name": "ro"}), 403)
+        body = b'{"key":"header","value":{"summary":"s"}}\n'
+        _err(c.post(f"/api/models/{repo}/commit/main", content=body), 403)
+        _err(c.post(f"/{repo}.git/info/lfs/objects/batch", json={"operation": "upload", "objects": []}), 403)
+
+
+def test_multipart_upload_checks_parts(client: httpx.Client, repo: str, hub: LiveHub) -> None:
+    chunk = 256 * 1024
+    data = bytes(range(256)) * (chunk * 2 // 256) + b"tail"
+    oid = hashlib.sha256(data).hexdigest()
+    batch = client.post(
+        f"/{repo}.git/info/lfs/objects/batch",
+        json={
+            "operation": "upload",
+            "transfers": ["basic", "multipart"],
+            "objects": [{"oid": oid, "size": len(data)}],
+        },
+    )
+    action = batch.json()["objects"][0]["actions"]["upload"]
+    header = action["header"]
+    assert header["chunk_size"] == str(chunk) and sorted(k for k in header if k.isdigit()) == ["1", "2", "3"]
+    parts = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    _err(httpx.put(header["1"], content=parts[0][:-1]), 422)  # short part
+    _err(httpx.put(header["1"].replace("part=1", "part=9"), content=parts[0]), 400)
+    etags = []
+    for n, part in enumerate(parts, 1):
+        resp = httpx.put(header[str(n)], content=part)
+        assert resp.status_code == 200 and resp.headers["etag"]
+        etags.append(resp.headers["etag"])
+    completion = {"oid": oid, "parts": [{"partNumber": i + 1, "etag": e} for i, e in enumerate(etags)]}
+    _err(httpx.post(action["href"], json={"oid": oid, "parts": completion["parts"][:2]}), 400)
+    assert hub.registry.blob(oid) is None
+    assert httpx.post(action["href"], json=completion).status_code == 200
+    assert hub.registry.blob(oid) is not None and b"".join(hub.registry.iter_blob(oid)) == data

@@ -28,6 +28,8 @@ class HubConfig:
     for as "regular" uploads instead (spec §7.6 B); 0 disables that."""
     upload_url_ttl_s: int = 3600
     """Lifetime of signed LFS upload URLs."""
+    multipart_chunk_bytes: int = 512 << 20
+    """LFS objects larger than this are uploaded in parts of this size (LFS multipart transfer)."""
 
 
 def describe_settings() -> list[tuple[str, object, str]]:

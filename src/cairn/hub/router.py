@@ -10,7 +10,7 @@ from urllib.parse import unquote_to_bytes
 from starlette.responses import Response
 
 from cairn.errors import UsageError
-from cairn.hub import download, info, manage, upload, web
+from cairn.hub import download, info, manage, multipart, upload, web
 from cairn.hub.context import TYPES, Ctx
 
 __all__ = ["Handler", "match", "split_path"]
@@ -102,6 +102,12 @@ def _match_api(method: str, seg: list[str], ctx: Ctx) -> Handler | None:
     if seg[0] == "lfs-upload" and len(seg) == 2 and method == "PUT":
         ctx.params["oid"] = seg[1]
         return upload.lfs_upload
+    if seg[0] == "lfs-part" and len(seg) == 2 and method == "PUT":
+        ctx.params["oid"] = seg[1]
+        return multipart.put_part
+    if seg[0] == "lfs-complete" and len(seg) == 2 and method == "POST":
+        ctx.params["oid"] = seg[1]
+        return multipart.complete
     if seg[0] == "lfs-verify" and len(seg) == 4 and method == "POST" and seg[1] in TYPES:
         ctx.params.update(type=TYPES[seg[1]], ns=seg[2], name=seg[3])
         return upload.lfs_verify

@@ -105,6 +105,9 @@ async def lfs_batch(ctx: Ctx) -> Response:
     data = await ctx.json()
     if data.get("operation") != "upload":
         raise UsageError("only the 'upload' LFS operation is supported; download through /resolve")
+    transfers = data.get("transfers") or ["basic"]
+    if not isinstance(transfers, list):
+        raise UsageError("'transfers' must be a list")
     objects = data.get("objects")
     if not isinstance(objects, list) or len(objects) > 1000:
         raise UsageError("'objects' must be a list of at most 1000 entries")
@@ -132,16 +135,19 @@ async def lfs_batch(ctx: Ctx) -> Response:
             out.append({"oid": oid, "size": size})
             continue
         token = sign(ctx.secret, oid, size, expires)
+        if size > ctx.config.multipart_chunk_bytes and "multipart" in transfers:
+            from cairn.hub.multipart import multipart_action
+
+            upload_action = multipart_action(ctx, base, oid, size, expires)
+        else:
+            upload_action = {"href": f"{base}/api/lfs-upload/{oid}?token={token}"}
         out.append(
             {
                 "oid": oid,
                 "size": size,
                 "authenticated": True,
                 "actions": {
-                    "upload": {
-                        "href": f"{base}/api/lfs-upload/{oid}?token={token}",
-                        "expires_at": expires_at,
-                    },
+                    "upload": {**upload_action, "expires_at": expires_at},
                     "verify": {
                         "href": f"{base}/api/lfs-verify/{repo.type}s/{repo.repo_id}",
                         "expires_at": expires_at,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -85,6 +86,9 @@ class Registry:
         self.users = UserService(db)
         self.commits = CommitService(db)
         self.repos = RepoService(db, self._initial_commit)
+        local = store.staging_dir()
+        self._own_staging = None if local is not None else Path(tempfile.mkdtemp(prefix="cairn-staging-"))
+        self._staging = local or self._own_staging
 
     @classmethod
     def open(cls, db_url: str, blobs_url: str, *, upgrade: bool = True) -> Registry:
@@ -96,10 +100,14 @@ class Registry:
 
     def close(self) -> None:
         self.db.dispose()
+        if self._own_staging is not None:
+            shutil.rmtree(self._own_staging, ignore_errors=True)
 
     # -- blobs -----------------------------------------------------------------------------------------
     def staging_dir(self) -> Path:
-        return self.store.staging_dir() or Path(tempfile.gettempdir())
+        """Where uploads are streamed before they are verified and handed to the store."""
+        assert self._staging is not None
+        return self._staging
 
     def ingest_blob(self, src: Path, sha256: str, git_sha1: str, size: int) -> BlobInfo:
         """Store a verified temporary file (consumed) and record it. Idempotent."""
