@@ -200,3 +200,29 @@ def test_concurrent_commits_one_wins(hub: LiveHub) -> None:
             assert f.exception().response.status_code == 412  # type: ignore[union-attr]
     assert api.model_info("alice/race").sha == ok[0].result()
     assert len(api.list_repo_files("alice/race")) == 2
+
+
+def test_gated_repo(hub: LiveHub, cache_dir: Path) -> None:
+    from huggingface_hub.errors import GatedRepoError
+
+    api = _api(hub)
+    api.create_repo("alice/gated")
+    api.upload_file(path_or_fileobj=b"weights", path_in_repo="w.txt", repo_id="alice/gated")
+    api.update_repo_settings("alice/gated", gated="auto")
+    bob = HfApi(endpoint=hub.url, token=hub.other_token)
+    assert bob.model_info("alice/gated").gated == "auto"  # metadata stays visible
+    assert bob.repo_exists("alice/gated")
+    for token in (hub.other_token, False):
+        with pytest.raises(GatedRepoError):
+            hf_hub_download("alice/gated", "w.txt", endpoint=hub.url, cache_dir=cache_dir, token=token)
+    with pytest.raises(GatedRepoError):
+        bob.list_repo_files("alice/gated")
+    repo = hub.registry.repos.get("model", "alice", "gated", None)
+    hub.registry.repos.grant_access(repo, "bob")
+    path = hf_hub_download(
+        "alice/gated", "w.txt", endpoint=hub.url, cache_dir=cache_dir, token=hub.other_token
+    )
+    assert Path(path).read_bytes() == b"weights"
+    assert Path(
+        hf_hub_download("alice/gated", "w.txt", endpoint=hub.url, cache_dir=cache_dir / "o", token=hub.token)
+    ).exists()

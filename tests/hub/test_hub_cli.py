@@ -24,6 +24,17 @@ def test_admin_create_user_and_token(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert not reg.users.authenticate(read_token).can_write
     finally:
         reg.close()
+    reg = Registry.open(f"sqlite:///{tmp_path / 'd' / 'hub.db'}", str(tmp_path / "d" / "blobs"))
+    try:
+        who = reg.users.authenticate(created["token"])
+        reg.repos.create(who, "model", "dora", "secret", private=True)
+    finally:
+        reg.close()
+    assert main(["admin", "grant-access", "dora/secret", "dora", "--json", *data]) == 0
+    assert json.loads(capsys.readouterr().out)["granted"] is True
+    assert main(["admin", "grant-access", "dora/missing", "dora", *data]) == 2
+    assert main(["admin", "grant-access", "dora/secret", "nobody", *data]) == 2
+    capsys.readouterr()
     assert main(["admin", "create-user", "dora", "--json", *data]) == 2
     err = json.loads(capsys.readouterr().out)["error"]
     assert err["code"] == "already_exists" and err["name"] == "dora"

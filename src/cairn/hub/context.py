@@ -160,8 +160,9 @@ class Ctx:
         return f"{self.base_url()}/{PREFIX[repo.type]}{repo.repo_id}"
 
     # -- common lookups --------------------------------------------------------------------------------
-    async def repo(self, *, write: bool = False) -> Repo:
-        return await self.call(
+    async def repo(self, *, write: bool = False, content: bool = False) -> Repo:
+        """The repo of this request, checked for visibility, write access, and (``content``) gating."""
+        repo = await self.call(
             self.registry.repos.get,
             self.params["type"],
             self.params["ns"],
@@ -169,3 +170,6 @@ class Ctx:
             self.principal,
             write=write,
         )
+        if content:
+            await self.call(self.registry.repos.check_content_access, repo, self.principal)
+        return repo

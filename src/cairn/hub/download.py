@@ -85,7 +85,7 @@ async def resolve_file(ctx: Ctx) -> Response:
             ctx.registry.lookup_file, p["type"], p["ns"], p["name"], segments[0], path, ctx.principal
         )
     except RevisionNotFoundError:  # perhaps an unencoded revision containing '/'
-        repo = await ctx.repo()
+        repo = await ctx.repo(content=True)
         commit, _rev, rest = await resolve_revision(ctx, repo, segments)
         path = check_path("/".join(rest))
         entry = await ctx.call(ctx.registry.commits.file, commit, path)

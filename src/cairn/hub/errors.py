@@ -21,6 +21,7 @@ from cairn.errors import (
 )
 from cairn.registry.errors import (
     EntryNotFoundError,
+    GatedRepoError,
     MissingBlobError,
     RepoNotFoundError,
     RevisionNotFoundError,
@@ -44,6 +45,8 @@ class RouteNotFoundError(NotFoundError):
 def _status_and_code(err: CairnError, anonymous: bool) -> tuple[int, str | None]:
     if isinstance(err, RepoNotFoundError):
         return (401 if anonymous else 404), "RepoNotFound"
+    if isinstance(err, GatedRepoError):
+        return (401 if anonymous else 403), "GatedRepo"
     if isinstance(err, RevisionNotFoundError):
         return 404, "RevisionNotFound"
     if isinstance(err, EntryNotFoundError):

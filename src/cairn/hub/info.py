@@ -152,7 +152,7 @@ def _children(entries: list[FileEntry], base: str, recursive: bool) -> list[dict
 
 
 async def tree(ctx: Ctx) -> Response:
-    repo = await ctx.repo()
+    repo = await ctx.repo(content=True)
     commit, _, rest = await resolve_revision(ctx, repo, ctx.rest, min_rest=0)
     base = "/".join(p for p in rest if p).strip("/")
     if base:
@@ -181,7 +181,7 @@ def _pair(items: list[dict[str, Any]], by_path: dict[str, FileEntry]) -> list[tu
 
 
 async def paths_info(ctx: Ctx) -> Response:
-    repo = await ctx.repo()
+    repo = await ctx.repo(content=True)
     commit, _, _ = await resolve_revision(ctx, repo, ctx.rest, min_rest=0)
     raw = await ctx.body(ctx.config.max_json_bytes)
     ctype = ctx.request.headers.get("content-type", "")

@@ -69,7 +69,7 @@ async def repo_page(ctx: Ctx) -> Response:
 
 
 async def file_page(ctx: Ctx) -> Response:
-    repo = await ctx.repo()
+    repo = await ctx.repo(content=True)
     commit, rev, rest = await resolve_revision(ctx, repo, ctx.rest)
     path = check_path("/".join(rest))
     try:

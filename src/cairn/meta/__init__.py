@@ -8,7 +8,18 @@ typed SQLAlchemy Core statements over the tables in :mod:`cairn.meta.schema`.
 from __future__ import annotations
 
 from cairn.meta.db import Database, now_us
-from cairn.meta.schema import blobs, commits, files, metadata, refs, repos, settings, tokens, users
+from cairn.meta.schema import (
+    blobs,
+    commits,
+    files,
+    metadata,
+    refs,
+    repo_access,
+    repos,
+    settings,
+    tokens,
+    users,
+)
 
 __all__ = [
     "Database",
@@ -18,6 +29,7 @@ __all__ = [
     "metadata",
     "now_us",
     "refs",
+    "repo_access",
     "repos",
     "settings",
     "tokens",

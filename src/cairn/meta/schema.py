@@ -20,7 +20,18 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["blobs", "commits", "files", "metadata", "refs", "repos", "settings", "tokens", "users"]
+__all__ = [
+    "blobs",
+    "commits",
+    "files",
+    "metadata",
+    "refs",
+    "repo_access",
+    "repos",
+    "settings",
+    "tokens",
+    "users",
+]
 
 metadata = MetaData()
 
@@ -111,5 +122,13 @@ blobs = Table(
     Column("sha256", String(64), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("git_sha1", String(40), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+repo_access = Table(
+    "repo_access",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
 )

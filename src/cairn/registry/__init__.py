@@ -10,6 +10,7 @@ from __future__ import annotations
 from cairn.registry.errors import (
     AlreadyExistsError,
     EntryNotFoundError,
+    GatedRepoError,
     InvalidNameError,
     InvalidPathError,
     MissingBlobError,
@@ -43,6 +44,7 @@ __all__ = [
     "DeleteFolder",
     "EntryNotFoundError",
     "FileEntry",
+    "GatedRepoError",
     "InvalidNameError",
     "InvalidPathError",
     "MissingBlobError",

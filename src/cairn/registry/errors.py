@@ -8,6 +8,7 @@ from cairn.errors import ConflictError, NotFoundError, PermissionDeniedError, Us
 __all__ = [
     "AlreadyExistsError",
     "EntryNotFoundError",
+    "GatedRepoError",
     "InvalidNameError",
     "InvalidPathError",
     "MissingBlobError",
@@ -26,6 +27,16 @@ class RepoNotFoundError(NotFoundError):
 
     def __init__(self, repo_id: str) -> None:
         super().__init__(f"Repository not found: {repo_id}")
+        self.repo_id = repo_id
+
+
+class GatedRepoError(PermissionDeniedError):
+    """The repo is gated and the caller has not been granted access to its files."""
+
+    code = "gated_repo"
+
+    def __init__(self, repo_id: str) -> None:
+        super().__init__(f"Access to model {repo_id} is restricted: ask its owner for access")
         self.repo_id = repo_id
 
 

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from cairn.errors import PermissionDeniedError, UsageError
-from cairn.meta import Database, now_us, repos
+from cairn.errors import NotFoundError, PermissionDeniedError, UsageError
+from cairn.meta import Database, now_us, repo_access, repos, users
 from cairn.registry.cards import CardInfo
-from cairn.registry.errors import AlreadyExistsError, RepoNotFoundError, UnauthenticatedError
+from cairn.registry.errors import AlreadyExistsError, GatedRepoError, RepoNotFoundError, UnauthenticatedError
 from cairn.registry.models import REPO_TYPES, Principal, Repo
 from cairn.registry.names import check_name
 
@@ -111,10 +111,18 @@ class RepoService:
             raise PermissionDeniedError(f"you may not write to namespace {namespace!r}")
 
     def get(
-        self, repo_type: str, namespace: str, name: str, who: Principal | None, *, write: bool = False
+        self,
+        repo_type: str,
+        namespace: str,
+        name: str,
+        who: Principal | None,
+        *,
+        write: bool = False,
+        admin: bool = False,
     ) -> Repo:
         """The repo if ``who`` may see it (and write to it when ``write``); else :class:`RepoNotFoundError`
-        (or a permission error when the repo is visible but not writable)."""
+        (or a permission error when the repo is visible but not writable). ``admin``: skip visibility
+        (for the operator's own tools, never for requests)."""
         _check_type(repo_type)
         with self.db.read() as conn:
             row = conn.execute(
@@ -123,11 +131,40 @@ class RepoService:
                 )
             ).first()
         repo = None if row is None else _repo(row)
-        if repo is None or not can_see(repo, who):
+        if repo is None or not (admin or can_see(repo, who)):
             raise RepoNotFoundError(f"{namespace}/{name}")
         if write:
             self._require_writer(who, namespace)
         return repo
+
+    def check_content_access(self, repo: Repo, who: Principal | None) -> None:
+        """Raise :class:`GatedRepoError` unless ``who`` may read the files of ``repo``."""
+        if not repo.gated or (who is not None and who.user.name == repo.namespace):
+            return
+        if who is not None:
+            with self.db.read() as conn:
+                granted = conn.execute(
+                    select(repo_access.c.user_id).where(
+                        repo_access.c.repo_id == repo.id, repo_access.c.user_id == who.user.id
+                    )
+                ).first()
+            if granted is not None:
+                return
+        raise GatedRepoError(repo.repo_id)
+
+    def grant_access(self, repo: Repo, user_name: str) -> None:
+        """Let ``user_name`` read the files of gated ``repo`` (idempotent)."""
+        with self.db.write() as conn:
+            uid = conn.execute(select(users.c.id).where(users.c.name == user_name)).scalar()
+            if uid is None:
+                raise NotFoundError(f"no user named {user_name!r}")
+            known = conn.execute(
+                select(repo_access.c.user_id).where(
+                    repo_access.c.repo_id == repo.id, repo_access.c.user_id == uid
+                )
+            ).first()
+            if known is None:
+                conn.execute(insert(repo_access).values(repo_id=repo.id, user_id=uid, created_at=now_us()))
 
     def delete(self, who: Principal | None, repo_type: str, namespace: str, name: str) -> None:
         repo = self.get(repo_type, namespace, name, who, write=True)

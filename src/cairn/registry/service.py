@@ -165,10 +165,11 @@ class Registry:
                 created_at=row.created_at,
                 last_modified=row.last_modified,
             )
-            if can_see(repo, who):
+            if can_see(repo, who) and not repo.gated:
                 entry = FileEntry(path, row.sha256, row.git_sha1, row.size, bool(row.lfs), row.last_commit)
                 return repo, row.commit_id, entry
         repo = self.repos.get(repo_type, namespace, name, who)
+        self.repos.check_content_access(repo, who)
         commit, _ = self.commits.resolve(repo, revision)
         return repo, commit, self.commits.file(commit, path)
 

@@ -1,5 +1,5 @@
 """``cairn admin``: administer a hub's data directly (run where the server's data lives, or with the same
-``--data``/``--db``/``--blobs``): create users and tokens."""
+``--data``/``--db``/``--blobs``): create users and tokens, grant access to gated repos."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def register(subparsers: Any) -> None:
     token.add_argument("--json", action="store_true", help='print {"user": ..., "token": ...}')
     add_storage_options(token)
     token.set_defaults(handler=create_token)
+    grant = sub.add_parser("grant-access", help="let a user download the files of a gated repo")
+    grant.add_argument("repo", help="NAMESPACE/NAME")
+    grant.add_argument("user", help="user name")
+    grant.add_argument("--type", choices=["model", "dataset", "space"], default="model", help="repo type")
+    grant.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_storage_options(grant)
+    grant.set_defaults(handler=grant_access)
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -55,4 +62,20 @@ def create_token(args: argparse.Namespace) -> int:
     finally:
         registry.close()
     emit({"user": args.name, "token": token}, as_json=args.json, human=lambda d: d["token"])
+    return EXIT_OK
+
+
+def grant_access(args: argparse.Namespace) -> int:
+    registry = _open(args)
+    try:
+        namespace, _, name = args.repo.partition("/")
+        repo = registry.repos.get(args.type, namespace, name, None, admin=True)
+        registry.repos.grant_access(repo, args.user)
+    finally:
+        registry.close()
+    emit(
+        {"repo": args.repo, "user": args.user, "granted": True},
+        as_json=args.json,
+        human=lambda d: f"{d['user']} may now download files of {d['repo']}",
+    )
     return EXIT_OK
