@@ -325,16 +325,19 @@ async def _ndjson(ctx: Ctx) -> Any:
     line_limit = ctx.config.max_regular_file_bytes * 4 // 3 + (1 << 20)
     buf = bytearray()
     total = 0
+    scanned = 0  # bytes of buf already known to hold no newline: a long line is scanned once, not per chunk
     async for chunk in ctx.request.stream():
         total += len(chunk)
         if total > limit:
             raise LimitExceededError(f"commit body exceeds {limit} bytes")
         buf += chunk
-        while (nl := buf.find(b"\n")) >= 0:
+        while (nl := buf.find(b"\n", scanned)) >= 0:
             line = bytes(buf[:nl])
             del buf[: nl + 1]
+            scanned = 0
             if line.strip():
                 yield _parse_line(line)
+        scanned = len(buf)
         if len(buf) > line_limit:
             raise LimitExceededError(f"a commit line exceeds {line_limit} bytes")
     if bytes(buf).strip():
