@@ -265,3 +265,11 @@ def test_multipart_upload_checks_parts(client: httpx.Client, repo: str, hub: Liv
     assert hub.registry.blob(oid) is None
     assert httpx.post(action["href"], json=completion).status_code == 200
     assert hub.registry.blob(oid) is not None and b"".join(hub.registry.iter_blob(oid)) == data
+
+
+def test_absolute_urls_follow_the_client_origin(client: httpx.Client, hub: LiveHub) -> None:
+    proxied = {"x-forwarded-host": "hub.example.test:8443", "x-forwarded-proto": "https"}
+    made = client.post("/api/repos/create", json={"name": "behind-proxy"}, headers=proxied)
+    assert made.json()["url"] == "https://hub.example.test:8443/alice/behind-proxy"
+    plain = client.post("/api/repos/create", json={"name": "behind-proxy"})
+    assert plain.status_code == 409 and plain.json()["url"] == f"{hub.url}/alice/behind-proxy"
