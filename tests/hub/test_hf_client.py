@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -161,7 +162,7 @@ def test_private_repos_are_indistinguishable_from_missing(hub: LiveHub, cache_di
     assert not api.repo_exists("alice/hidden")
 
 
-def test_list_models_search_filter_sort_and_paging(hub: LiveHub) -> None:
+def test_list_models_search_filter_sort_and_paging(hub: LiveHub, tmp_path: Path) -> None:
     api = _api(hub)
     for i in range(5):
         api.create_repo(f"alice/lm-bert-{i}")
@@ -175,6 +176,15 @@ def test_list_models_search_filter_sort_and_paging(hub: LiveHub) -> None:
     assert [m.id for m in api.list_models(search="LM-BERT", limit=2)] == names[:2]
     assert [m.id for m in api.list_models(filter="license:mit")] == ["alice/lm-bert-3"]
     assert [m.id for m in api.list_models(author="bob")] == []
+    api.upload_file(path_or_fileobj=b"{}", path_in_repo="config.json", repo_id="alice/lm-bert-1")
+    hf_hub_download(
+        "alice/lm-bert-1", "config.json", endpoint=hub.url, cache_dir=tmp_path
+    )  # HEAD + GET: one download
+    deadline = time.monotonic() + 5
+    while api.model_info("alice/lm-bert-1").downloads != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert api.model_info("alice/lm-bert-1").downloads == 1
+    assert next(iter(api.list_models(search="lm-bert", sort="downloads"))).id == "alice/lm-bert-1"
 
 
 def test_concurrent_commits_one_wins(hub: LiveHub) -> None:
@@ -226,3 +236,21 @@ def test_gated_repo(hub: LiveHub, cache_dir: Path) -> None:
     assert Path(
         hf_hub_download("alice/gated", "w.txt", endpoint=hub.url, cache_dir=cache_dir / "o", token=hub.token)
     ).exists()
+
+
+def test_dataset_repos_use_the_same_machinery(hub: LiveHub, cache_dir: Path) -> None:
+    api = _api(hub)
+    url = api.create_repo("alice/ds", repo_type="dataset")
+    assert str(url) == f"{hub.url}/datasets/alice/ds"
+    api.upload_file(
+        path_or_fileobj=b"a,b\n1,2\n", path_in_repo="data/train.csv", repo_id="alice/ds", repo_type="dataset"
+    )
+    assert "data/train.csv" in api.list_repo_files("alice/ds", repo_type="dataset")
+    path = hf_hub_download(
+        "alice/ds", "data/train.csv", repo_type="dataset", endpoint=hub.url, cache_dir=cache_dir
+    )
+    assert Path(path).read_bytes() == b"a,b\n1,2\n"
+    assert api.dataset_info("alice/ds").id == "alice/ds"
+    assert [d.id for d in api.list_datasets(author="alice")] == ["alice/ds"]
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info("alice/ds")  # a dataset is not a model

@@ -11,6 +11,7 @@ import mimetypes
 import re
 from urllib.parse import quote
 
+from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from cairn.errors import UsageError
@@ -81,7 +82,7 @@ async def resolve_file(ctx: Ctx) -> Response:
     path = check_path("/".join(segments[1:]))
     p = ctx.params
     try:  # the common case, one query: the revision is one segment (a branch, tag or commit id)
-        _, commit, entry = await ctx.call(
+        repo, commit, entry = await ctx.call(
             ctx.registry.lookup_file, p["type"], p["ns"], p["name"], segments[0], path, ctx.principal
         )
     except RevisionNotFoundError:  # perhaps an unencoded revision containing '/'
@@ -107,4 +108,7 @@ async def resolve_file(ctx: Ctx) -> Response:
     if ctx.request.method == "HEAD":
         return Response(status_code=status, headers=headers)
     chunks = await ctx.call(ctx.registry.iter_blob, entry.sha256, start, end)
-    return StreamingResponse(chunks, status_code=status, headers=headers)
+    # A download is a GET of config.json from its first byte (the Hub's rule for model repos).
+    counted = entry.path == "config.json" and start == 0
+    task = BackgroundTask(ctx.registry.repos.count_download, repo.id) if counted else None
+    return StreamingResponse(chunks, status_code=status, headers=headers, background=task)

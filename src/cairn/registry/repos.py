@@ -205,6 +205,10 @@ class RepoService:
                 )
             )
 
+    def count_download(self, repo_id: int) -> None:
+        with self.db.write() as conn:
+            conn.execute(update(repos).where(repos.c.id == repo_id).values(downloads=repos.c.downloads + 1))
+
     def touch(self, repo: Repo, when: int) -> None:
         with self.db.write() as conn:
             conn.execute(update(repos).where(repos.c.id == repo.id).values(last_modified=when))
