@@ -254,3 +254,19 @@ def test_dataset_repos_use_the_same_machinery(hub: LiveHub, cache_dir: Path) -> 
     assert [d.id for d in api.list_datasets(author="alice")] == ["alice/ds"]
     with pytest.raises(RepositoryNotFoundError):
         api.model_info("alice/ds")  # a dataset is not a model
+
+
+def test_move_repo_redirects_old_urls(hub: LiveHub, cache_dir: Path) -> None:
+    api = _api(hub)
+    api.create_repo("alice/old-name")
+    api.upload_file(path_or_fileobj=b"moved", path_in_repo="f.txt", repo_id="alice/old-name")
+    api.move_repo("alice/old-name", "alice/new-name")
+    assert api.model_info("alice/new-name").id == "alice/new-name"
+    # old download URLs keep working through a same-origin redirect the client follows
+    path = hf_hub_download("alice/old-name", "f.txt", endpoint=hub.url, cache_dir=cache_dir)
+    assert Path(path).read_bytes() == b"moved"
+    api.create_repo("alice/taken")
+    with pytest.raises(HfHubHTTPError):
+        api.move_repo("alice/new-name", "alice/taken")
+    with pytest.raises(HfHubHTTPError):
+        HfApi(endpoint=hub.url, token=hub.other_token).move_repo("alice/new-name", "bob/stolen")

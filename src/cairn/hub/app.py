@@ -14,7 +14,7 @@ from cairn.hub.config import HubConfig
 from cairn.hub.context import Ctx
 from cairn.hub.errors import RouteNotFoundError, error_response
 from cairn.hub.router import match, split_path
-from cairn.registry import Registry
+from cairn.registry import Registry, RepoNotFoundError
 
 __all__ = ["create_app"]
 
@@ -39,7 +39,13 @@ def create_app(registry: Registry, config: HubConfig | None = None) -> Starlette
             if handler is None:
                 raise RouteNotFoundError(request.method, path)
             await ctx.authenticate()
-            return await handler(ctx)
+            try:
+                return await handler(ctx)
+            except RepoNotFoundError:
+                moved = await _moved(ctx, path)
+                if moved is None:
+                    raise
+                return moved
         except Exception as err:
             return error_response(err, anonymous=not ctx.has_token)
 
@@ -47,3 +53,17 @@ def create_app(registry: Registry, config: HubConfig | None = None) -> Starlette
     app.state.registry = registry
     app.state.config = cfg
     return app
+
+
+async def _moved(ctx: Ctx, path: str) -> Response | None:
+    """A same-origin, relative 307 to the new name of a moved repo (reads only), or ``None``."""
+    p = ctx.params
+    if ctx.request.method not in {"GET", "HEAD"} or "ns" not in p or "name" not in p:
+        return None
+    repo = await ctx.call(ctx.registry.repos.redirect, p["type"], p["ns"], p["name"], ctx.principal)
+    if repo is None:
+        return None
+    root = str(ctx.request.scope.get("root_path", ""))
+    target = root + path.replace(f"/{p['ns']}/{p['name']}", f"/{repo.namespace}/{repo.name}", 1)
+    query = ctx.request.url.query
+    return Response(status_code=307, headers={"Location": target + (f"?{query}" if query else "")})

@@ -23,6 +23,7 @@ __all__ = [
     "delete_repo",
     "delete_tag",
     "discussions",
+    "move_repo",
     "settings",
     "validate_yaml",
     "whoami",
@@ -100,6 +101,19 @@ async def create_repo(ctx: Ctx) -> Response:
         url = f"{ctx.base_url()}/{PREFIX.get(repo_type, '')}{namespace}/{name}"
         return JSONResponse({"error": err.message, "code": err.code, "url": url}, status_code=409)
     return JSONResponse({"url": ctx.repo_url(repo), "name": repo.repo_id, "id": f"{repo.id:024x}"})
+
+
+async def move_repo(ctx: Ctx) -> Response:
+    data = await ctx.json()
+    source, target = _str(data, "fromRepo"), _str(data, "toRepo")
+    repo_type = _str(data, "type") or "model"
+    if not source or not target or source.count("/") != 1 or target.count("/") != 1:
+        raise UsageError("'fromRepo' and 'toRepo' must be NAMESPACE/NAME")
+    ns, _, name = source.partition("/")
+    repo = await ctx.call(ctx.registry.repos.get, repo_type, ns, name, ctx.principal, write=True)
+    new_ns, _, new_name = target.partition("/")
+    moved = await ctx.call(ctx.registry.repos.move, ctx.principal, repo, new_ns, new_name)
+    return JSONResponse({"url": ctx.repo_url(moved), "name": moved.repo_id})
 
 
 async def delete_repo(ctx: Ctx) -> Response:

@@ -96,9 +96,11 @@ def _match_api(method: str, seg: list[str], ctx: Ctx) -> Handler | None:
             return info.list_repos
         return _TOP.get((method, seg[0]))
     if seg[0] == "repos" and len(seg) == 2:
-        return {("POST", "create"): manage.create_repo, ("DELETE", "delete"): manage.delete_repo}.get(
-            (method, seg[1])
-        )
+        return {
+            ("POST", "create"): manage.create_repo,
+            ("DELETE", "delete"): manage.delete_repo,
+            ("POST", "move"): manage.move_repo,
+        }.get((method, seg[1]))
     if seg[0] == "lfs-upload" and len(seg) == 2 and method == "PUT":
         ctx.params["oid"] = seg[1]
         return upload.lfs_upload

@@ -27,6 +27,7 @@ __all__ = [
     "metadata",
     "refs",
     "repo_access",
+    "repo_redirects",
     "repos",
     "settings",
     "tokens",
@@ -131,4 +132,13 @@ repo_access = Table(
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
+)
+
+repo_redirects = Table(
+    "repo_redirects",
+    metadata,
+    Column("type", String(16), primary_key=True),
+    Column("namespace", String(96), primary_key=True),
+    Column("name", String(96), primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
 )

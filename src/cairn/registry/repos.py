@@ -11,7 +11,7 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.errors import NotFoundError, PermissionDeniedError, UsageError
-from cairn.meta import Database, now_us, repo_access, repos, users
+from cairn.meta import Database, now_us, repo_access, repo_redirects, repos, users
 from cairn.registry.cards import CardInfo
 from cairn.registry.errors import AlreadyExistsError, GatedRepoError, RepoNotFoundError, UnauthenticatedError
 from cairn.registry.models import REPO_TYPES, Principal, Repo
@@ -204,6 +204,48 @@ class RepoService:
                     library_name=info.library_name,
                 )
             )
+
+    def move(self, who: Principal | None, repo: Repo, namespace: str, name: str) -> Repo:
+        """Rename ``repo`` to ``namespace/name``; the old name is kept as a redirect."""
+        check_name("namespace", namespace)
+        check_name("repo name", name)
+        self._require_writer(who, repo.namespace)
+        self._require_writer(who, namespace)
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    update(repos).where(repos.c.id == repo.id).values(namespace=namespace, name=name)
+                )
+                conn.execute(
+                    delete(repo_redirects).where(
+                        repo_redirects.c.type == repo.type,
+                        repo_redirects.c.namespace == namespace,
+                        repo_redirects.c.name == name,
+                    )
+                )
+                conn.execute(
+                    insert(repo_redirects).values(
+                        type=repo.type, namespace=repo.namespace, name=repo.name, repo_id=repo.id
+                    )
+                )
+        except DBIntegrityError:
+            raise AlreadyExistsError(f"{repo.type} repo", f"{namespace}/{name}") from None
+        return self.get(repo.type, namespace, name, who)
+
+    def redirect(self, repo_type: str, namespace: str, name: str, who: Principal | None) -> Repo | None:
+        """The repo an old (moved) name now points to, if ``who`` may see it."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(repos)
+                .join(repo_redirects, repo_redirects.c.repo_id == repos.c.id)
+                .where(
+                    repo_redirects.c.type == repo_type,
+                    repo_redirects.c.namespace == namespace,
+                    repo_redirects.c.name == name,
+                )
+            ).first()
+        repo = None if row is None else _repo(row)
+        return repo if repo is not None and can_see(repo, who) else None
 
     def count_download(self, repo_id: int) -> None:
         with self.db.write() as conn:
