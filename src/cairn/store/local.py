@@ -21,10 +21,34 @@ class LocalBlobStore:
     """Blobs as files under ``root``. Safe for several processes on one machine: every write is a
     rename of a fully written temporary file inside ``root``."""
 
+    #: staging files older than this are leftovers of a crash and are removed when a store is opened
+    STALE_AFTER_S = 24 * 3600
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "tmp").mkdir(exist_ok=True)
+        self.clean_stale()
+
+    def clean_stale(self, older_than_s: float | None = None) -> int:
+        """Remove staging files and part directories not touched for ``older_than_s`` seconds (default
+        :attr:`STALE_AFTER_S`; long enough that another process's upload in progress is never hit)."""
+        import time
+
+        cutoff = time.time() - (self.STALE_AFTER_S if older_than_s is None else older_than_s)
+        removed = 0
+        for entry in (self.root / "tmp").iterdir():
+            try:
+                if entry.stat().st_mtime >= cutoff:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     def _path(self, oid: str) -> Path:
         check_oid(oid)
