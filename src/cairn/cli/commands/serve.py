@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     registry = Registry.open(db, blobs)
     app = create_app(registry, HubConfig(public_url=args.public_url))
     url = args.public_url or f"http://{args.host}:{args.port}"
-    admin = "cairn admin create-user NAME"
+    prog = sys.argv[0] if Path(sys.argv[0]).name == "cairn" else "cairn"
+    admin = f"{prog} admin create-user NAME"
     if args.data or args.db or args.blobs:
         admin += "".join(
             f" --{k} {v}" for k, v in (("data", args.data), ("db", args.db), ("blobs", args.blobs)) if v
