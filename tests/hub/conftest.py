@@ -7,7 +7,9 @@ a private HF_HOME, no telemetry, no safetensors auto-conversion, and Xet off (th
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 _HF_HOME = tempfile.mkdtemp(prefix="cairn-hf-home-")
+atexit.register(shutil.rmtree, _HF_HOME, True)
 os.environ.update(
     HF_HOME=_HF_HOME,
     HF_HUB_DISABLE_TELEMETRY="1",
