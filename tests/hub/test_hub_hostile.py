@@ -163,6 +163,7 @@ def test_malformed_bodies(client: httpx.Client, repo: str, hub: LiveHub) -> None
     _err(client.post(f"/api/models/{repo}/branch/{'a' * 40}", json={}), 400)
     assert _head(client) == before
     _err(httpx.get(f"{hub.url}/api/whoami-v2", headers={"authorization": "Bearer " + "x" * 4000}), 401)
+    _err(httpx.get(f"{hub.url}/api/models", headers={"x-padding": "a" * 100_000}), 431)
     _err(httpx.post(f"{hub.url}/api/repos/create", json={"name": "anon"}), 401)
 
 
