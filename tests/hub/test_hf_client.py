@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LiveHub
+from hub_testing import LiveHub
 from huggingface_hub import (
     CommitOperationAdd,
     CommitOperationCopy,

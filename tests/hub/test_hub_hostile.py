@@ -9,7 +9,7 @@ import json
 
 import httpx
 import pytest
-from conftest import LiveHub
+from hub_testing import LiveHub
 
 
 def _err(resp: httpx.Response, status: int, hf_code: str | None = None) -> dict[str, str]:

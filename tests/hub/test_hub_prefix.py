@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ServerThread
+from hub_testing import ServerThread
 from huggingface_hub import HfApi, hf_hub_download
 from starlette.applications import Starlette
 from starlette.routing import Mount

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import LiveHub
+from hub_testing import LiveHub
 
 torch = pytest.importorskip("torch")
 
