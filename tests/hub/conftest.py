@@ -37,6 +37,27 @@ from cairn.hub import HubConfig, create_app  # noqa: E402
 from cairn.registry import Registry  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _hf_client_settings() -> Iterator[None]:
+    """The client reads most settings once at import; if another test package imported it before this
+    conftest set the environment, set the values that matter directly (and restore them afterwards)."""
+    from huggingface_hub import constants
+
+    wanted = {
+        "HF_HUB_DISABLE_XET": True,
+        "HF_HUB_DISABLE_TELEMETRY": True,
+        "HF_HUB_CACHE": os.path.join(_HF_HOME, "hub"),
+        "HF_HUB_ETAG_TIMEOUT": 30,
+        "HF_HUB_DOWNLOAD_TIMEOUT": 30,
+    }
+    saved = {name: getattr(constants, name) for name in wanted if hasattr(constants, name)}
+    for name, value in wanted.items():
+        setattr(constants, name, value)
+    yield
+    for name, value in saved.items():
+        setattr(constants, name, value)
+
+
 @pytest.fixture(scope="session", params=list(BACKENDS), ids=list(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     factory = BACKENDS[request.param]
