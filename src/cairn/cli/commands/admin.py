@@ -1,0 +1,103 @@
+"""``cairn admin``: administer a hub's data directly (run where the server's data lives, or with the same
+``--data``/``--db``/``--blobs``): create users, tokens and organisations, grant access to gated repos."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cairn.cli.commands.serve import add_storage_options, storage_urls
+from cairn.cli.output import EXIT_OK, emit
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("admin", help="administer a hub: users and tokens")
+    sub = parser.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    create = sub.add_parser("create-user", help="create a user and print a write token for them")
+    create.add_argument("name", help="user name (letters, digits, '.', '_', '-')")
+    create.add_argument("--json", action="store_true", help='print {"user": ..., "token": ...}')
+    add_storage_options(create)
+    create.set_defaults(handler=create_user)
+    token = sub.add_parser("create-token", help="create another token for an existing user")
+    token.add_argument("name", help="user name")
+    token.add_argument(
+        "--role", choices=["read", "write"], default="write", help="token scope (default write)"
+    )
+    token.add_argument("--json", action="store_true", help='print {"user": ..., "token": ...}')
+    add_storage_options(token)
+    token.set_defaults(handler=create_token)
+    org = sub.add_parser("create-org", help="create an organisation whose members share its namespace")
+    org.add_argument("name", help="organisation name")
+    org.add_argument("--member", action="append", default=[], metavar="USER", help="a member (repeatable)")
+    org.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_storage_options(org)
+    org.set_defaults(handler=create_org)
+    grant = sub.add_parser("grant-access", help="let a user download the files of a gated repo")
+    grant.add_argument("repo", help="NAMESPACE/NAME")
+    grant.add_argument("user", help="user name")
+    grant.add_argument("--type", choices=["model", "dataset", "space"], default="model", help="repo type")
+    grant.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_storage_options(grant)
+    grant.set_defaults(handler=grant_access)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from cairn.registry import Registry
+
+    db, blobs = storage_urls(args)
+    return Registry.open(db, blobs)
+
+
+def create_user(args: argparse.Namespace) -> int:
+    registry = _open(args)
+    try:
+        registry.users.create_user(args.name)
+        token = registry.users.create_token(args.name, role="write", name="admin-cli")
+    finally:
+        registry.close()
+    emit({"user": args.name, "token": token}, as_json=args.json, human=lambda d: d["token"])
+    return EXIT_OK
+
+
+def create_token(args: argparse.Namespace) -> int:
+    registry = _open(args)
+    try:
+        token = registry.users.create_token(args.name, role=args.role, name="admin-cli")
+    finally:
+        registry.close()
+    emit({"user": args.name, "token": token}, as_json=args.json, human=lambda d: d["token"])
+    return EXIT_OK
+
+
+def create_org(args: argparse.Namespace) -> int:
+    registry = _open(args)
+    try:
+        registry.users.create_org(args.name, list(args.member))
+    finally:
+        registry.close()
+    emit(
+        {"org": args.name, "members": list(args.member)},
+        as_json=args.json,
+        human=lambda d: (
+            f"organisation {d['org']} created with members: {', '.join(d['members']) or '(none)'}"
+        ),
+    )
+    return EXIT_OK
+
+
+def grant_access(args: argparse.Namespace) -> int:
+    registry = _open(args)
+    try:
+        namespace, _, name = args.repo.partition("/")
+        repo = registry.repos.get(args.type, namespace, name, None, admin=True)
+        registry.repos.grant_access(repo, args.user)
+    finally:
+        registry.close()
+    emit(
+        {"repo": args.repo, "user": args.user, "granted": True},
+        as_json=args.json,
+        human=lambda d: f"{d['user']} may now download files of {d['repo']}",
+    )
+    return EXIT_OK

@@ -1,0 +1,354 @@
+"""The upload path (spec §7): preupload decides regular vs LFS, the LFS batch API hands out signed
+upload URLs, the upload ``PUT`` streams to a staging file while hashing and is checked against its sha256
+and size before the blob becomes visible, and the NDJSON commit applies all operations atomically.
+
+Bytes always land in the blob store before any row refers to them; a client that disconnects half-way
+leaves no blob, no row and no commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
+
+from cairn.errors import IntegrityError, LimitExceededError, PermissionDeniedError, UsageError
+from cairn.hub.context import PREFIX, Ctx, ua_version
+from cairn.registry import AddFile, DeleteFile, DeleteFolder, Operation, check_path
+from cairn.registry.commits import LFS_THRESHOLD, is_lfs_path
+
+__all__ = ["commit", "lfs_batch", "lfs_upload", "lfs_verify", "preupload", "sign", "verify_signature"]
+
+_OID = re.compile(r"[0-9a-f]{64}")
+_FLUSH = 4 << 20
+LFS_JSON = "application/vnd.git-lfs+json"
+XET_WARNING = "xet; This hub does not support Xet uploads. Set HF_HUB_DISABLE_XET=1 to upload large files."
+
+
+def sign(secret: bytes, oid: str, size: int, expires: int) -> str:
+    mac = hmac.new(secret, f"{oid}.{size}.{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}.{size}.{mac}"
+
+
+def verify_signature(secret: bytes, oid: str, token: str) -> int:
+    """The signed size if ``token`` is a valid, unexpired upload token for ``oid``."""
+    try:
+        expires_s, size_s, _mac = token.split(".")
+        expires, size = int(expires_s), int(size_s)
+    except ValueError:
+        raise PermissionDeniedError("invalid upload token") from None
+    if not hmac.compare_digest(sign(secret, oid, size, expires), token):
+        raise PermissionDeniedError("invalid upload token")
+    if expires < time.time():
+        raise PermissionDeniedError("upload token expired")
+    return size
+
+
+def _branch_only(kind: str, rev: str) -> None:
+    if kind != "branch":
+        raise UsageError(f"cannot commit to {kind} {rev!r}: commits go to branches")
+
+
+async def preupload(ctx: Ctx) -> Response:
+    repo = await ctx.repo(write=True)
+    rev = ctx.rest[0] if ctx.rest else "main"
+    head, kind = await ctx.call(ctx.registry.commits.resolve, repo, rev)
+    _branch_only(kind, rev)
+    data = await ctx.json()
+    items = data.get("files")
+    if not isinstance(items, list) or len(items) > 1000:
+        raise UsageError("'files' must be a list of at most 1000 entries")
+    version = ua_version(ctx.request.headers.get("user-agent", ""))
+    new_client = version is not None and version >= (1, 20)
+    out, any_lfs = [], False
+    paths = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise UsageError("each file needs a string 'path'")
+        size = item.get("size", 0)
+        if not isinstance(size, int) or size < 0:
+            raise UsageError(f"{item['path']}: 'size' must be a non-negative integer")
+        paths.append(check_path(item["path"]))
+    current = {e.path: e for e in await ctx.call(ctx.registry.commits.files_at, head, paths)}
+    for item, path in zip(items, paths, strict=True):
+        size = item.get("size", 0)
+        sample = item.get("sample") or ""
+        try:
+            binary = b"\0" in base64.b64decode(sample[:1024], validate=False)
+        except (binascii.Error, ValueError, TypeError):
+            binary = False
+        mode = "lfs" if (is_lfs_path(path) or size >= LFS_THRESHOLD or binary) and size > 0 else "regular"
+        if mode == "lfs" and new_client and size <= ctx.config.regular_upload_cap:
+            mode = "regular"  # spec §7.6 B: keep >=1.20 clients off Xet
+        any_lfs = any_lfs or mode == "lfs"
+        entry: dict[str, Any] = {"path": path, "uploadMode": mode, "shouldIgnore": False}
+        if path in current:
+            entry["oid"] = current[path].sha256 if mode == "lfs" else current[path].git_sha1
+        out.append(entry)
+    headers = {"X-HF-Warning": XET_WARNING} if any_lfs and new_client else {}
+    return JSONResponse({"files": out, "commitOid": head}, headers=headers)
+
+
+async def lfs_batch(ctx: Ctx) -> Response:
+    repo = await ctx.repo(write=True)
+    data = await ctx.json()
+    if data.get("operation") != "upload":
+        raise UsageError("only the 'upload' LFS operation is supported; download through /resolve")
+    transfers = data.get("transfers") or ["basic"]
+    if not isinstance(transfers, list):
+        raise UsageError("'transfers' must be a list")
+    objects = data.get("objects")
+    if not isinstance(objects, list) or len(objects) > 1000:
+        raise UsageError("'objects' must be a list of at most 1000 entries")
+    base = ctx.base_url()
+    expires = int(time.time()) + ctx.config.upload_url_ttl_s
+    expires_at = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(expires))
+    out = []
+    for obj in objects:
+        oid = obj.get("oid") if isinstance(obj, dict) else None
+        size = obj.get("size") if isinstance(obj, dict) else None
+        if not isinstance(oid, str) or not _OID.fullmatch(oid) or not isinstance(size, int) or size < 0:
+            out.append(
+                {
+                    "oid": str(oid)[:64],
+                    "size": size if isinstance(size, int) else 0,
+                    "error": {"code": 422, "message": "oid must be a sha256 hex digest and size an integer"},
+                }
+            )
+            continue
+        if size > ctx.config.max_file_bytes:
+            out.append({"oid": oid, "size": size, "error": {"code": 422, "message": "file too large"}})
+            continue
+        known = await ctx.call(ctx.registry.blob, oid)
+        if known is not None and known.size == size:
+            out.append({"oid": oid, "size": size})
+            continue
+        token = sign(ctx.secret, oid, size, expires)
+        if size > ctx.config.multipart_chunk_bytes and "multipart" in transfers:
+            from cairn.hub.multipart import multipart_action
+
+            upload_action = multipart_action(ctx, base, oid, size, expires)
+        else:
+            upload_action = {"href": f"{base}/api/lfs-upload/{oid}?token={token}"}
+        out.append(
+            {
+                "oid": oid,
+                "size": size,
+                "authenticated": True,
+                "actions": {
+                    "upload": {**upload_action, "expires_at": expires_at},
+                    "verify": {
+                        "href": f"{base}/api/lfs-verify/{repo.type}s/{repo.repo_id}",
+                        "expires_at": expires_at,
+                    },
+                },
+            }
+        )
+    return JSONResponse({"transfer": "basic", "hash_algo": "sha256", "objects": out}, media_type=LFS_JSON)
+
+
+async def lfs_upload(ctx: Ctx) -> Response:
+    oid = ctx.params["oid"]
+    if not _OID.fullmatch(oid):
+        raise UsageError("not a sha256 object id")
+    size = verify_signature(ctx.secret, oid, ctx.q("token") or "")
+    declared = ctx.request.headers.get("content-length")
+    if declared is not None and declared != str(size):
+        raise IntegrityError(oid, what="Content-Length", expected=size, actual=declared)
+    known = await ctx.call(ctx.registry.blob, oid)
+    if known is not None:
+        return JSONResponse({})
+    staged = await _stage_stream(ctx, size)
+    try:
+        sha256, git_sha1 = staged[1], staged[2]
+        if sha256 != oid:
+            raise IntegrityError(oid, what="sha256", expected=oid, actual=sha256)
+        await ctx.call(ctx.registry.ingest_blob, staged[0], oid, git_sha1, size)
+    finally:
+        staged[0].unlink(missing_ok=True)
+    return JSONResponse({})
+
+
+async def _stage_stream(ctx: Ctx, size: int) -> tuple[Path, str, str]:
+    """Stream the request body into a staging file, hashing sha256 and git SHA-1 on the way."""
+    fd, name = tempfile.mkstemp(dir=ctx.registry.staging_dir(), prefix="upload-")
+    path = Path(name)
+    out = os.fdopen(fd, "wb", buffering=0)
+    sha256 = hashlib.sha256()
+    sha1 = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
+    total = 0
+    buf: list[bytes] = []
+    pending = 0
+
+    def flush(parts: list[bytes]) -> None:
+        data = b"".join(parts)
+        sha256.update(data)
+        sha1.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[out.write(view) or 0 :]
+
+    try:
+        async for chunk in ctx.request.stream():
+            total += len(chunk)
+            if total > size:
+                raise IntegrityError(path.name, what="size", expected=size, actual=f"more than {size}")
+            buf.append(chunk)
+            pending += len(chunk)
+            if pending >= _FLUSH:
+                await ctx.call(flush, buf)
+                buf, pending = [], 0
+        await ctx.call(flush, buf)
+        if total != size:
+            raise IntegrityError(path.name, what="size", expected=size, actual=total)
+        os.fsync(fd)
+    except (ClientDisconnect, Exception):
+        out.close()
+        path.unlink(missing_ok=True)
+        raise
+    out.close()
+    return path, sha256.hexdigest(), sha1.hexdigest()
+
+
+async def lfs_verify(ctx: Ctx) -> Response:
+    await ctx.repo(write=True)
+    data = await ctx.json()
+    oid, size = data.get("oid"), data.get("size")
+    if not isinstance(oid, str) or not _OID.fullmatch(oid) or not isinstance(size, int):
+        raise UsageError("verify needs a sha256 'oid' and an integer 'size'")
+    known = await ctx.call(ctx.registry.blob, oid)
+    if known is None or known.size != size:
+        return JSONResponse({"error": f"object {oid} of size {size} not found", "code": "missing_blob"}, 404)
+    return JSONResponse({})
+
+
+def _op(ctx: Ctx, line: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    key, value = line.get("key"), line.get("value")
+    if not isinstance(key, str) or not isinstance(value, dict):
+        raise UsageError('each commit line must be {"key": str, "value": {...}}')
+    return key, value
+
+
+async def commit(ctx: Ctx) -> Response:
+    repo = await ctx.repo(write=True)
+    who = ctx.require_user()
+    if ctx.qbool("create_pr"):
+        raise UsageError("pull requests are not supported by this hub; commit to a branch instead")
+    rev = ctx.rest[0] if ctx.rest else "main"
+    _, kind = await ctx.call(ctx.registry.commits.resolve, repo, rev)
+    _branch_only(kind, rev)
+    header: dict[str, Any] | None = None
+    ops: list[Operation] = []
+    async for line in _ndjson(ctx):
+        key, value = _op(ctx, line)
+        if header is None:
+            if key != "header":
+                raise UsageError("the first commit line must be the header")
+            header = value
+            continue
+        ops.append(await _operation(ctx, key, value))
+    if header is None:
+        raise UsageError("empty commit body")
+    summary, description, parent = (
+        header.get("summary"),
+        header.get("description", ""),
+        header.get("parentCommit"),
+    )
+    if not isinstance(summary, str) or not isinstance(description, str | None):
+        raise UsageError("header needs a string 'summary'")
+    if parent is not None and (not isinstance(parent, str) or not re.fullmatch(r"[0-9a-f]{40}", parent)):
+        raise UsageError("'parentCommit' must be a 40-hex commit id")
+    done = await ctx.call(
+        ctx.registry.commit,
+        repo,
+        rev,
+        ops,
+        title=summary,
+        message=description or "",
+        author=who.user.name,
+        parent=parent,
+    )
+    url = f"{ctx.base_url()}/{PREFIX[repo.type]}{repo.repo_id}/commit/{done.id}"
+    return JSONResponse(
+        {"success": True, "commitOid": done.id, "commitUrl": url, "hookOutput": "", "pullRequestUrl": None}
+    )
+
+
+async def _operation(ctx: Ctx, key: str, value: dict[str, Any]) -> Operation:
+    path = value.get("path")
+    if not isinstance(path, str):
+        raise UsageError(f"{key}: 'path' must be a string")
+    if key == "file":
+        check_path(path)
+        content = value.get("content")
+        if not isinstance(content, str) or value.get("encoding", "base64") != "base64":
+            raise UsageError(f"{path}: 'content' must be a base64 string")
+        if len(content) > ctx.config.max_regular_file_bytes * 4 // 3 + 8:
+            raise LimitExceededError(
+                f"{path}: inline file larger than {ctx.config.max_regular_file_bytes} bytes"
+            )
+        try:
+            data = await ctx.call(binascii.a2b_base64, content, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise UsageError(f"{path}: 'content' is not valid base64") from None
+        blob = await ctx.call(ctx.registry.ingest_bytes, data)
+        return AddFile(path, blob.sha256)
+    if key == "lfsFile":
+        check_path(path)
+        oid, size = value.get("oid"), value.get("size")
+        if not isinstance(oid, str) or not _OID.fullmatch(oid) or value.get("algo", "sha256") != "sha256":
+            raise UsageError(f"{path}: lfsFile needs a sha256 'oid'")
+        if size is not None and (not isinstance(size, int) or size < 0):
+            raise UsageError(f"{path}: 'size' must be a non-negative integer")
+        return AddFile(path, oid, size=size, lfs=True)
+    if key == "deletedFile":
+        return DeleteFile(check_path(path))
+    if key == "deletedFolder":
+        return DeleteFolder(check_path(path.rstrip("/")) + "/")
+    raise UsageError(f"unknown commit operation {key!r}")
+
+
+async def _ndjson(ctx: Ctx) -> Any:
+    """Yield each JSON object of the NDJSON body, enforcing line and body limits as it streams."""
+    limit = ctx.config.max_commit_bytes
+    line_limit = ctx.config.max_regular_file_bytes * 4 // 3 + (1 << 20)
+    buf = bytearray()
+    total = 0
+    scanned = 0  # bytes of buf already known to hold no newline: a long line is scanned once, not per chunk
+    async for chunk in ctx.request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise LimitExceededError(f"commit body exceeds {limit} bytes")
+        buf += chunk
+        while (nl := buf.find(b"\n", scanned)) >= 0:
+            line = bytes(buf[:nl])
+            del buf[: nl + 1]
+            scanned = 0
+            if line.strip():
+                yield _parse_line(line)
+        scanned = len(buf)
+        if len(buf) > line_limit:
+            raise LimitExceededError(f"a commit line exceeds {line_limit} bytes")
+    if bytes(buf).strip():
+        yield _parse_line(bytes(buf))
+
+
+def _parse_line(line: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except ValueError as err:
+        raise UsageError(f"malformed NDJSON line: {err}") from None
+    if not isinstance(value, dict):
+        raise UsageError("each NDJSON line must be a JSON object")
+    return value

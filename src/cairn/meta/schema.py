@@ -1,0 +1,162 @@
+"""The tables. Times are integer microseconds since the epoch (UTC) so both databases agree exactly.
+
+A commit's tree is stored in full (one ``files`` row per path per commit): commits are immutable, and a
+tree is read far more often than written. Rows refer to content by sha256; the bytes live in the blob store.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "blobs",
+    "commits",
+    "files",
+    "metadata",
+    "org_members",
+    "orgs",
+    "refs",
+    "repo_access",
+    "repo_redirects",
+    "repos",
+    "settings",
+    "tokens",
+    "users",
+]
+
+metadata = MetaData()
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(96), nullable=False, unique=True),
+    Column("fullname", String(200), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+repos = Table(
+    "repos",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("type", String(16), nullable=False),
+    Column("namespace", String(96), nullable=False),
+    Column("name", String(96), nullable=False),
+    Column("private", Boolean, nullable=False, default=False),
+    Column("gated", String(16), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_modified", BigInteger, nullable=False),
+    Column("tags", Text, nullable=False, default="[]"),
+    Column("card_data", Text, nullable=False, default="{}"),
+    Column("pipeline_tag", String(64), nullable=True),
+    Column("library_name", String(64), nullable=True),
+    Column("downloads", BigInteger, nullable=False, default=0),
+    Column("likes", BigInteger, nullable=False, default=0),
+    UniqueConstraint("type", "namespace", "name", name="uq_repos_type_ns_name"),
+)
+
+commits = Table(
+    "commits",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    Column("parent_id", String(40), nullable=True),
+    Column("title", Text, nullable=False),
+    Column("message", Text, nullable=False, default=""),
+    Column("author", String(96), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_commits_repo", "repo_id"),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("commit_id", String(40), ForeignKey("commits.id", ondelete="CASCADE"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("git_sha1", String(40), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("lfs", Boolean, nullable=False),
+    Column("last_commit", String(40), nullable=False),
+)
+
+refs = Table(
+    "refs",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("name", String(256), primary_key=True),
+    Column("commit_id", String(40), nullable=False),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("git_sha1", String(40), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+repo_access = Table(
+    "repo_access",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+repo_redirects = Table(
+    "repo_redirects",
+    metadata,
+    Column("type", String(16), primary_key=True),
+    Column("namespace", String(96), primary_key=True),
+    Column("name", String(96), primary_key=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+)
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(96), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+org_members = Table(
+    "org_members",
+    metadata,
+    Column("org_id", Integer, ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),
+)

@@ -1,0 +1,63 @@
+"""Domain services of the hub: users and hashed tokens, repos with access control, immutable commits
+with 40-hex ids, branches and tags moved only by compare-and-swap, trees, and blobs by content hash.
+
+Data flows in one direction: ``hub`` -> :class:`Registry` -> ``meta`` (rows) and ``store`` (bytes).
+Nothing here knows about HTTP, reads the environment or prints.
+"""
+
+from __future__ import annotations
+
+from cairn.registry.errors import (
+    AlreadyExistsError,
+    EntryNotFoundError,
+    GatedRepoError,
+    InvalidNameError,
+    InvalidPathError,
+    MissingBlobError,
+    RefMovedError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+    StaleParentError,
+    UnauthenticatedError,
+)
+from cairn.registry.models import (
+    AddFile,
+    Commit,
+    DeleteFile,
+    DeleteFolder,
+    FileEntry,
+    Operation,
+    Principal,
+    Ref,
+    Repo,
+    User,
+)
+from cairn.registry.names import check_path
+from cairn.registry.service import BlobInfo, Registry
+
+__all__ = [
+    "AddFile",
+    "AlreadyExistsError",
+    "BlobInfo",
+    "Commit",
+    "DeleteFile",
+    "DeleteFolder",
+    "EntryNotFoundError",
+    "FileEntry",
+    "GatedRepoError",
+    "InvalidNameError",
+    "InvalidPathError",
+    "MissingBlobError",
+    "Operation",
+    "Principal",
+    "Ref",
+    "RefMovedError",
+    "Registry",
+    "Repo",
+    "RepoNotFoundError",
+    "RevisionNotFoundError",
+    "StaleParentError",
+    "UnauthenticatedError",
+    "User",
+    "check_path",
+]
