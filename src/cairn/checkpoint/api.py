@@ -8,15 +8,12 @@ step fails, no object has been touched.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cairn.checkpoint import adapters, rng
-from cairn.checkpoint.atomic import fsync_dir
 from cairn.checkpoint.environment import collect
 from cairn.checkpoint.reader import read_parts
 from cairn.checkpoint.snapshot import part_names, take_snapshot
@@ -32,6 +29,7 @@ from cairn.errors import (
     StateMismatchError,
     UsageError,
 )
+from cairn.format.atomic_file import write_atomic
 from cairn.format.hashing import sha256_file
 from cairn.format.manifest import (
     MANIFEST_NAME,
@@ -239,11 +237,5 @@ def attach(
         old = meta.get(key)
         meta[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
     updated = replace(manifest, files=listed, metadata=meta)
-    tmp = root / f".{MANIFEST_NAME}.{secrets.token_hex(4)}.tmp"
-    with tmp.open("wb") as f:
-        f.write(updated.dumps())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, root / MANIFEST_NAME)
-    fsync_dir(root)
+    write_atomic(root / MANIFEST_NAME, updated.dumps())
     return updated

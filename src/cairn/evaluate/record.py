@@ -16,13 +16,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cairn.errors import FormatError, LimitExceededError
 from cairn.evaluate.report import FairnessReport
+from cairn.format.atomic_file import write_atomic
 from cairn.format.hashing import sha256_file
 
 __all__ = [
@@ -57,16 +57,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode("utf-8"))
 
 
 def read_fairness(checkpoint: str | Path) -> dict[str, Any]:

@@ -9,9 +9,7 @@ line-numbered :class:`CardIssue` s; :func:`render_card` / :func:`write_card` wri
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from cairn.format.atomic_file import write_atomic
 from cairn.governance.errors import CardError, CardLimitError
 
 __all__ = [
@@ -326,14 +325,5 @@ def render_card(metadata: Mapping[str, Any], body: str) -> str:
 def write_card(directory: str | Path, metadata: Mapping[str, Any], body: str) -> Path:
     """Write ``README.md`` atomically (temp file in the same directory, fsync, rename)."""
     target = Path(directory) / "README.md"
-    fd, tmp = tempfile.mkstemp(prefix=".README.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(render_card(metadata, body))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(target, render_card(metadata, body).encode("utf-8"))
     return target

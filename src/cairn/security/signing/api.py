@@ -9,8 +9,6 @@ digests already stored — with ``method="files"`` a resource digest is the file
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -22,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cairn.errors import CairnError, NotFoundError, PermissionDeniedError, UsageError
+from cairn.format.atomic_file import write_atomic
 from cairn.security.signing import certificates, keys
 from cairn.security.signing.envelope import (
     MAX_SIGNATURE_BYTES,
@@ -187,20 +186,6 @@ def _check_ignore(paths: Sequence[str]) -> list[str]:
     return out
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # a signature is public; mkstemp would leave it 0600
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def sign(
     model_dir: str | Path,
     *,
@@ -257,7 +242,7 @@ def sign(
             key_hint=None if chain_der else fp,
             certificates=chain_der,
         )
-        _write_atomically(sig_path, bundle.to_json())
+        write_atomic(sig_path, bundle.to_json())
         return SignResult(str(sig_path), manifest, signer)
 
 
