@@ -96,6 +96,8 @@ def seaweedfs_s3(tmp: Path) -> Iterator[str]:
     data = tmp / "weed"
     data.mkdir()
     s3_port, master_port, volume_port, filer_port = (_free_port() for _ in range(4))
+    # gRPC ports default to port + 10000, which can fall outside 1-65535 for an ephemeral port
+    grpc_ports = [_free_port() for _ in range(4)]
     log = (tmp / "weed.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -107,8 +109,14 @@ def seaweedfs_s3(tmp: Path) -> Iterator[str]:
             f"-master.port={master_port}",
             f"-volume.port={volume_port}",
             f"-filer.port={filer_port}",
+            f"-master.port.grpc={grpc_ports[0]}",
+            f"-volume.port.grpc={grpc_ports[1]}",
+            f"-filer.port.grpc={grpc_ports[2]}",
             "-s3",
             f"-s3.port={s3_port}",
+            f"-s3.port.grpc={grpc_ports[3]}",
+            "-s3.port.iceberg=0",  # fixed default ports (8181, 9101) would collide with any other run
+            "-s3.port.lance=0",
             "-volume.max=0",
             "-master.volumeSizeLimitMB=64",
         ],
