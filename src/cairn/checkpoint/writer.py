@@ -21,6 +21,7 @@ from cairn import __version__
 from cairn.checkpoint.atomic import commit_dir, new_temp_dir
 from cairn.checkpoint.snapshot import PartState, Snapshot
 from cairn.checkpoint.tensors import TensorView, storage_key, view_of
+from cairn.checkpoint.writeback import EarlyWriteback
 from cairn.format.hashing import sha256_stream
 from cairn.format.manifest import FORMAT_VERSION, MANIFEST_NAME, FileEntry, Manifest, PartEntry
 from cairn.format.safetensors import DTYPE_SIZES, write_safetensors
@@ -80,12 +81,14 @@ class _DirWriter:
 
     @staticmethod
     def _write_tensors(path: Path, views: list[tuple[str, TensorView]], fmt: str) -> FileEntry:
-        with path.open("wb") as f:
+        with path.open("wb") as raw:
+            f = EarlyWriteback(raw)
             result = write_safetensors(
-                f, ((k, v.dtype, v.shape, v.data) for k, v in views), metadata={"format": fmt}
+                f,
+                ((k, v.dtype, v.shape, v.data) for k, v in views),
+                metadata={"format": fmt},
             )
-            f.flush()
-            os.fsync(f.fileno())
+            f.fsync()
         return FileEntry(result.size, result.sha256)
 
     def finish(self) -> None:

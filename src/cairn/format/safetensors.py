@@ -23,7 +23,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from cairn.errors import FormatError, LimitExceededError
 from cairn.format.threads import Overlap
@@ -224,8 +224,12 @@ def build_header(
     )
 
 
+class SupportsWrite(Protocol):
+    def write(self, data: Any, /) -> int: ...
+
+
 def write_safetensors(
-    f: BinaryIO,
+    f: SupportsWrite,
     tensors: Iterable[tuple[str, str, tuple[int, ...], memoryview]],
     metadata: Mapping[str, str] | None = None,
 ) -> WriteResult:
