@@ -9,4 +9,18 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from cairn import errors, policies
+from cairn.checkpoint import CheckpointManager, LoadResult, dataset, load, load_state, save, verify
+
+__all__ = [
+    "CheckpointManager",
+    "LoadResult",
+    "__version__",
+    "dataset",
+    "errors",
+    "load",
+    "load_state",
+    "policies",
+    "save",
+    "verify",
+]

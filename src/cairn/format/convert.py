@@ -1,0 +1,119 @@
+"""Convert a PyTorch pickle checkpoint to safetensors without executing it.
+
+Steps: walk the pickle (:mod:`cairn.format.torch_files`) → refuse unless every global it imports and every
+call it makes is on :data:`cairn.format.objtree.TENSOR_ALLOWLIST` (tensor rebuilds, storage classes,
+``OrderedDict``) → check names are unique and dtypes exist in safetensors → stream each tensor's bytes
+from the memory map into a temporary file next to the target → fsync → rename. A crash leaves no partial
+target. Values that are not tensors (``step``, ``epoch``...) are not carried over; they are listed in the
+result. The output is bit-identical to what ``torch.load(weights_only=True)`` gives for the same tensors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cairn.errors import ConflictError, FormatError, UnsafeContentError, UnsupportedFormatError
+from cairn.format.arrays import byte_view
+from cairn.format.inspection import TensorRecord
+from cairn.format.objtree import TENSOR_ALLOWLIST, qualname
+from cairn.format.pickle_vm import Global
+from cairn.format.safetensors import DTYPE_SIZES, write_safetensors
+from cairn.format.torch_files import read_torch
+
+__all__ = ["ConvertResult", "RefusedGlobalsError", "convert_to_safetensors"]
+
+
+class RefusedGlobalsError(UnsafeContentError):
+    """The pickle references globals outside the tensor-rebuild allowlist; nothing was written."""
+
+    code = "refused_globals"
+
+    def __init__(self, path: str, refused: Sequence[str], found: Sequence[str]) -> None:
+        super().__init__(
+            f"{path}: refusing to convert: the pickle references {', '.join(refused)}, which are not on the "
+            f"tensor-rebuild allowlist (all globals: {', '.join(found)})"
+        )
+        self.path = path
+        self.refused = list(refused)
+        self.globals = list(found)
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    source: str
+    target: str
+    tensors: int
+    nbytes: int
+    sha256: str
+    dropped: tuple[str, ...]  # top-level keys that held no tensors
+
+    def to_dict(self) -> dict[str, object]:
+        return {**vars(self), "dropped": list(self.dropped)}
+
+
+def _check_allowed(ckpt_path: str, names: list[str], calls_ok: bool) -> None:
+    refused = [n for n in dict.fromkeys(names) if n not in TENSOR_ALLOWLIST]
+    if not calls_ok:
+        refused.append("<a call of a computed function>")
+    if refused:
+        raise RefusedGlobalsError(ckpt_path, refused, list(dict.fromkeys(names)))
+
+
+def _dropped(structure: object) -> tuple[str, ...]:
+    if not isinstance(structure, dict):
+        return ()
+    return tuple(
+        k
+        for k, v in structure.items()
+        if not (isinstance(v, str) and v.startswith("tensor ")) and not isinstance(v, dict)
+    )
+
+
+def convert_to_safetensors(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> ConvertResult:
+    """Write the tensors of the torch checkpoint ``src`` to the safetensors file ``dst``."""
+    source, target = Path(src), Path(dst)
+    if target.exists() and not overwrite:
+        raise ConflictError(f"{target} already exists")
+    ckpt = read_torch(source)
+    walked = ckpt.pickle
+    calls_ok = all(isinstance(c.func, Global) for c in walked.calls)
+    _check_allowed(str(source), [qualname(g) for g in walked.globals], calls_ok)
+    records = ckpt.inspection.tensors
+    seen: set[str] = set()
+    for rec in records:
+        if rec.name in seen:
+            raise FormatError(f"two tensors would both be named {rec.name!r}", path=source)
+        seen.add(rec.name)
+        if rec.dtype not in DTYPE_SIZES:
+            raise UnsupportedFormatError(
+                f"tensor {rec.name!r} has dtype {rec.dtype}, which safetensors lacks", path=source
+            )
+
+    def items() -> Iterator[tuple[str, str, tuple[int, ...], memoryview]]:
+        for rec in records:
+            yield rec.name, rec.dtype, rec.shape, _bytes(rec)
+
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("wb") as f:
+            result = write_safetensors(f, items(), {"format": "pt"})
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ConvertResult(
+        str(source),
+        str(target),
+        len(records),
+        result.size,
+        result.sha256,
+        _dropped(ckpt.inspection.structure),
+    )
+
+
+def _bytes(rec: TensorRecord) -> memoryview:
+    return byte_view(rec)
