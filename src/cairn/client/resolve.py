@@ -1,0 +1,95 @@
+"""Hub references for the checkpoint API: turn ``org/name[@rev]`` into a local directory.
+
+``resolve_reference`` pulls a whole revision and returns its snapshot folder. ``resolve_checkpoint``
+pulls only what a cairn checkpoint needs (its manifest, then the files the manifest lists) and returns a
+directory holding exactly those files (hard links into the cache), because a checkpoint directory must
+contain nothing else and a repository usually does (``.gitattributes``, a README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cairn.client.cache import RepoCache, place
+from cairn.client.pull import PullResult, pull
+from cairn.client.refs import parse_repo_ref, safe_join
+from cairn.client.settings import client_settings
+from cairn.errors import NotFoundError
+
+__all__ = ["resolve_checkpoint", "resolve_reference"]
+
+
+def resolve_reference(
+    reference: str,
+    *,
+    endpoint: str | None = None,
+    token: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> Path:
+    """The local snapshot folder of ``org/name[@rev]``, downloaded (or checked in the cache) now.
+
+    ``endpoint``/``token``/``cache_dir`` fall back to ``HF_ENDPOINT``/``HF_TOKEN``/the Hugging Face cache
+    (see :func:`cairn.client.settings.client_settings`).
+    """
+    settings = client_settings(endpoint=endpoint, token=token, cache_dir=cache_dir)
+    result = pull(
+        parse_repo_ref(reference),
+        endpoint=settings.endpoint,
+        token=settings.token,
+        cache_dir=settings.cache_dir,
+    )
+    return result.snapshot
+
+
+def resolve_checkpoint(
+    reference: str,
+    *,
+    endpoint: str | None = None,
+    token: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> Path:
+    """A directory holding exactly the cairn checkpoint stored at ``org/name[@rev]``."""
+    from cairn.format.manifest import MANIFEST_NAME, read_manifest
+
+    settings = client_settings(endpoint=endpoint, token=token, cache_dir=cache_dir)
+    ref = parse_repo_ref(reference)
+
+    def fetch(include: list[str]) -> PullResult:
+        return pull(
+            ref,
+            endpoint=settings.endpoint,
+            token=settings.token,
+            cache_dir=settings.cache_dir,
+            include=include,
+        )
+
+    first = fetch([MANIFEST_NAME])
+    if not any(f.path == MANIFEST_NAME for f in first.files):
+        raise NotFoundError(
+            f"{reference} holds no cairn checkpoint (no {MANIFEST_NAME} at commit {first.commit})"
+        )
+    manifest = read_manifest(first.snapshot)
+    # pin the commit the manifest came from, so a branch moving now cannot mix two checkpoints
+    pinned = parse_repo_ref(f"{ref.repo_id}@{first.commit}")
+    names = [MANIFEST_NAME, *manifest.files]
+    result = pull(
+        pinned,
+        endpoint=settings.endpoint,
+        token=settings.token,
+        cache_dir=settings.cache_dir,
+        include=[_glob_escape(n) for n in names],
+    )
+    cache = RepoCache(settings.cache_dir, ref)
+    view = cache.root / "checkpoints" / result.commit
+    for f in result.files:
+        place(cache.blob(f.etag), safe_join(_mkdir(view), f.path))
+    return view
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)

@@ -1,0 +1,100 @@
+"""Fixtures for the client tests: a real hub (uvicorn on a loopback port) over the backends of
+``tests/hub/hub_backends.py``, users with real tokens, and a private cache folder per test.
+
+``client_hub`` runs over SQLite + local blobs (cheap, used by most tests); ``client_hub_any`` over both
+backend pairs (PostgreSQL + SeaweedFS S3 too), for the push/pull round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hub"))
+
+from hub_backends import BACKENDS
+
+from cairn.hub import HubConfig, create_app
+from cairn.registry import Registry
+
+
+@dataclass
+class ClientHub:
+    url: str
+    registry: Registry
+    token: str  # alice's write token
+    other_token: str  # bob's write token
+    backend: str
+
+
+@contextlib.contextmanager
+def _serve(app: object) -> Iterator[int]:
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("hub server did not start")
+        time.sleep(0.02)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@contextlib.contextmanager
+def _hub(name: str, tmp: Path) -> Iterator[ClientHub]:
+    with BACKENDS[name](tmp) as backend:
+        registry = Registry.open(backend.db_url, backend.blobs_url)
+        app = create_app(registry, HubConfig(page_size=3, regular_upload_cap=0))
+        registry.users.create_user("alice")
+        registry.users.create_user("bob")
+        try:
+            with _serve(app) as port:
+                yield ClientHub(
+                    f"http://127.0.0.1:{port}",
+                    registry,
+                    registry.users.create_token("alice"),
+                    registry.users.create_token("bob"),
+                    name,
+                )
+        finally:
+            registry.close()
+
+
+@pytest.fixture(scope="session")
+def client_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientHub]:
+    with _hub("sqlite-local", tmp_path_factory.mktemp("client-hub")) as hub:
+        yield hub
+
+
+@pytest.fixture(scope="module", params=list(BACKENDS), ids=list(BACKENDS))
+def client_hub_any(
+    request: pytest.FixtureRequest, client_hub: ClientHub, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClientHub]:
+    if request.param == "sqlite-local":
+        yield client_hub
+        return
+    with _hub(request.param, tmp_path_factory.mktemp(request.param)) as hub:
+        yield hub
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "hf-cache"
