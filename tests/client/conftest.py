@@ -98,3 +98,11 @@ def client_hub_any(
 @pytest.fixture
 def cache(tmp_path: Path) -> Path:
     return tmp_path / "hf-cache"
+
+
+@pytest.fixture(autouse=True)
+def _private_hf_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the user's token or writes the user's cache: HF_HOME points into the test's folder."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    for name in ("HF_HUB_CACHE", "HF_TOKEN", "HF_ENDPOINT", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)

@@ -44,7 +44,7 @@ def test_push_then_pull_round_trip(
     client_hub_any: ClientHub, tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub = client_hub_any
-    src = make_model_dir(tmp_path / "src")
+    src = make_model_dir(tmp_path / "src", seed=100 + len(hub.backend))
     repo = f"alice/rt-{uuid.uuid4().hex[:8]}"
     status, pushed = cli_json(
         ["push", str(src), repo, "--create", "--endpoint", hub.url, "--token", hub.token, "-m", "first"],

@@ -118,6 +118,8 @@ def place(source: Path, target: Path, *, copy: bool = False) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise CacheError(f"{target.parent} exists and is not a directory") from None
+    if not copy and target.is_file() and not target.is_symlink() and os.path.samefile(source, target):
+        return  # already this blob (renaming a link onto its twin would be a no-op that leaves tmp)
     tmp = target.with_name(f".{target.name}.cairn-tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -132,3 +134,4 @@ def place(source: Path, target: Path, *, copy: bool = False) -> None:
         tmp.unlink()
         raise CacheError(f"{target} is a directory; cannot put a file there")
     os.replace(tmp, target)
+    tmp.unlink(missing_ok=True)
