@@ -55,8 +55,11 @@ def test_push_then_pull_round_trip(
     assert modes["model.safetensors"] == ("lfs", "uploaded")
     assert modes["sub/blob.bin"] == ("lfs", "uploaded")
     assert modes["config.json"] == ("regular", "inlined")
-    # the hub's history has exactly one new commit on top of the initial one, with our title
-    commits = hub.registry  # noqa: F841  (the registry is only reached through HTTP below)
+    import httpx
+
+    history = httpx.get(f"{hub.url}/api/models/{repo}/commits/main").json()
+    assert history[0]["title"] == "first" and history[0]["id"] == pushed["commit"]
+    assert len(history) == 2  # one commit for the whole directory, on top of the repo's initial one
     status, pulled = cli_json(
         ["pull", repo, "--endpoint", hub.url, "--token", hub.token, "--cache-dir", str(cache)], capsys
     )

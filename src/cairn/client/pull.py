@@ -28,7 +28,6 @@ from cairn.errors import IntegrityError
 
 __all__ = ["PullResult", "PulledFile", "pull"]
 
-_CHUNK = 1 << 20
 _RETRIES = 3
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
@@ -179,7 +178,7 @@ def _download(session: HubSession, url: str, part: Path, spec: FileSpec, bar: Pr
         else:
             raise HubResponseError(f"{spec.path}: unexpected HTTP {response.status_code}", url=url)
         with part.open(mode) as out:
-            for chunk in response.iter_bytes(_CHUNK):
+            for chunk in response.iter_bytes():  # as it arrives: a dropped connection keeps what came
                 have += len(chunk)
                 if have > spec.size:
                     raise HubResponseError(f"{spec.path}: hub sent more than {spec.size} bytes", url=url)
