@@ -7,18 +7,17 @@ a private HF_HOME, no telemetry, no safetensors auto-conversion, and Xet off (th
 
 from __future__ import annotations
 
+import atexit
 import os
-import socket
+import shutil
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 _HF_HOME = tempfile.mkdtemp(prefix="cairn-hf-home-")
+atexit.register(shutil.rmtree, _HF_HOME, True)
 os.environ.update(
     HF_HOME=_HF_HOME,
     HF_HUB_DISABLE_TELEMETRY="1",
@@ -32,47 +31,31 @@ os.environ.update(
 os.environ.pop("HF_TOKEN", None)
 os.environ.pop("HF_ENDPOINT", None)
 
-from hub_backends import BACKENDS, Backend  # noqa: E402
+from hub_testing import BACKENDS, Backend, LiveHub, ServerThread  # noqa: E402
 
 from cairn.hub import HubConfig, create_app  # noqa: E402
 from cairn.registry import Registry  # noqa: E402
 
 
-@dataclass
-class LiveHub:
-    url: str
-    registry: Registry
-    token: str  # alice's write token
-    other_token: str  # bob's write token
+@pytest.fixture(scope="session", autouse=True)
+def _hf_client_settings() -> Iterator[None]:
+    """The client reads most settings once at import; if another test package imported it before this
+    conftest set the environment, set the values that matter directly (and restore them afterwards)."""
+    from huggingface_hub import constants
 
-
-class ServerThread:
-    """uvicorn running ``app`` in a daemon thread on a free loopback port."""
-
-    def __init__(self, app: object) -> None:
-        import uvicorn
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)  # type: ignore[arg-type]
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("hub server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+    wanted = {
+        "HF_HUB_DISABLE_XET": True,
+        "HF_HUB_DISABLE_TELEMETRY": True,
+        "HF_HUB_CACHE": os.path.join(_HF_HOME, "hub"),
+        "HF_HUB_ETAG_TIMEOUT": 30,
+        "HF_HUB_DOWNLOAD_TIMEOUT": 30,
+    }
+    saved = {name: getattr(constants, name) for name in wanted if hasattr(constants, name)}
+    for name, value in wanted.items():
+        setattr(constants, name, value)
+    yield
+    for name, value in saved.items():
+        setattr(constants, name, value)
 
 
 @pytest.fixture(scope="session", params=list(BACKENDS), ids=list(BACKENDS))

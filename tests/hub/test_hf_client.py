@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LiveHub
+from hub_testing import LiveHub
 from huggingface_hub import (
     CommitOperationAdd,
     CommitOperationCopy,
@@ -270,3 +270,23 @@ def test_move_repo_redirects_old_urls(hub: LiveHub, cache_dir: Path) -> None:
         api.move_repo("alice/new-name", "alice/taken")
     with pytest.raises(HfHubHTTPError):
         HfApi(endpoint=hub.url, token=hub.other_token).move_repo("alice/new-name", "bob/stolen")
+
+
+def test_organisations_share_a_namespace(hub: LiveHub) -> None:
+    hub.registry.users.create_org("acme", ["alice"])
+    alice, bob = _api(hub), HfApi(endpoint=hub.url, token=hub.other_token)
+    assert [o["name"] for o in alice.whoami()["orgs"]] == ["acme"]
+    assert bob.whoami()["orgs"] == []
+    alice.create_repo("acme/shared", private=True)
+    alice.upload_file(path_or_fileobj=b"team", path_in_repo="t.txt", repo_id="acme/shared")
+    with pytest.raises(RepositoryNotFoundError):
+        bob.model_info("acme/shared")
+    with pytest.raises(HfHubHTTPError):
+        bob.create_repo("acme/intruder")
+    hub.registry.users.add_member("acme", "bob")
+    assert bob.model_info("acme/shared").private
+    assert "acme/shared" in [m.id for m in bob.list_models(author="acme")]
+    from cairn.registry import AlreadyExistsError
+
+    with pytest.raises(AlreadyExistsError):
+        hub.registry.users.create_user("acme")  # an organisation's name is taken for users too

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import LiveHub
+from hub_testing import LiveHub
 
 OLD = ["huggingface_hub==0.36.2", "transformers==4.57.6", "tokenizers==0.22.1", "requests>=2.31"]
 SCENARIO = Path(__file__).parent / "scenarios" / "old_client.py"

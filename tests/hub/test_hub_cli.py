@@ -32,6 +32,10 @@ def test_admin_create_user_and_token(tmp_path: Path, capsys: pytest.CaptureFixtu
         reg.close()
     assert main(["admin", "grant-access", "dora/secret", "dora", "--json", *data]) == 0
     assert json.loads(capsys.readouterr().out)["granted"] is True
+    assert main(["admin", "create-org", "dlab", "--member", "dora", "--json", *data]) == 0
+    assert json.loads(capsys.readouterr().out) == {"org": "dlab", "members": ["dora"]}
+    assert main(["admin", "create-org", "dlab", *data]) == 2
+    assert main(["admin", "create-org", "x-lab", "--member", "ghost", *data]) == 2
     assert main(["admin", "grant-access", "dora/missing", "dora", *data]) == 2
     assert main(["admin", "grant-access", "dora/secret", "nobody", *data]) == 2
     capsys.readouterr()

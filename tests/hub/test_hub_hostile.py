@@ -9,7 +9,7 @@ import json
 
 import httpx
 import pytest
-from conftest import LiveHub
+from hub_testing import LiveHub
 
 
 def _err(resp: httpx.Response, status: int, hf_code: str | None = None) -> dict[str, str]:
@@ -163,6 +163,7 @@ def test_malformed_bodies(client: httpx.Client, repo: str, hub: LiveHub) -> None
     _err(client.post(f"/api/models/{repo}/branch/{'a' * 40}", json={}), 400)
     assert _head(client) == before
     _err(httpx.get(f"{hub.url}/api/whoami-v2", headers={"authorization": "Bearer " + "x" * 4000}), 401)
+    _err(httpx.get(f"{hub.url}/api/models", headers={"x-padding": "a" * 100_000}), 431)
     _err(httpx.post(f"{hub.url}/api/repos/create", json={"name": "anon"}), 401)
 
 
@@ -273,3 +274,33 @@ def test_absolute_urls_follow_the_client_origin(client: httpx.Client, hub: LiveH
     assert made.json()["url"] == "https://hub.example.test:8443/alice/behind-proxy"
     plain = client.post("/api/repos/create", json={"name": "behind-proxy"})
     assert plain.status_code == 409 and plain.json()["url"] == f"{hub.url}/alice/behind-proxy"
+
+
+def test_preupload_modes_and_xet_warning(client: httpx.Client, repo: str) -> None:
+    files = {
+        "files": [
+            {"path": "w.safetensors", "size": 1000, "sample": ""},
+            {"path": "notes.txt", "size": 10, "sample": base64.b64encode(b"plain text").decode()},
+            {"path": "blob.dat", "size": 10, "sample": base64.b64encode(b"\0binary\0").decode()},
+            {"path": "ten.txt", "size": 10, "sample": ""},
+            {"path": "empty.bin", "size": 0, "sample": ""},
+        ]
+    }
+    url = f"/api/models/{repo}/preupload/main"
+    new = client.post(url, json=files, headers={"user-agent": "unknown/None; hf_hub/2.4.0; python/3.11"})
+    modes = {f["path"]: f["uploadMode"] for f in new.json()["files"]}
+    assert modes == {
+        "w.safetensors": "lfs",
+        "notes.txt": "regular",
+        "blob.dat": "lfs",
+        "ten.txt": "regular",
+        "empty.bin": "regular",
+    }
+    assert all(f["shouldIgnore"] is False for f in new.json()["files"])
+    assert new.headers["x-hf-warning"].startswith("xet;")  # this hub's regular_upload_cap is 0 in tests
+    by_path = {f["path"]: f for f in new.json()["files"]}
+    assert by_path["ten.txt"]["oid"] == hashlib.sha1(b"blob 10\x000123456789").hexdigest()
+    assert new.json()["commitOid"] == _head(client)
+    old = client.post(url, json=files, headers={"user-agent": "unknown/None; hf_hub/0.36.2; python/3.11"})
+    assert "x-hf-warning" not in old.headers
+    _err(client.post(f"/api/models/{repo}/preupload/{_head(client)}", json=files), 400)  # not a branch

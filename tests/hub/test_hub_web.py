@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from conftest import LiveHub
+from hub_testing import LiveHub
 from huggingface_hub import HfApi
 
 from cairn.hub.web import render_markdown

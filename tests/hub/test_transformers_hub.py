@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import LiveHub
+from hub_testing import LiveHub
 
 torch = pytest.importorskip("torch")
 
@@ -56,3 +56,11 @@ def test_push_to_hub_and_from_pretrained(
         want = model(**batch).last_hidden_state
         got = loaded(**batch).last_hidden_state
     assert torch.equal(want, got)
+    # a sharded checkpoint: index.json plus shards, fetched through snapshot_download(allow_patterns=...)
+    model.push_to_hub("alice/tiny-bert-sharded", token=hub.token, max_shard_size="20KB")
+    sharded_files = hf_api.HfApi(endpoint=hub.url).list_repo_files("alice/tiny-bert-sharded")
+    assert "model.safetensors.index.json" in sharded_files
+    assert sum(f.endswith(".safetensors") for f in sharded_files) > 1
+    sharded = AutoModel.from_pretrained("alice/tiny-bert-sharded", cache_dir=cache).eval()
+    with torch.no_grad():
+        assert torch.equal(sharded(**batch).last_hidden_state, want)

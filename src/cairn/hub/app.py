@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from cairn.hub.config import HubConfig
 from cairn.hub.context import Ctx
-from cairn.hub.errors import RouteNotFoundError, error_response
+from cairn.hub.errors import HeadersTooLargeError, RouteNotFoundError, error_response
 from cairn.hub.router import match, split_path
 from cairn.registry import Registry, RepoNotFoundError
 
@@ -30,6 +30,9 @@ def create_app(registry: Registry, config: HubConfig | None = None) -> Starlette
     async def endpoint(request: Request) -> Response:
         ctx = Ctx(request=request, registry=registry, config=cfg, secret=secret)
         try:
+            header_bytes = sum(len(k) + len(v) for k, v in request.scope["headers"])
+            if header_bytes > cfg.max_header_bytes:
+                raise HeadersTooLargeError(header_bytes, cfg.max_header_bytes)
             raw = request.scope.get("raw_path") or request.scope["path"].encode()
             path = raw.decode("latin-1")
             root = str(request.scope.get("root_path", ""))

@@ -15,6 +15,8 @@ class HubConfig:
     """Base URL clients use (scheme://host:port[/prefix]); by default taken from each request's Host."""
     page_size: int = 1000
     """Entries per page for tree, list and commits listings (``Link: rel="next"`` beyond it)."""
+    max_header_bytes: int = 64 << 10
+    """Largest total size of a request's headers (larger requests get 431)."""
     max_json_bytes: int = 16 << 20
     """Largest JSON request body accepted (preupload, LFS batch, settings...)."""
     max_regular_file_bytes: int = 512 << 20

@@ -29,7 +29,7 @@ from cairn.registry.errors import (
     UnauthenticatedError,
 )
 
-__all__ = ["RouteNotFoundError", "error_response"]
+__all__ = ["HeadersTooLargeError", "RouteNotFoundError", "error_response"]
 
 log = logging.getLogger("cairn.hub")
 
@@ -40,6 +40,15 @@ class RouteNotFoundError(NotFoundError):
     def __init__(self, method: str, path: str) -> None:
         super().__init__(f"no route for {method} {path[:300]}")
         self.method = method
+
+
+class HeadersTooLargeError(LimitExceededError):
+    code = "headers_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"request headers of {size} bytes exceed the limit of {limit}")
+        self.size = size
+        self.limit = limit
 
 
 def _status_and_code(err: CairnError, anonymous: bool) -> tuple[int, str | None]:
@@ -61,6 +70,8 @@ def _status_and_code(err: CairnError, anonymous: bool) -> tuple[int, str | None]
         return 412, None
     if isinstance(err, ConflictError):
         return 409, None
+    if isinstance(err, HeadersTooLargeError):
+        return 431, None
     if isinstance(err, LimitExceededError):
         return 413, None
     if isinstance(err, MissingBlobError | IntegrityError):

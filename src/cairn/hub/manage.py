@@ -65,7 +65,10 @@ async def whoami(ctx: Ctx) -> Response:
             "canPay": False,
             "isPro": False,
             "avatarUrl": "",
-            "orgs": [],
+            "orgs": [
+                {"type": "org", "id": name, "name": name, "fullname": name, "roleInOrg": "write"}
+                for name in who.orgs
+            ],
             "auth": {
                 "type": "access_token",
                 "accessToken": {

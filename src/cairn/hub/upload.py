@@ -299,7 +299,7 @@ async def _operation(ctx: Ctx, key: str, value: dict[str, Any]) -> Operation:
                 f"{path}: inline file larger than {ctx.config.max_regular_file_bytes} bytes"
             )
         try:
-            data = await ctx.call(base64.b64decode, content, validate=True)
+            data = await ctx.call(binascii.a2b_base64, content, strict_mode=True)
         except (binascii.Error, ValueError):
             raise UsageError(f"{path}: 'content' is not valid base64") from None
         blob = await ctx.call(ctx.registry.ingest_bytes, data)

@@ -25,6 +25,8 @@ __all__ = [
     "commits",
     "files",
     "metadata",
+    "org_members",
+    "orgs",
     "refs",
     "repo_access",
     "repo_redirects",
@@ -141,4 +143,20 @@ repo_redirects = Table(
     Column("namespace", String(96), primary_key=True),
     Column("name", String(96), primary_key=True),
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+)
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(96), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+org_members = Table(
+    "org_members",
+    metadata,
+    Column("org_id", Integer, ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),
 )

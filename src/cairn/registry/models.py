@@ -45,10 +45,15 @@ class Principal:
 
     user: User
     token: TokenInfo
+    orgs: tuple[str, ...] = ()
 
     @property
     def can_write(self) -> bool:
         return self.token.role == "write"
+
+    def owns(self, namespace: str) -> bool:
+        """Whether ``namespace`` is this user's own or one of their organisations'."""
+        return namespace == self.user.name or namespace in self.orgs
 
 
 @dataclass(frozen=True)

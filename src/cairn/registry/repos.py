@@ -55,7 +55,7 @@ def _check_type(repo_type: str) -> str:
 
 
 def can_see(repo: Repo, who: Principal | None) -> bool:
-    return not repo.private or (who is not None and who.user.name == repo.namespace)
+    return not repo.private or (who is not None and who.owns(repo.namespace))
 
 
 class RepoService:
@@ -107,7 +107,7 @@ class RepoService:
             raise UnauthenticatedError("a write token is required")
         if not who.can_write:
             raise PermissionDeniedError("this token is read-only")
-        if who.user.name != namespace:
+        if not who.owns(namespace):
             raise PermissionDeniedError(f"you may not write to namespace {namespace!r}")
 
     def get(
@@ -139,7 +139,7 @@ class RepoService:
 
     def check_content_access(self, repo: Repo, who: Principal | None) -> None:
         """Raise :class:`GatedRepoError` unless ``who`` may read the files of ``repo``."""
-        if not repo.gated or (who is not None and who.user.name == repo.namespace):
+        if not repo.gated or (who is not None and who.owns(repo.namespace)):
             return
         if who is not None:
             with self.db.read() as conn:
@@ -277,7 +277,8 @@ class RepoService:
         if who is None:
             query = query.where(repos.c.private.is_(False))
         else:
-            query = query.where(repos.c.private.is_(False) | (repos.c.namespace == who.user.name))
+            mine = [who.user.name, *who.orgs]
+            query = query.where(repos.c.private.is_(False) | repos.c.namespace.in_(mine))
         if search:
             needle = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             full = func.lower(repos.c.namespace + "/" + repos.c.name)

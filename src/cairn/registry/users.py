@@ -10,7 +10,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.errors import NotFoundError, UsageError
-from cairn.meta import Database, now_us, settings, tokens, users
+from cairn.meta import Database, now_us, org_members, orgs, settings, tokens, users
 from cairn.registry.errors import AlreadyExistsError, UnauthenticatedError
 from cairn.registry.models import Principal, TokenInfo, User
 from cairn.registry.names import check_name
@@ -28,8 +28,18 @@ class UserService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def _name_free(self, name: str) -> None:
+        with self.db.read() as conn:
+            taken = (
+                conn.execute(select(users.c.id).where(users.c.name == name)).first()
+                or conn.execute(select(orgs.c.id).where(orgs.c.name == name)).first()
+            )
+        if taken is not None:
+            raise AlreadyExistsError("user or organisation", name)
+
     def create_user(self, name: str, fullname: str = "") -> User:
         check_name("user name", name)
+        self._name_free(name)
         created = now_us()
         try:
             with self.db.write() as conn:
@@ -77,7 +87,46 @@ class UserService:
         if row is None:
             raise UnauthenticatedError("Invalid credentials in Authorization header")
         user = User(id=row.id, name=row.name, fullname=row.fullname, created_at=row.created_at)
-        return Principal(user=user, token=TokenInfo(name=row.tname, role=row.role, created_at=row.tcreated))
+        token_info = TokenInfo(name=row.tname, role=row.role, created_at=row.tcreated)
+        return Principal(user=user, token=token_info, orgs=tuple(self.orgs_of(user.id)))
+
+    def orgs_of(self, user_id: int) -> list[str]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(orgs.c.name)
+                .join(org_members, org_members.c.org_id == orgs.c.id)
+                .where(org_members.c.user_id == user_id)
+                .order_by(orgs.c.name)
+            )
+            return [r.name for r in rows]
+
+    def create_org(self, name: str, members: list[str]) -> None:
+        """Create organisation ``name`` whose ``members`` (existing users) may read and write its repos."""
+        check_name("organisation name", name)
+        self._name_free(name)
+        ids = [self.get_user(m).id for m in members]
+        try:
+            with self.db.write() as conn:
+                pk = conn.execute(insert(orgs).values(name=name, created_at=now_us())).inserted_primary_key
+                assert pk is not None
+                for uid in dict.fromkeys(ids):
+                    conn.execute(insert(org_members).values(org_id=pk[0], user_id=uid, role="write"))
+        except DBIntegrityError:
+            raise AlreadyExistsError("organisation", name) from None
+
+    def add_member(self, org: str, user_name: str) -> None:
+        user = self.get_user(user_name)
+        with self.db.write() as conn:
+            org_id = conn.execute(select(orgs.c.id).where(orgs.c.name == org)).scalar()
+            if org_id is None:
+                raise NotFoundError(f"no organisation named {org!r}")
+            known = conn.execute(
+                select(org_members.c.user_id).where(
+                    org_members.c.org_id == org_id, org_members.c.user_id == user.id
+                )
+            ).first()
+            if known is None:
+                conn.execute(insert(org_members).values(org_id=org_id, user_id=user.id, role="write"))
 
     def secret(self, key: str = "signing-secret") -> bytes:
         """A random server secret, created on first use and shared by every replica via the database."""

@@ -1,5 +1,5 @@
 """``cairn admin``: administer a hub's data directly (run where the server's data lives, or with the same
-``--data``/``--db``/``--blobs``): create users and tokens, grant access to gated repos."""
+``--data``/``--db``/``--blobs``): create users, tokens and organisations, grant access to gated repos."""
 
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ def register(subparsers: Any) -> None:
     token.add_argument("--json", action="store_true", help='print {"user": ..., "token": ...}')
     add_storage_options(token)
     token.set_defaults(handler=create_token)
+    org = sub.add_parser("create-org", help="create an organisation whose members share its namespace")
+    org.add_argument("name", help="organisation name")
+    org.add_argument("--member", action="append", default=[], metavar="USER", help="a member (repeatable)")
+    org.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_storage_options(org)
+    org.set_defaults(handler=create_org)
     grant = sub.add_parser("grant-access", help="let a user download the files of a gated repo")
     grant.add_argument("repo", help="NAMESPACE/NAME")
     grant.add_argument("user", help="user name")
@@ -62,6 +68,22 @@ def create_token(args: argparse.Namespace) -> int:
     finally:
         registry.close()
     emit({"user": args.name, "token": token}, as_json=args.json, human=lambda d: d["token"])
+    return EXIT_OK
+
+
+def create_org(args: argparse.Namespace) -> int:
+    registry = _open(args)
+    try:
+        registry.users.create_org(args.name, list(args.member))
+    finally:
+        registry.close()
+    emit(
+        {"org": args.name, "members": list(args.member)},
+        as_json=args.json,
+        human=lambda d: (
+            f"organisation {d['org']} created with members: {', '.join(d['members']) or '(none)'}"
+        ),
+    )
     return EXIT_OK
 
 

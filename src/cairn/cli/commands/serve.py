@@ -55,6 +55,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--public-url", metavar="URL", help="base URL clients use, if not the request's Host")
+    parser.add_argument(
+        "--root-path",
+        default="",
+        metavar="PREFIX",
+        help="path prefix a reverse proxy serves the hub under (e.g. /hub)",
+    )
     add_storage_options(parser)
     parser.set_defaults(handler=run)
 
@@ -68,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     db, blobs = storage_urls(args)
     registry = Registry.open(db, blobs)
     app = create_app(registry, HubConfig(public_url=args.public_url))
-    url = args.public_url or f"http://{args.host}:{args.port}"
-    admin = "cairn admin create-user NAME"
+    url = args.public_url or f"http://{args.host}:{args.port}{args.root_path}"
+    prog = sys.argv[0] if Path(sys.argv[0]).name == "cairn" else "cairn"
+    admin = f"{prog} admin create-user NAME"
     if args.data or args.db or args.blobs:
         admin += "".join(
             f" --{k} {v}" for k, v in (("data", args.data), ("db", args.db), ("blobs", args.blobs)) if v
@@ -84,7 +91,14 @@ def run(args: argparse.Namespace) -> int:
     )
     sys.stderr.flush()
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            root_path=args.root_path,
+            log_level="warning",
+            access_log=False,
+        )
     finally:
         registry.close()
     return EXIT_OK

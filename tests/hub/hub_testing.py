@@ -1,5 +1,7 @@
-"""The backend pairs the hub tests run over. Each is a context manager that yields URLs for a fresh,
-empty database and blob store and removes them afterwards.
+"""Shared helpers of the hub tests (a module with a unique name, so test modules never import the
+ambiguous ``conftest``): :class:`LiveHub`, :class:`ServerThread`, and the backend pairs the tests run
+over. Each backend is a context manager that yields URLs for a fresh, empty database and blob store and
+removes them afterwards.
 
 * ``sqlite-local``: a SQLite file and a blob directory (the embedded default);
 * ``postgres-s3``: a throwaway database on the PostgreSQL at 127.0.0.1:5432 (trust auth) and a bucket on
@@ -12,13 +14,18 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["BACKENDS", "Backend", "postgres_database", "seaweedfs_s3"]
+if TYPE_CHECKING:
+    from cairn.registry import Registry
+
+__all__ = ["BACKENDS", "Backend", "LiveHub", "ServerThread", "postgres_database", "seaweedfs_s3"]
 
 
 @dataclass(frozen=True)
@@ -159,3 +166,40 @@ BACKENDS: dict[str, Callable[[Path], contextlib.AbstractContextManager[Backend]]
     "sqlite-local": sqlite_local,
     "postgres-s3": postgres_s3,
 }
+
+
+@dataclass
+class LiveHub:
+    url: str
+    registry: Registry
+    token: str  # alice's write token
+    other_token: str  # bob's write token
+
+
+class ServerThread:
+    """uvicorn running ``app`` in a daemon thread on a free loopback port."""
+
+    def __init__(self, app: object) -> None:
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)  # type: ignore[arg-type]
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("hub server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
