@@ -1,5 +1,5 @@
 """Fixtures for the client tests: a real hub (uvicorn on a loopback port) over the backends of
-``tests/hub/hub_backends.py``, users with real tokens, and a private cache folder per test.
+``tests/hub/hub_testing.py`` (whose server thread it reuses), users with real tokens, and a private cache folder per test.
 
 ``client_hub`` runs over SQLite + local blobs (cheap, used by most tests); ``client_hub_any`` over both
 backend pairs (PostgreSQL + SeaweedFS S3 too), for the push/pull round trip.
@@ -8,10 +8,7 @@ backend pairs (PostgreSQL + SeaweedFS S3 too), for the push/pull round trip.
 from __future__ import annotations
 
 import contextlib
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,42 +17,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hub"))
 
-from hub_backends import BACKENDS
+from hub_testing import BACKENDS, LiveHub, ServerThread
 
 from cairn.hub import HubConfig, create_app
 from cairn.registry import Registry
 
 
 @dataclass
-class ClientHub:
-    url: str
-    registry: Registry
-    token: str  # alice's write token
-    other_token: str  # bob's write token
-    backend: str
-
-
-@contextlib.contextmanager
-def _serve(app: object) -> Iterator[int]:
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("hub server did not start")
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+class ClientHub(LiveHub):
+    backend: str = ""
 
 
 @contextlib.contextmanager
@@ -66,9 +36,9 @@ def _hub(name: str, tmp: Path) -> Iterator[ClientHub]:
         registry.users.create_user("alice")
         registry.users.create_user("bob")
         try:
-            with _serve(app) as port:
+            with ServerThread(app) as server:
                 yield ClientHub(
-                    f"http://127.0.0.1:{port}",
+                    f"http://127.0.0.1:{server.port}",
                     registry,
                     registry.users.create_token("alice"),
                     registry.users.create_token("bob"),
