@@ -176,3 +176,44 @@ def test_error_mapping(status: int, headers: dict[str, str], body: bytes, kind: 
 def test_error_message_is_bounded_and_single_line() -> None:
     err = error_from_response(400, {"x-error-message": "x\n" * 5000}, b"", "u")
     assert "\n" not in err.message and len(err.message) < 700
+
+
+def test_progress_bar_draws_on_its_stream() -> None:
+    import io
+
+    from cairn.client import Bar
+
+    out = io.StringIO()
+    bar = Bar(out, "pull a/b", width=10)
+    bar.start(2048, 2)
+    bar.advance(1024, done_file=True)
+    bar.advance(1024, done_file=True)
+    bar.close()
+    text = out.getvalue()
+    assert text.endswith("\n") and "\r" in text
+    last = text.rstrip("\n").split("\r")[-1]
+    assert last.startswith("pull a/b [##########] 100%") and "2/2 files" in last and "2.0 KiB/2.0 KiB" in last
+
+
+def test_cli_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cairn.cli.main import main
+
+    assert main(["push", str(tmp_path / "missing"), "alice/m", "--endpoint", "http://127.0.0.1:9"]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    assert main(["pull", "not a repo", "--json"]) == 2
+    assert '"usage"' in capsys.readouterr().out
+    assert main(["pull", "alice/m", "--endpoint", "ftp://x", "--cache-dir", str(tmp_path)]) == 2
+    assert main(["pull", "alice/m", "--endpoint", "http://127.0.0.1:9", "--cache-dir", str(tmp_path)]) == 2
+    assert "cannot reach the hub" in capsys.readouterr().err
+
+
+def test_push_refuses_symlinks(tmp_path: Path) -> None:
+    from cairn.client.push import scan_directory
+
+    (tmp_path / "real.txt").write_text("x")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref")
+    assert [p for p, _ in scan_directory(tmp_path)] == ["real.txt"]
+    (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
+    with pytest.raises(UsageError, match="symlink"):
+        scan_directory(tmp_path)

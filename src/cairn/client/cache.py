@@ -40,17 +40,18 @@ class FileSpec:
         return self.sha256 or self.git_sha1
 
 
-def file_digests(path: Path, *, start: int = 0, sha256: bool = True) -> tuple[int, str, str]:
-    """(size, sha256 hex, git blob SHA-1 hex) of a file, hashed in one pass."""
+def file_digests(path: Path, *, git_sha1: bool = True) -> tuple[int, str, str]:
+    """(size, sha256 hex, git blob SHA-1 hex) of a file, hashed in one pass; with ``git_sha1=False``
+    the SHA-1 is skipped (LFS files are identified by sha256 alone) and returned as ``""``."""
     size = path.stat().st_size
     h256 = hashlib.sha256()
-    h1 = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
+    h1 = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False) if git_sha1 else None
     with path.open("rb", buffering=0) as f:
         while chunk := f.read(_CHUNK):
-            if sha256:
-                h256.update(chunk)
-            h1.update(chunk)
-    return size, h256.hexdigest(), h1.hexdigest()
+            h256.update(chunk)
+            if h1 is not None:
+                h1.update(chunk)
+    return size, h256.hexdigest(), "" if h1 is None else h1.hexdigest()
 
 
 class CacheError(CairnError):

@@ -123,7 +123,7 @@ def _fetch(
     blob = cache.blob(spec.etag)
     repaired = False
     if blob.is_file():
-        size, sha256, sha1 = file_digests(blob)
+        size, sha256, sha1 = file_digests(blob, git_sha1=spec.sha256 is None)
         if _matches(spec, sha256, sha1, size):
             bar.advance(spec.size, done_file=True)
             return "cached", sha256
@@ -132,7 +132,7 @@ def _fetch(
     part = cache.incomplete(spec.etag)
     resumed = part.is_file() and 0 < part.stat().st_size < spec.size
     if part.is_file() and part.stat().st_size >= spec.size:
-        size, sha256, sha1 = file_digests(part)
+        size, sha256, sha1 = file_digests(part, git_sha1=spec.sha256 is None)
         if not _matches(spec, sha256, sha1, size):
             part.unlink()
     url = session.url(f"/{ref.repo_id}/resolve/{commit}/{quote(spec.path)}")
@@ -146,7 +146,7 @@ def _fetch(
     else:
         assert last is not None
         raise last
-    size, sha256, sha1 = file_digests(part)
+    size, sha256, sha1 = file_digests(part, git_sha1=spec.sha256 is None)
     if not _matches(spec, sha256, sha1, size):
         part.unlink()
         what, expected, actual = (
