@@ -10,6 +10,7 @@ sha256 (LFS) or git blob SHA-1 (regular files) matches → link it into ``snapsh
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Sequence
@@ -131,7 +132,7 @@ def _fetch(
         repaired = True
     part = cache.incomplete(spec.etag)
     resumed = part.is_file() and 0 < part.stat().st_size < spec.size
-    if part.is_file() and part.stat().st_size >= spec.size:
+    if part.is_file() and part.stat().st_size >= spec.size:  # complete (or too long): keep it only if right
         size, sha256, sha1 = file_digests(part, git_sha1=spec.sha256 is None)
         if not _matches(spec, sha256, sha1, size):
             part.unlink()
@@ -139,14 +140,13 @@ def _fetch(
     last: Exception | None = None
     for _ in range(_RETRIES):
         try:
-            _download(session, url, part, spec, bar)
+            size, sha256, sha1 = _download(session, url, part, spec, bar)
             break
         except HubConnectionError as err:  # a dropped connection: continue from what arrived
             last = err
     else:
         assert last is not None
         raise last
-    size, sha256, sha1 = file_digests(part, git_sha1=spec.sha256 is None)
     if not _matches(spec, sha256, sha1, size):
         part.unlink()
         what, expected, actual = (
@@ -157,13 +157,46 @@ def _fetch(
     return ("repaired" if repaired else "resumed" if resumed else "downloaded"), sha256
 
 
-def _download(session: HubSession, url: str, part: Path, spec: FileSpec, bar: Progress) -> None:
-    """Append the missing bytes of ``spec`` to ``part`` (Range when some are already there)."""
-    have = part.stat().st_size if part.is_file() else 0
+class _Hasher:
+    """sha256 (and, for regular files, git blob SHA-1) of a file as its bytes arrive."""
+
+    def __init__(self, spec: FileSpec) -> None:
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.sha1 = (
+            hashlib.sha1(f"blob {spec.size}\0".encode(), usedforsecurity=False)
+            if spec.sha256 is None
+            else None
+        )
+
+    def update(self, data: bytes) -> None:
+        self.size += len(data)
+        self.sha256.update(data)
+        if self.sha1 is not None:
+            self.sha1.update(data)
+
+    def update_from(self, path: Path) -> None:
+        with path.open("rb", buffering=0) as f:
+            while chunk := f.read(4 << 20):
+                self.update(chunk)
+
+    def result(self) -> tuple[int, str, str]:
+        return self.size, self.sha256.hexdigest(), "" if self.sha1 is None else self.sha1.hexdigest()
+
+
+def _download(
+    session: HubSession, url: str, part: Path, spec: FileSpec, bar: Progress
+) -> tuple[int, str, str]:
+    """Append the missing bytes of ``spec`` to ``part`` (Range when some are already there), hashing
+    the whole file on the way; (size, sha256, git SHA-1 or "")."""
+    hasher = _Hasher(spec)
+    if part.is_file():
+        hasher.update_from(part)  # what an earlier attempt left
+    have = hasher.size
     if have >= spec.size:
         part.touch()  # an empty file needs no request
-        bar.advance(0, done_file=True)
-        return
+        bar.advance(have, done_file=True)
+        return hasher.result()
     headers = {"range": f"bytes={have}-"} if have else {}
     bar.advance(have)
     with session.stream("GET", url, headers=headers) as response:
@@ -174,7 +207,7 @@ def _download(session: HubSession, url: str, part: Path, spec: FileSpec, bar: Pr
             mode = "ab"
         elif response.status_code == 200:
             bar.advance(-have)
-            have, mode = 0, "wb"  # the hub ignored the range: start over
+            hasher, have, mode = _Hasher(spec), 0, "wb"  # the hub ignored the range: start over
         else:
             raise HubResponseError(f"{spec.path}: unexpected HTTP {response.status_code}", url=url)
         with part.open(mode) as out:
@@ -183,7 +216,9 @@ def _download(session: HubSession, url: str, part: Path, spec: FileSpec, bar: Pr
                 if have > spec.size:
                     raise HubResponseError(f"{spec.path}: hub sent more than {spec.size} bytes", url=url)
                 out.write(chunk)
+                hasher.update(chunk)
                 bar.advance(len(chunk))
     if have != spec.size:
         raise HubConnectionError(url, f"{spec.path}: connection ended after {have} of {spec.size} bytes")
     bar.advance(0, done_file=True)
+    return hasher.result()
