@@ -217,3 +217,13 @@ def test_push_refuses_symlinks(tmp_path: Path) -> None:
     (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
     with pytest.raises(UsageError, match="symlink"):
         scan_directory(tmp_path)
+
+
+def test_importing_the_client_imports_no_http_library() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, cairn, cairn.client; print(sorted(m for m in ('httpx', 'torch', 'cryptography') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
