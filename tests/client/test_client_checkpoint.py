@@ -109,3 +109,10 @@ def test_missing_hub_checkpoint_is_not_found(
     )
     with pytest.raises(NotFoundError, match="no cairn checkpoint"):
         cairn.load(repo, model=_model(0), endpoint=client_hub.url)
+
+
+def test_mistyped_local_path_names_both_readings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotFoundError, match="no such local directory") as info:
+        cairn.load("runs/step-1", model=_model(0), endpoint="http://127.0.0.1:9")
+    assert "cannot reach the hub" in info.value.message

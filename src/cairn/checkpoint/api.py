@@ -20,7 +20,15 @@ from cairn.checkpoint.snapshot import part_names, take_snapshot
 from cairn.checkpoint.tensors import is_numpy_array, is_torch_tensor
 from cairn.checkpoint.validate import compare
 from cairn.checkpoint.writer import DEFAULT_MAX_SHARD_SIZE, write_checkpoint
-from cairn.errors import CairnError, CheckpointError, FormatError, Mismatch, StateMismatchError, UsageError
+from cairn.errors import (
+    CairnError,
+    CheckpointError,
+    FormatError,
+    Mismatch,
+    NotFoundError,
+    StateMismatchError,
+    UsageError,
+)
 from cairn.format.manifest import Manifest, read_manifest, verify_files
 from cairn.format.safetensors import read_header_path
 
@@ -93,11 +101,16 @@ def _local(directory: str | Path, endpoint: str | None, token: str | None) -> Pa
     root = Path(directory)
     if root.exists() or not isinstance(directory, str):
         return root
-    from cairn.client import looks_like_repo_ref, resolve_checkpoint
+    from cairn.client import HubConnectionError, looks_like_repo_ref, resolve_checkpoint
 
     if not looks_like_repo_ref(directory):
         return root
-    return resolve_checkpoint(directory, endpoint=endpoint, token=token)
+    try:
+        return resolve_checkpoint(directory, endpoint=endpoint, token=token)
+    except HubConnectionError as err:  # most likely a mistyped local path: say both
+        raise NotFoundError(
+            f"{directory}: no such local directory, and as a hub reference: {err.message}"
+        ) from None
 
 
 def _kind_for(target: Any) -> str | None:

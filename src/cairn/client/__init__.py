@@ -19,6 +19,7 @@ from cairn.client.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
+from cairn.client.http import HubConnectionError
 from cairn.client.progress import Bar, Progress
 from cairn.client.pull import PulledFile, PullResult, pull
 from cairn.client.push import PushedFile, PushResult, push
@@ -31,6 +32,7 @@ __all__ = [
     "Bar",
     "ClientSettings",
     "EntryNotFoundError",
+    "HubConnectionError",
     "HubResponseError",
     "Progress",
     "PullResult",
