@@ -116,3 +116,19 @@ def test_mistyped_local_path_names_both_readings(tmp_path: Path, monkeypatch: py
     with pytest.raises(NotFoundError, match="no such local directory") as info:
         cairn.load("runs/step-1", model=_model(0), endpoint="http://127.0.0.1:9")
     assert "cannot reach the hub" in info.value.message
+
+
+def test_hub_checkpoint_loads_from_cache_when_hub_is_unreachable(
+    client_hub: ClientHub,
+    pushed: tuple[str, torch.nn.Module, torch.optim.Optimizer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo, model, _ = pushed
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    cairn.load(f"{repo}@main", model=_model(4), endpoint=client_hub.url)
+    target = _model(5)
+    cairn.load(f"{repo}@main", model=target, endpoint="http://127.0.0.1:9")  # nothing listens there
+    assert _same(target, model)
+    with pytest.raises(NotFoundError, match="cannot reach the hub"):  # never loaded: nothing to fall back on
+        cairn.load(f"{repo}@other", model=_model(6), endpoint="http://127.0.0.1:9")

@@ -3,7 +3,9 @@
 ``resolve_reference`` pulls a whole revision and returns its snapshot folder. ``resolve_checkpoint``
 pulls only what a cairn checkpoint needs (its manifest, then the files the manifest lists) and returns a
 directory holding exactly those files (hard links into the cache), because a checkpoint directory must
-contain nothing else and a repository usually does (``.gitattributes``, a README).
+contain nothing else and a repository usually does (``.gitattributes``, a README). When the hub cannot
+be reached, a checkpoint loaded before at the same revision is used from the cache (``cairn.load``
+re-verifies every byte of it against its manifest).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from cairn.client.cache import RepoCache, place
+from cairn.client.http import HubConnectionError
 from cairn.client.pull import PullResult, pull
-from cairn.client.refs import parse_repo_ref, safe_join
+from cairn.client.refs import is_commit_id, parse_repo_ref, safe_join
 from cairn.client.settings import client_settings
 from cairn.errors import NotFoundError
 
@@ -63,7 +66,14 @@ def resolve_checkpoint(
             include=include,
         )
 
-    first = fetch([MANIFEST_NAME])
+    cache = RepoCache(settings.cache_dir, ref)
+    try:
+        first = fetch([MANIFEST_NAME])
+    except HubConnectionError:
+        offline = _cached_view(cache, ref.revision or "main", MANIFEST_NAME)
+        if offline is None:
+            raise
+        return offline  # the hub is unreachable, but this revision was loaded before (load re-verifies it)
     if not any(f.path == MANIFEST_NAME for f in first.files):
         raise NotFoundError(
             f"{reference} holds no cairn checkpoint (no {MANIFEST_NAME} at commit {first.commit})"
@@ -79,11 +89,20 @@ def resolve_checkpoint(
         cache_dir=settings.cache_dir,
         include=[_glob_escape(n) for n in names],
     )
-    cache = RepoCache(settings.cache_dir, ref)
     view = cache.root / "checkpoints" / result.commit
     for f in result.files:
         place(cache.blob(f.etag), safe_join(_mkdir(view), f.path))
     return view
+
+
+def _cached_view(cache: RepoCache, revision: str, manifest_name: str) -> Path | None:
+    """The checkpoint view an earlier load left for ``revision`` (a commit id, or a branch or tag through
+    ``refs/``), if it is complete enough to try."""
+    commit = revision if is_commit_id(revision) else cache.read_ref(revision)
+    if commit is None:
+        return None
+    view = cache.root / "checkpoints" / commit
+    return view if (view / manifest_name).is_file() else None
 
 
 def _mkdir(path: Path) -> Path:
