@@ -52,7 +52,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         s = self.server.scenario
         self.server.seen.append((self.path, self.headers.get("range"), self.headers.get("authorization")))
-        if "/revision/" in self.path:
+        if "redirect" in s and "/revision/" in self.path:
+            self._send(307, b"", {"Location": s["redirect"]})
+        elif "/revision/" in self.path:
             self._send(200, json.dumps(s.get("info", {"sha": SHA})).encode())
         elif "/tree/" in self.path:
             pages = s["tree"]
@@ -224,3 +226,14 @@ def test_server_error_is_typed(evil: _Server, tmp_path: Path) -> None:
     evil.scenario.update(tree=[[_entry("m.bin")]], status=500, body=b'{"error": "boom"}')
     with pytest.raises(HubResponseError, match="500"):
         _pull(evil, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "location", ["http://203.0.113.9/api/models/evil/x/revision/main", "/api/models/evil/x/revision/main"]
+)
+def test_redirects_stay_on_the_hub_and_are_bounded(evil: _Server, tmp_path: Path, location: str) -> None:
+    """Another origin is never followed (the token would go along); a loop on the hub ends after 5 hops."""
+    evil.scenario.update(redirect=location, tree=[[]])
+    with pytest.raises(HubResponseError, match="redirect"):
+        _pull(evil, tmp_path)
+    assert len(evil.seen) == (1 if location.startswith("http") else 6)

@@ -122,3 +122,17 @@ def test_include_and_exclude_globs(client_hub: ClientHub, history: dict[str, obj
 def test_push_to_a_commit_id_is_refused(client_hub: ClientHub, tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         push(tmp_path, parse_repo_ref("alice/x@" + "a" * 40), endpoint=client_hub.url, token=client_hub.token)
+
+
+def test_pull_follows_a_moved_repository(client_hub: ClientHub, tmp_path: Path) -> None:
+    src = make_model_dir(tmp_path / "src", seed=41)
+    old, new = f"alice/old-{uuid.uuid4().hex[:8]}", f"alice/new-{uuid.uuid4().hex[:8]}"
+    push(src, parse_repo_ref(old), endpoint=client_hub.url, token=client_hub.token, create=True)
+    r = httpx.post(
+        f"{client_hub.url}/api/repos/move",
+        json={"fromRepo": old, "toRepo": new, "type": "model"},
+        headers={"authorization": f"Bearer {client_hub.token}"},
+    )
+    assert r.status_code == 200, r.text
+    got = pull(parse_repo_ref(old), endpoint=client_hub.url, token=None, cache_dir=tmp_path / "c")  # 307s
+    assert {k: v for k, v in files_of(got.snapshot).items() if k != ".gitattributes"} == files_of(src)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from cairn import __version__
 from cairn.client.errors import HubResponseError, error_from_response
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_JSON_BYTES", "HubConnectionError", "HubSession", "quote_rev"]
 
 MAX_JSON_BYTES = 64 << 20
+_MAX_REDIRECTS = 5
 
 
 def quote_rev(rev: str) -> str:
@@ -72,16 +73,31 @@ class HubSession:
         parts = urlsplit(url)
         return (parts.scheme, parts.netloc) == self.origin
 
+    def _next_hop(self, method: str, full: str, response: httpx.Response, hops: int) -> str | None:
+        """Where to go after a redirect: only for reads, only on the hub's own origin (how a moved
+        repository answers its old name), at most ``_MAX_REDIRECTS`` times; else ``None``."""
+        if response.status_code not in (301, 302, 303, 307, 308) or method not in ("GET", "HEAD"):
+            return None
+        target = urljoin(full, response.headers.get("location", ""))
+        return target if hops < _MAX_REDIRECTS and self.same_origin(target) else None
+
     def request(self, method: str, url: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
         """Send one request (``url`` absolute or a path), raise the typed error for a non-2xx answer."""
         import httpx
 
         full = url if url.startswith(("http://", "https://")) else self.url(url)
-        headers = self._headers(full, auth, kwargs.pop("headers", None))
-        try:
-            response = self.client.request(method, full, headers=headers, **kwargs)
-        except httpx.TransportError as err:
-            raise HubConnectionError(full, f"{type(err).__name__}: {err}") from None
+        extra = kwargs.pop("headers", None)
+        for hops in range(_MAX_REDIRECTS + 1):
+            try:
+                response = self.client.request(
+                    method, full, headers=self._headers(full, auth, extra), **kwargs
+                )
+            except httpx.TransportError as err:
+                raise HubConnectionError(full, f"{type(err).__name__}: {err}") from None
+            target = self._next_hop(method, full, response, hops)
+            if target is None:
+                break
+            full = target
         self.raise_for_status(response)
         return response
 
@@ -90,13 +106,21 @@ class HubSession:
         import httpx
 
         full = url if url.startswith(("http://", "https://")) else self.url(url)
-        headers = self._headers(full, True, kwargs.pop("headers", None))
+        extra = kwargs.pop("headers", None)
         try:
-            with self.client.stream(method, full, headers=headers, **kwargs) as response:
-                if response.status_code >= 300:
-                    response.read()
-                    self.raise_for_status(response)
-                yield response
+            for hops in range(_MAX_REDIRECTS + 1):
+                with self.client.stream(
+                    method, full, headers=self._headers(full, True, extra), **kwargs
+                ) as response:
+                    target = self._next_hop(method, full, response, hops)
+                    if target is not None:
+                        full = target
+                        continue
+                    if response.status_code >= 300:
+                        response.read()
+                        self.raise_for_status(response)
+                    yield response
+                    return
         except httpx.TransportError as err:
             raise HubConnectionError(full, f"{type(err).__name__}: {err}") from None
 
