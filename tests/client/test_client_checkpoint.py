@@ -132,3 +132,34 @@ def test_hub_checkpoint_loads_from_cache_when_hub_is_unreachable(
     assert _same(target, model)
     with pytest.raises(NotFoundError, match="cannot reach the hub"):  # never loaded: nothing to fall back on
         cairn.load(f"{repo}@other", model=_model(6), endpoint="http://127.0.0.1:9")
+
+
+def test_corrupted_cached_checkpoint_is_caught_by_load(
+    client_hub: ClientHub,
+    pushed: tuple[str, torch.nn.Module, torch.optim.Optimizer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cairn.load verifies every byte itself, so the pull under it does not re-hash cached blobs; a blob
+    corrupted in the cache is still refused (by load, before anything is applied), and a plain pull
+    repairs it."""
+    from cairn.client import parse_repo_ref, pull
+    from cairn.errors import IntegrityError
+
+    repo, model, _ = pushed
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    cairn.load(repo, model=_model(7), endpoint=client_hub.url)
+    blobs = tmp_path / "cache" / f"models--{repo.replace('/', '--')}" / "blobs"
+    biggest = max(blobs.iterdir(), key=lambda p: p.stat().st_size)
+    raw = bytearray(biggest.read_bytes())
+    raw[-1] ^= 0xFF
+    biggest.write_bytes(bytes(raw))
+    target = _model(8)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(IntegrityError):
+        cairn.load(repo, model=target, endpoint=client_hub.url)
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())  # nothing applied
+    repaired = pull(parse_repo_ref(repo), endpoint=client_hub.url, token=None, cache_dir=tmp_path / "cache")
+    assert "repaired" in {f.status for f in repaired.files}
+    cairn.load(repo, model=target, endpoint=client_hub.url)
+    assert _same(target, model)

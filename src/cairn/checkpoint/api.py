@@ -95,7 +95,7 @@ def save(
     return write_checkpoint(Path(directory), snap, max_shard_size=max_shard_size, overwrite=overwrite)
 
 
-def _local(directory: str | Path, endpoint: str | None, token: str | None) -> Path:
+def _local(directory: str | Path, endpoint: str | None, token: str | None, *, verified: bool = False) -> Path:
     """``directory`` itself, or, when it does not exist here and reads ``org/name[@rev]``, the local copy
     of that hub checkpoint (downloaded through :mod:`cairn.client`, imported only then)."""
     root = Path(directory)
@@ -106,7 +106,8 @@ def _local(directory: str | Path, endpoint: str | None, token: str | None) -> Pa
     if not looks_like_repo_ref(directory):
         return root
     try:
-        return resolve_checkpoint(directory, endpoint=endpoint, token=token)
+        # when the caller hashes every byte anyway, cached blobs need not be hashed twice
+        return resolve_checkpoint(directory, endpoint=endpoint, token=token, recheck_cached=not verified)
     except HubConnectionError as err:  # most likely a mistyped local path: say both
         raise NotFoundError(
             f"{directory}: no such local directory, and as a hub reference: {err.message}"
@@ -148,7 +149,7 @@ def load(
     checkpoint is pulled into the local cache first, from ``endpoint`` with ``token`` (defaults:
     ``HF_ENDPOINT``, ``HF_TOKEN``; see :func:`cairn.client.client_settings`).
     """
-    root = _local(directory, endpoint, token)
+    root = _local(directory, endpoint, token, verified=verify)
     manifest = read_manifest(root)
     verify_files(root, manifest, hashes=False)
     targets = _objects(model, optimizer, scheduler, extra)
@@ -196,7 +197,7 @@ def load_state(
 ) -> Any:
     """The saved state of one part (``model``, ``optimizer``, ``extra/NAME``…) without a target object.
     ``directory`` may be a hub reference, as for :func:`load`."""
-    root = _local(directory, endpoint, token)
+    root = _local(directory, endpoint, token, verified=verify)
     manifest = read_manifest(root)
     return read_parts(root, manifest, {part: kind}, verify=verify)[part]
 
@@ -204,7 +205,7 @@ def load_state(
 def verify(directory: str | Path, *, endpoint: str | None = None, token: str | None = None) -> Manifest:
     """Check a checkpoint completely: manifest, every file's size and sha256, no stray files, headers.
     ``directory`` may be a hub reference, as for :func:`load`."""
-    root = _local(directory, endpoint, token)
+    root = _local(directory, endpoint, token, verified=True)
     manifest = read_manifest(root)
     verify_files(root, manifest, hashes=True)
     for name, part in manifest.parts.items():

@@ -77,8 +77,14 @@ def pull(
     exclude: Sequence[str] = (),
     workers: int = 8,
     progress: Progress | None = None,
+    recheck_cached: bool = True,
 ) -> PullResult:
-    """Download ``ref`` into ``cache_dir`` (and copy it into ``directory`` if given)."""
+    """Download ``ref`` into ``cache_dir`` (and copy it into ``directory`` if given).
+
+    Every downloaded byte is verified. Blobs already in the cache are re-hashed too unless
+    ``recheck_cached=False``, which checks only their size (for callers that verify the content
+    themselves, such as ``cairn.load``; ``PulledFile.sha256`` is then ``""`` for cached regular files).
+    """
     bar = progress or silent()
     with HubSession(endpoint, token) as session:
         commit = resolve_commit(session, ref)
@@ -91,7 +97,10 @@ def pull(
             by_etag.setdefault(spec.etag, []).append(spec)
         with ThreadPoolExecutor(max(1, workers)) as pool:
             fetched = list(
-                pool.map(lambda specs: _fetch(session, ref, commit, cache, specs[0], bar), by_etag.values())
+                pool.map(
+                    lambda specs: _fetch(session, ref, commit, cache, specs[0], bar, recheck_cached),
+                    by_etag.values(),
+                )
             )
         status = {etag: (st, sha) for etag, (st, sha) in zip(by_etag, fetched, strict=True)}
         results = []
@@ -118,11 +127,20 @@ def _matches(spec: FileSpec, sha256: str, sha1: str, size: int) -> bool:
 
 
 def _fetch(
-    session: HubSession, ref: RepoRef, commit: str, cache: RepoCache, spec: FileSpec, bar: Progress
+    session: HubSession,
+    ref: RepoRef,
+    commit: str,
+    cache: RepoCache,
+    spec: FileSpec,
+    bar: Progress,
+    recheck: bool = True,
 ) -> tuple[str, str]:
     """Make ``blobs/<etag>`` hold exactly ``spec``'s content; (status, sha256)."""
     blob = cache.blob(spec.etag)
     repaired = False
+    if blob.is_file() and not recheck and blob.stat().st_size == spec.size:
+        bar.advance(spec.size, done_file=True)
+        return "cached", spec.sha256 or ""
     if blob.is_file():
         size, sha256, sha1 = file_digests(blob, git_sha1=spec.sha256 is None)
         if _matches(spec, sha256, sha1, size):

@@ -50,8 +50,12 @@ def resolve_checkpoint(
     endpoint: str | None = None,
     token: str | None = None,
     cache_dir: str | Path | None = None,
+    recheck_cached: bool = True,
 ) -> Path:
-    """A directory holding exactly the cairn checkpoint stored at ``org/name[@rev]``."""
+    """A directory holding exactly the cairn checkpoint stored at ``org/name[@rev]``.
+
+    ``recheck_cached=False`` trusts cached blobs of the right size (``cairn.load`` passes it when it
+    verifies every byte itself, so they are not hashed twice)."""
     from cairn.format.manifest import MANIFEST_NAME, read_manifest
 
     settings = client_settings(endpoint=endpoint, token=token, cache_dir=cache_dir)
@@ -88,6 +92,7 @@ def resolve_checkpoint(
         token=settings.token,
         cache_dir=settings.cache_dir,
         include=[_glob_escape(n) for n in names],
+        recheck_cached=recheck_cached,
     )
     view = cache.root / "checkpoints" / result.commit
     for f in result.files:
