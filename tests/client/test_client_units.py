@@ -227,3 +227,31 @@ def test_importing_the_client_imports_no_http_library() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_exported_names() -> None:
+    import cairn.client
+
+    assert sorted(cairn.client.__all__) == cairn.client.__all__
+    for name in cairn.client.__all__:
+        assert getattr(cairn.client, name) is not None, name
+    modules = [
+        "cache",
+        "errors",
+        "http",
+        "listing",
+        "progress",
+        "pull",
+        "push",
+        "refs",
+        "resolve",
+        "settings",
+        "verify",
+    ]
+    import importlib
+
+    for module in modules:
+        mod = importlib.import_module(f"cairn.client.{module}")
+        assert mod.__doc__ and len(mod.__doc__) > 40, module
+        for name in mod.__all__:
+            assert hasattr(mod, name), f"{module}.{name}"
