@@ -112,6 +112,25 @@ def save(
     return write_checkpoint(Path(directory), snap, max_shard_size=max_shard_size, overwrite=overwrite)
 
 
+def _local(directory: str | Path, endpoint: str | None, token: str | None, *, verified: bool = False) -> Path:
+    """``directory`` itself, or, when it does not exist here and reads ``org/name[@rev]``, the local copy
+    of that hub checkpoint (downloaded through :mod:`cairn.client`, imported only then)."""
+    root = Path(directory)
+    if root.exists() or not isinstance(directory, str):
+        return root
+    from cairn.client import HubConnectionError, looks_like_repo_ref, resolve_checkpoint
+
+    if not looks_like_repo_ref(directory):
+        return root
+    try:
+        # when the caller hashes every byte anyway, cached blobs need not be hashed twice
+        return resolve_checkpoint(directory, endpoint=endpoint, token=token, recheck_cached=not verified)
+    except HubConnectionError as err:  # most likely a mistyped local path: say both
+        raise NotFoundError(
+            f"{directory}: no such local directory, and as a hub reference: {err.message}"
+        ) from None
+
+
 def _kind_for(target: Any) -> str | None:
     state = adapters.target_state(target)
     if isinstance(state, Mapping):
@@ -133,6 +152,8 @@ def load(
     strict: bool = True,
     rng_state: bool = True,
     verify: bool = True,
+    endpoint: str | None = None,
+    token: str | None = None,
 ) -> LoadResult:
     """Load saved state into the objects given; all-or-nothing.
 
@@ -140,8 +161,12 @@ def load(
     change (nothing applied). With ``strict=False`` what fits is loaded and the rest is reported in
     :attr:`LoadResult.mismatches`. ``verify=True`` checks the sha256 of every byte read; ``verify=False``
     memory-maps the files and checks sizes and headers only.
+
+    ``directory`` may also be a hub reference ``org/name[@rev]`` (when no such local path exists): the
+    checkpoint is pulled into the local cache first, from ``endpoint`` with ``token`` (defaults:
+    ``HF_ENDPOINT``, ``HF_TOKEN``; see :func:`cairn.client.client_settings`).
     """
-    root = Path(directory)
+    root = _local(directory, endpoint, token, verified=verify)
     manifest = read_manifest(root)
     verify_files(root, manifest, hashes=False)
     targets = _objects(model, optimizer, scheduler, extra)
@@ -186,18 +211,26 @@ def load(
 
 
 def load_state(
-    directory: str | Path, part: str = "model", *, kind: str | None = None, verify: bool = True
+    directory: str | Path,
+    part: str = "model",
+    *,
+    kind: str | None = None,
+    verify: bool = True,
+    endpoint: str | None = None,
+    token: str | None = None,
 ) -> Any:
-    """The saved state of one part (``model``, ``optimizer``, ``extra/NAME``…) without a target object."""
-    root = Path(directory)
+    """The saved state of one part (``model``, ``optimizer``, ``extra/NAME``…) without a target object.
+    ``directory`` may be a hub reference, as for :func:`load`."""
+    root = _local(directory, endpoint, token, verified=verify)
     manifest = read_manifest(root)
     verify_files(root, manifest, hashes=False)
     return read_parts(root, manifest, {part: kind}, verify=verify)[part]
 
 
-def verify(directory: str | Path) -> Manifest:
-    """Check a checkpoint completely: manifest, every file's size and sha256, no stray files, headers."""
-    root = Path(directory)
+def verify(directory: str | Path, *, endpoint: str | None = None, token: str | None = None) -> Manifest:
+    """Check a checkpoint completely: manifest, every file's size and sha256, no stray files, headers.
+    ``directory`` may be a hub reference, as for :func:`load`."""
+    root = _local(directory, endpoint, token, verified=True)
     manifest = read_manifest(root)
     verify_files(root, manifest, hashes=True)
     for name, part in manifest.parts.items():

@@ -249,7 +249,7 @@ class CheckpointManager:
 
     # -- restoring -------------------------------------------------------------------------------------
 
-    def resolve(self, which: int | Literal["latest", "best"]) -> int:
+    def resolve(self, which: int | str) -> int:
         self.wait()
         if which == "latest":
             step = self.latest_step()
@@ -265,7 +265,7 @@ class CheckpointManager:
 
     def restore(
         self,
-        which: int | Literal["latest", "best"] = "latest",
+        which: int | str = "latest",
         *,
         model: Any = None,
         optimizer: Any = None,
@@ -274,8 +274,28 @@ class CheckpointManager:
         strict: bool = True,
         rng_state: bool = True,
         verify: bool = True,
+        endpoint: str | None = None,
+        token: str | None = None,
     ) -> LoadResult:
-        """Load a checkpoint into the objects given (see :func:`cairn.load`)."""
+        """Load a checkpoint into the objects given (see :func:`cairn.load`).
+
+        ``which`` may also be a hub reference ``org/name[@rev]``: training then resumes from that hub
+        checkpoint (pulled through :mod:`cairn.client`; ``endpoint``/``token`` as for :func:`cairn.load`),
+        which is recorded as the parent of the next save.
+        """
+        if isinstance(which, str) and which not in ("latest", "best"):
+            return self._restore_remote(
+                which,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                extra=extra,
+                strict=strict,
+                rng_state=rng_state,
+                verify=verify,
+                endpoint=endpoint,
+                token=token,
+            )
         step = self.resolve(which)
         result = load(
             self.path(step),
@@ -292,6 +312,28 @@ class CheckpointManager:
         if isinstance(elapsed, int | float):
             self._elapsed_before, self._started = float(elapsed), time.monotonic()
         self._lineage = {"parent": str(self.path(step).resolve()), "relation": "resume"}
+        return result
+
+    def _restore_remote(
+        self, reference: str, *, endpoint: str | None, token: str | None, **kw: Any
+    ) -> LoadResult:
+        from cairn.client import looks_like_repo_ref, parse_repo_ref, resolve_checkpoint
+
+        if not looks_like_repo_ref(reference):
+            raise UsageError(
+                f"restore takes 'latest', 'best', a step number or a hub reference org/name[@rev], not {reference!r}"
+            )
+        self.wait()
+        root = resolve_checkpoint(reference, endpoint=endpoint, token=token)  # a folder named by commit id
+        result = load(root, **kw)
+        wall = result.metadata.get("wall_time") or {}
+        elapsed = wall.get("elapsed_seconds") if isinstance(wall, Mapping) else None
+        if isinstance(elapsed, int | float):
+            self._elapsed_before, self._started = float(elapsed), time.monotonic()
+        self._lineage = {
+            "parent": f"hub:{parse_repo_ref(reference).repo_id}@{root.name}",
+            "relation": "resume",
+        }
         return result
 
 

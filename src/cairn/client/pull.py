@@ -1,0 +1,242 @@
+"""``pull``: download a revision into the cache, in parallel, resuming and verifying every file.
+
+Order of work: resolve the revision to a commit id (so a branch that moves mid-download cannot mix two
+commits) → list the commit's files → select by include/exclude → for each file, reuse a cached blob
+whose hash still matches, else download ``/resolve/<commit>/<path>`` into ``blobs/<etag>.incomplete``
+(continuing an existing one with ``Range: bytes=N-``), hash it, and rename it into place only when its
+sha256 (LFS) or git blob SHA-1 (regular files) matches → link it into ``snapshots/<commit>/`` → record
+``refs/<revision>``. With a target directory the files are then copied there as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from cairn.client.cache import FileSpec, RepoCache, file_digests, place
+from cairn.client.errors import HubResponseError
+from cairn.client.http import HubConnectionError, HubSession
+from cairn.client.listing import list_files, resolve_commit, select
+from cairn.client.progress import Progress, silent
+from cairn.client.refs import RepoRef, safe_join
+from cairn.errors import IntegrityError
+
+__all__ = ["PullResult", "PulledFile", "pull"]
+
+_RETRIES = 3
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+@dataclass(frozen=True)
+class PulledFile:
+    path: str
+    size: int
+    sha256: str
+    etag: str
+    status: str  # "downloaded" | "resumed" | "cached" | "repaired"
+
+
+@dataclass(frozen=True)
+class PullResult:
+    repo_id: str
+    revision: str
+    commit: str
+    snapshot: Path
+    directory: Path
+    files: tuple[PulledFile, ...]
+
+    @property
+    def downloaded_bytes(self) -> int:
+        return sum(f.size for f in self.files if f.status != "cached")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "commit": self.commit,
+            "snapshot": str(self.snapshot),
+            "directory": str(self.directory),
+            "files": [vars(f) for f in self.files],
+        }
+
+
+def pull(
+    ref: RepoRef,
+    *,
+    endpoint: str,
+    token: str | None,
+    cache_dir: Path,
+    directory: Path | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    workers: int = 8,
+    progress: Progress | None = None,
+    recheck_cached: bool = True,
+) -> PullResult:
+    """Download ``ref`` into ``cache_dir`` (and copy it into ``directory`` if given).
+
+    Every downloaded byte is verified. Blobs already in the cache are re-hashed too unless
+    ``recheck_cached=False``, which checks only their size (for callers that verify the content
+    themselves, such as ``cairn.load``; ``PulledFile.sha256`` is then ``""`` for cached regular files).
+    """
+    bar = progress or silent()
+    with HubSession(endpoint, token) as session:
+        commit = resolve_commit(session, ref)
+        wanted = select(list_files(session, ref, commit), include, exclude)
+        cache = RepoCache(cache_dir, ref)
+        cache.prepare()
+        bar.start(sum(f.size for f in wanted), len(wanted))
+        by_etag: dict[str, list[FileSpec]] = {}
+        for spec in wanted:
+            by_etag.setdefault(spec.etag, []).append(spec)
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            fetched = list(
+                pool.map(
+                    lambda specs: _fetch(session, ref, commit, cache, specs[0], bar, recheck_cached),
+                    by_etag.values(),
+                )
+            )
+        status = {etag: (st, sha) for etag, (st, sha) in zip(by_etag, fetched, strict=True)}
+        results = []
+        for spec in wanted:
+            cache.link(commit, spec)
+            st, sha = status[spec.etag]
+            results.append(PulledFile(spec.path, spec.size, sha, spec.etag, st))
+        cache.write_ref(ref.revision or "main", commit)
+        bar.close()
+    snapshot = cache.snapshot(commit)
+    target = snapshot
+    if directory is not None:
+        target = directory
+        target.mkdir(parents=True, exist_ok=True)
+        for spec in wanted:
+            place(cache.blob(spec.etag), safe_join(target, spec.path), copy=True)
+    return PullResult(ref.repo_id, ref.revision or "main", commit, snapshot, target, tuple(results))
+
+
+def _matches(spec: FileSpec, sha256: str, sha1: str, size: int) -> bool:
+    if size != spec.size:
+        return False
+    return sha256 == spec.sha256 if spec.sha256 else sha1 == spec.git_sha1
+
+
+def _fetch(
+    session: HubSession,
+    ref: RepoRef,
+    commit: str,
+    cache: RepoCache,
+    spec: FileSpec,
+    bar: Progress,
+    recheck: bool = True,
+) -> tuple[str, str]:
+    """Make ``blobs/<etag>`` hold exactly ``spec``'s content; (status, sha256)."""
+    blob = cache.blob(spec.etag)
+    repaired = False
+    if blob.is_file() and not recheck and blob.stat().st_size == spec.size:
+        bar.advance(spec.size, done_file=True)
+        return "cached", spec.sha256 or ""
+    if blob.is_file():
+        size, sha256, sha1 = file_digests(blob, git_sha1=spec.sha256 is None)
+        if _matches(spec, sha256, sha1, size):
+            bar.advance(spec.size, done_file=True)
+            return "cached", sha256
+        blob.unlink()  # corrupted or truncated: fetch it again (snapshot entries are re-linked after)
+        repaired = True
+    part = cache.incomplete(spec.etag)
+    resumed = part.is_file() and 0 < part.stat().st_size < spec.size
+    if part.is_file() and part.stat().st_size >= spec.size:  # complete (or too long): keep it only if right
+        size, sha256, sha1 = file_digests(part, git_sha1=spec.sha256 is None)
+        if not _matches(spec, sha256, sha1, size):
+            part.unlink()
+    url = session.url(f"/{ref.repo_id}/resolve/{commit}/{quote(spec.path)}")
+    last: Exception | None = None
+    for _ in range(_RETRIES):
+        try:
+            size, sha256, sha1 = _download(session, url, part, spec, bar)
+            break
+        except HubConnectionError as err:  # a dropped connection: continue from what arrived
+            last = err
+    else:
+        assert last is not None
+        raise last
+    if not _matches(spec, sha256, sha1, size):
+        part.unlink()
+        what, expected, actual = (
+            ("sha256", spec.sha256, sha256) if spec.sha256 else ("git blob sha1", spec.git_sha1, sha1)
+        )
+        raise IntegrityError(spec.path, what=what, expected=expected, actual=actual)
+    os.replace(part, blob)
+    return ("repaired" if repaired else "resumed" if resumed else "downloaded"), sha256
+
+
+class _Hasher:
+    """sha256 (and, for regular files, git blob SHA-1) of a file as its bytes arrive."""
+
+    def __init__(self, spec: FileSpec) -> None:
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.sha1 = (
+            hashlib.sha1(f"blob {spec.size}\0".encode(), usedforsecurity=False)
+            if spec.sha256 is None
+            else None
+        )
+
+    def update(self, data: bytes) -> None:
+        self.size += len(data)
+        self.sha256.update(data)
+        if self.sha1 is not None:
+            self.sha1.update(data)
+
+    def update_from(self, path: Path) -> None:
+        with path.open("rb", buffering=0) as f:
+            while chunk := f.read(4 << 20):
+                self.update(chunk)
+
+    def result(self) -> tuple[int, str, str]:
+        return self.size, self.sha256.hexdigest(), "" if self.sha1 is None else self.sha1.hexdigest()
+
+
+def _download(
+    session: HubSession, url: str, part: Path, spec: FileSpec, bar: Progress
+) -> tuple[int, str, str]:
+    """Append the missing bytes of ``spec`` to ``part`` (Range when some are already there), hashing
+    the whole file on the way; (size, sha256, git SHA-1 or "")."""
+    hasher = _Hasher(spec)
+    if part.is_file():
+        hasher.update_from(part)  # what an earlier attempt left
+    have = hasher.size
+    if have >= spec.size:
+        part.touch()  # an empty file needs no request
+        bar.advance(have, done_file=True)
+        return hasher.result()
+    headers = {"range": f"bytes={have}-"} if have else {}
+    bar.advance(have)
+    with session.stream("GET", url, headers=headers) as response:
+        if response.status_code == 206:
+            m = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
+            if not m or int(m.group(1)) != have or int(m.group(3)) != spec.size:
+                raise HubResponseError(f"{spec.path}: hub answered the wrong byte range", url=url)
+            mode = "ab"
+        elif response.status_code == 200:
+            bar.advance(-have)
+            hasher, have, mode = _Hasher(spec), 0, "wb"  # the hub ignored the range: start over
+        else:
+            raise HubResponseError(f"{spec.path}: unexpected HTTP {response.status_code}", url=url)
+        with part.open(mode) as out:
+            for chunk in response.iter_bytes():  # as it arrives: a dropped connection keeps what came
+                have += len(chunk)
+                if have > spec.size:
+                    raise HubResponseError(f"{spec.path}: hub sent more than {spec.size} bytes", url=url)
+                out.write(chunk)
+                hasher.update(chunk)
+                bar.advance(len(chunk))
+    if have != spec.size:
+        raise HubConnectionError(url, f"{spec.path}: connection ended after {have} of {spec.size} bytes")
+    bar.advance(0, done_file=True)
+    return hasher.result()
