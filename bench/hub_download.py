@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -118,6 +119,37 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", a
 """
 
 
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    sendfile on;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    server {{ listen 127.0.0.1:{port}; root {root}; }}
+}}
+"""
+
+
+def start_nginx(tmp: Path, root: Path, port: int) -> subprocess.Popen[bytes] | None:
+    """nginx serving ``root`` on ``port``, or None when nginx is not installed (apt-get install nginx-light)."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if binary is None:
+        return None
+    for folder in (tmp, root):  # nginx workers drop to an unprivileged user; mkdtemp made tmp 0700
+        folder.chmod(0o755)
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, root=root, port=port))
+    return subprocess.Popen([binary, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=512)
@@ -177,6 +209,11 @@ def main() -> None:
             (f"http://127.0.0.1:{static_port}/model.safetensors", procs[2]),
         ):
             wait(url, proc)
+        nginx_port = free_port()
+        nginx = start_nginx(tmp, plain, nginx_port)
+        if nginx is not None:
+            procs.append(nginx)
+            wait(f"http://127.0.0.1:{nginx_port}/model.safetensors", nginx)
         hub_up = upload(hub, token, payload)
         start = time.perf_counter()
         with payload.open("rb") as f:
@@ -204,6 +241,11 @@ def main() -> None:
         print(
             f"  Starlette StaticFiles      {static:8.0f} MiB/s   ratio cairn/baseline {cairn / static:.2f}x"
         )
+        if nginx is not None:
+            ngx = download(f"http://127.0.0.1:{nginx_port}/model.safetensors", args.runs)
+            print(f"  nginx (sendfile)           {ngx:8.0f} MiB/s   ratio cairn/baseline {cairn / ngx:.2f}x")
+        else:
+            print("  nginx                      not installed (apt-get install nginx-light) - skipped")
         rps, p99 = asyncio.run(head_load(resolve, args.concurrency, args.seconds))
         print(
             f"resolve HEAD, {args.concurrency} concurrent clients, {args.seconds:.0f} s: {rps:.0f} req/s, p99 {p99:.1f} ms"
