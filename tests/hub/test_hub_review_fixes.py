@@ -399,3 +399,35 @@ def test_migration_backfills_repo_objects_from_existing_trees(tmp_path: Path) ->
         assert got == [(1, "a" * 64), (2, "b" * 64)]
     finally:
         db.dispose()
+
+
+def test_multipart_upload_of_a_stored_blob_is_verified_and_bound(
+    alice: httpx.Client, bob: httpx.Client, hub: LiveHub
+) -> None:
+    chunk = 256 * 1024  # the hub fixture's multipart_chunk_bytes
+    data = bytes(range(256)) * (chunk // 256) + b"multipart-tail"
+    _create(alice, "f1-mp-a")
+    assert _upload(alice, "alice/f1-mp-a", data, "w.bin").status_code == 200
+    _create(bob, "f1-mp-b")
+    oid = hashlib.sha256(data).hexdigest()
+    batch = bob.post(
+        "/bob/f1-mp-b.git/info/lfs/objects/batch",
+        json={
+            "operation": "upload",
+            "transfers": ["multipart"],
+            "objects": [{"oid": oid, "size": len(data)}],
+        },
+    )
+    action = batch.json()["objects"][0]["actions"]["upload"]
+    parts = [data[:chunk], b"\0" * (len(data) - chunk)]  # right sizes, wrong bytes
+    for n, part in enumerate(parts, 1):
+        assert httpx.put(action["header"][str(n)], content=part).status_code == 200
+    done = {"oid": oid, "parts": [{"partNumber": 1}, {"partNumber": 2}]}
+    _json_error(httpx.post(action["href"], json=done), 422)  # a stored blob does not excuse the hash
+    _json_error(_commit(bob, "bob/f1-mp-b", _lfs("w.bin", data)), 422)
+    for n, part in enumerate([data[:chunk], data[chunk:]], 1):
+        assert httpx.put(action["header"][str(n)], content=part).status_code == 200
+    assert httpx.post(action["href"], json=done).status_code == 200
+    assert httpx.post(action["href"], json=done).status_code == 200  # a retried completion
+    assert _commit(bob, "bob/f1-mp-b", _lfs("w.bin", data)).status_code == 200
+    assert bob.get("/bob/f1-mp-b/resolve/main/w.bin").content == data

@@ -94,7 +94,10 @@ async def complete(ctx: Ctx) -> Response:
     numbers = [p.get("partNumber") for p in parts if isinstance(p, dict)]
     if numbers != list(range(1, count + 1)):
         raise UsageError(f"completion must list parts 1..{count} in order")
-    # assembled and hashed even if the blob is stored already: that proves the uploader has the bytes
+    if await ctx.call(ctx.registry.repo_blob, repo_id, oid) is not None:  # a retried completion
+        await ctx.call(shutil.rmtree, _parts_dir(ctx, oid), True)
+        return JSONResponse({}, media_type=LFS_JSON)
+    # assembled and hashed even if another repo stored the blob: that proves the uploader has the bytes
     await ctx.call(_assemble, ctx, oid, size, count, repo_id)
     return JSONResponse({}, media_type=LFS_JSON)
 
