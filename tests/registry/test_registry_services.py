@@ -43,9 +43,9 @@ def _alice(reg: Registry) -> Principal:
 def test_migrations_reach_head_and_are_idempotent(reg: Registry) -> None:
     from cairn.meta.migrate import migrate
 
-    assert current_revision(reg.db) == "0004"
+    assert current_revision(reg.db) == "0007_repo_objects"
     migrate(reg.db)
-    assert current_revision(reg.db) == "0004"
+    assert current_revision(reg.db) == "0007_repo_objects"
 
 
 def test_tokens_are_hashed_and_authenticate(reg: Registry) -> None:
@@ -69,8 +69,8 @@ def test_repo_lifecycle_commits_and_revisions(reg: Registry) -> None:
     head0, kind = reg.commits.resolve(repo, "main")
     assert kind == "branch" and len(head0) == 40
     assert [e.path for e in reg.commits.files(head0)] == [".gitattributes"]
-    a = reg.ingest_bytes(b"hello")
-    w = reg.ingest_bytes(b"\0" * 100)
+    a = reg.ingest_bytes(b"hello", repo_id=repo.id)
+    w = reg.ingest_bytes(b"\0" * 100, repo_id=repo.id)
     c1 = reg.commit(
         repo,
         "main",
@@ -100,7 +100,7 @@ def test_bad_operations_change_nothing(reg: Registry) -> None:
     who = _alice(reg)
     repo = reg.repos.create(who, "model", "alice", "m2", private=False)
     head = reg.commits.branch_head(repo, "main")
-    good = reg.ingest_bytes(b"x")
+    good = reg.ingest_bytes(b"x", repo_id=repo.id)
     for path in ("../etc/passwd", "/abs", "a\0b", "a//b", "a/./b", "a\\b", ".git/config", ""):
         with pytest.raises(InvalidPathError):
             reg.commit(repo, "main", [AddFile(path, good.sha256)], title="t", author="alice")
@@ -128,7 +128,7 @@ def test_stale_parent_and_concurrent_commits(reg: Registry) -> None:
     who = _alice(reg)
     repo = reg.repos.create(who, "model", "alice", "race", private=False)
     base = reg.commits.branch_head(repo, "main")
-    blobs = [reg.ingest_bytes(f"v{i}".encode()) for i in range(8)]
+    blobs = [reg.ingest_bytes(f"v{i}".encode(), repo_id=repo.id) for i in range(8)]
     results: list[object] = []
 
     def one(i: int) -> None:
@@ -183,8 +183,8 @@ def test_private_repos_are_invisible_and_writes_need_the_owner(reg: Registry) ->
 def test_card_tags_are_derived_on_main(reg: Registry) -> None:
     who = _alice(reg)
     repo = reg.repos.create(who, "model", "alice", "carded", private=False)
-    readme = reg.ingest_bytes(b"---\nlicense: mit\ntags: [tiny]\n---\n# hi\n")
-    config = reg.ingest_bytes(b'{"model_type": "bert"}')
+    readme = reg.ingest_bytes(b"---\nlicense: mit\ntags: [tiny]\n---\n# hi\n", repo_id=repo.id)
+    config = reg.ingest_bytes(b'{"model_type": "bert"}', repo_id=repo.id)
     reg.commit(
         repo,
         "main",

@@ -4,11 +4,13 @@ authenticates the caller, runs the handler, and turns every exception into the o
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import request_response
+from starlette.types import Receive, Scope, Send
 
 from cairn.hub.config import HubConfig
 from cairn.hub.context import Ctx
@@ -19,7 +21,6 @@ from cairn.registry import Registry, RepoNotFoundError
 __all__ = ["create_app"]
 
 log = logging.getLogger("cairn.hub")
-_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
 def create_app(registry: Registry, config: HubConfig | None = None) -> Starlette:
@@ -52,7 +53,16 @@ def create_app(registry: Registry, config: HubConfig | None = None) -> Starlette
         except Exception as err:
             return error_response(err, anonymous=not ctx.has_token)
 
-    app = Starlette(routes=[Route("/{path:path}", endpoint, methods=_METHODS)])
+    # Every HTTP request reaches ``endpoint``, whatever its path (a "/{path:path}" route does not match
+    # a path holding a decoded newline) or method, so every answer has the JSON error shape.
+    app = Starlette()
+    http = request_response(endpoint)
+    fallback = app.router.default
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        await (http if scope["type"] == "http" else fallback)(scope, receive, send)
+
+    app.router.default = dispatch
     app.state.registry = registry
     app.state.config = cfg
     return app
@@ -66,7 +76,14 @@ async def _moved(ctx: Ctx, path: str) -> Response | None:
     repo = await ctx.call(ctx.registry.repos.redirect, p["type"], p["ns"], p["name"], ctx.principal)
     if repo is None:
         return None
-    root = str(ctx.request.scope.get("root_path", ""))
-    target = root + path.replace(f"/{p['ns']}/{p['name']}", f"/{repo.namespace}/{repo.name}", 1)
+    # Rebuilt from the parsed segments: the raw path may spell the old name percent-encoded, so a string
+    # replace of the decoded name would miss it and redirect to the same URL forever.
+    raw = path.split("/")[1:]
+    seg = split_path(path)
+    at = 2 if seg[0] == "api" else 1 if seg[0] in {"datasets", "spaces"} and len(seg) >= 3 else 0
+    if seg[at : at + 2] != [p["ns"], p["name"]]:
+        return None
+    raw[at : at + 2] = [quote(repo.namespace, safe=""), quote(repo.name, safe="")]
+    target = str(ctx.request.scope.get("root_path", "")) + "/" + "/".join(raw)
     query = ctx.request.url.query
     return Response(status_code=307, headers={"Location": target + (f"?{query}" if query else "")})

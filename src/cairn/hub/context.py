@@ -24,6 +24,8 @@ __all__ = ["Ctx", "parse_bool", "ua_version"]
 P = ParamSpec("P")
 T = TypeVar("T")
 _UA = re.compile(r"hf_hub/(\d+)\.(\d+)")
+_INT = re.compile(r"-?[0-9]{1,18}")
+MAX_CURSOR = 1 << 62  # offsets reach SQL as 64-bit integers
 TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
@@ -98,6 +100,8 @@ class Ctx:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as err:
             raise UsageError(f"malformed JSON body: {err}") from None
+        except RecursionError:
+            raise UsageError("malformed JSON body: nested too deeply") from None
         if not isinstance(data, dict):
             raise UsageError("the JSON body must be an object")
         return data
@@ -115,7 +119,7 @@ class Ctx:
         raw = self.q(name)
         if raw is None or raw == "":
             return default
-        if not raw.lstrip("-").isdigit():
+        if not _INT.fullmatch(raw):  # not isdigit(): it accepts '²', and '--5' passed lstrip
             raise UsageError(f"query parameter {name} must be an integer")
         return max(lo, min(hi, int(raw)))
 
@@ -125,9 +129,9 @@ class Ctx:
             return 0
         try:
             value = json.loads(base64.urlsafe_b64decode(raw.encode() + b"==").decode())
-        except ValueError:
+        except (ValueError, RecursionError):
             raise UsageError("invalid cursor") from None
-        if not isinstance(value, int) or value < 0:
+        if not isinstance(value, int) or not 0 <= value < MAX_CURSOR:
             raise UsageError("invalid cursor")
         return value
 

@@ -18,7 +18,7 @@ from cairn.errors import UsageError
 from cairn.hub.context import Ctx
 from cairn.registry import FileEntry, Repo, RevisionNotFoundError, check_path
 
-__all__ = ["parse_range", "resolve_file", "resolve_revision"]
+__all__ = ["content_type", "parse_range", "resolve_file", "resolve_revision"]
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -60,14 +60,30 @@ async def resolve_revision(
     raise RevisionNotFoundError(repo.repo_id, "")
 
 
+def content_type(name: str) -> str:
+    """The served type of a file called ``name``: its guessed type, except that types a browser would
+    execute or render as a document (HTML, SVG, XML, scripts) are served as plain text."""
+    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    low = guessed.lower()
+    if low in _ACTIVE_TYPES or any(word in low for word in ("html", "xml", "script", "svg")):
+        return "text/plain; charset=utf-8"
+    return guessed
+
+
+_ACTIVE_TYPES = frozenset({"text/css", "application/pdf", "application/x-shockwave-flash"})
+
+
 def file_headers(entry: FileEntry, commit: str) -> dict[str, str]:
     name = entry.path.rsplit("/", 1)[-1]
     headers = {
         "X-Repo-Commit": commit,
         "ETag": f'"{entry.etag}"',
         "Accept-Ranges": "bytes",
-        "Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+        "Content-Type": content_type(name),
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}",
+        # uploaded content must never run as the hub's origin (stored XSS)
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
     }
     if entry.lfs:
         headers["X-Linked-Etag"] = f'"{entry.sha256}"'

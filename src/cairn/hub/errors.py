@@ -29,7 +29,7 @@ from cairn.registry.errors import (
     UnauthenticatedError,
 )
 
-__all__ = ["HeadersTooLargeError", "RouteNotFoundError", "error_response"]
+__all__ = ["HeadersTooLargeError", "RouteNotFoundError", "error_response", "header_safe"]
 
 log = logging.getLogger("cairn.hub")
 
@@ -49,6 +49,16 @@ class HeadersTooLargeError(LimitExceededError):
         super().__init__(f"request headers of {size} bytes exceed the limit of {limit}")
         self.size = size
         self.limit = limit
+
+
+def header_safe(text: str, limit: int = 500) -> str:
+    """``text`` as an HTTP header value: ASCII, control characters (CR, LF, ...) and DEL replaced by
+    ``?`` (a raw CR or LF would end the header and make the server drop the connection)."""
+    ascii_text = text[:limit].encode("ascii", "replace").decode()
+    return ascii_text.translate(_CONTROLS)
+
+
+_CONTROLS = {c: "?" for c in (*range(0x20), 0x7F)}
 
 
 def _status_and_code(err: CairnError, anonymous: bool) -> tuple[int, str | None]:
@@ -88,7 +98,7 @@ def error_response(err: BaseException, *, anonymous: bool, head: bool = False) -
         return JSONResponse({"error": "Internal server error", "code": "internal"}, status_code=500)
     status, hf_code = _status_and_code(err, anonymous)
     message = err.message
-    headers = {"X-Error-Message": message.encode("ascii", "replace").decode()[:500]}
+    headers = {"X-Error-Message": header_safe(message)}
     if hf_code:
         headers["X-Error-Code"] = hf_code
     if isinstance(err, EntryNotFoundError) and err.commit:

@@ -19,6 +19,7 @@ from cairn.registry import Commit, EntryNotFoundError, FileEntry, Repo, check_pa
 __all__ = ["iso", "list_repos", "paths_info", "refs", "repo_commits", "repo_info", "tree"]
 
 _LIST_SORT = {"last_modified": "lastModified", "created_at": "createdAt", "trending_score": "trendingScore"}
+MAX_PATHS_INFO = 1000  # distinct paths answered per paths-info request
 
 
 def iso(us: int) -> str:
@@ -190,18 +191,30 @@ async def paths_info(ctx: Ctx) -> Response:
     else:
         form = parse_qs(raw.decode("utf-8", "replace"))
         data = form.get("paths", [])
-    paths = [p.strip("/") for p in data][:1000]
+    paths = list(dict.fromkeys(p.strip("/") for p in data))[:MAX_PATHS_INFO]  # deduplicated, capped
     for p in paths:
         check_path(p)
     found = await ctx.call(ctx.registry.commits.files_at, commit, paths)
     out = [file_json(e) for e in found]
     present = {e.path for e in found}
-    for p in paths:
-        if p not in present:
-            kids = await ctx.call(ctx.registry.commits.files, commit, p)
-            if kids:
-                out.append(dir_json(p, kids))
+    missing = [p for p in paths if p not in present]
+    if missing:  # one read of the tree answers every directory, instead of one subtree query per path
+        entries = await ctx.call(ctx.registry.commits.files, commit)
+        out += await ctx.call(_directories, entries, missing)
     return JSONResponse(out)
+
+
+def _directories(entries: list[FileEntry], wanted: list[str]) -> list[dict[str, Any]]:
+    """``dir_json`` for each of ``wanted`` that is a folder of some entry (entries sorted by path)."""
+    names = set(wanted)
+    kids: dict[str, list[FileEntry]] = {}
+    for e in entries:
+        cut = e.path.find("/")
+        while cut >= 0:
+            if e.path[:cut] in names:
+                kids.setdefault(e.path[:cut], []).append(e)
+            cut = e.path.find("/", cut + 1)
+    return [dir_json(p, kids[p]) for p in wanted if p in kids]
 
 
 async def _json_paths(raw: bytes) -> list[str]:
@@ -209,7 +222,7 @@ async def _json_paths(raw: bytes) -> list[str]:
 
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise UsageError("malformed JSON body") from None
     paths = data.get("paths") if isinstance(data, dict) else None
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):

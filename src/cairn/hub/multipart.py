@@ -32,9 +32,9 @@ def part_count(size: int, chunk: int) -> int:
     return max(1, math.ceil(size / chunk))
 
 
-def multipart_action(ctx: Ctx, base: str, oid: str, size: int, expires: int) -> dict[str, Any]:
+def multipart_action(ctx: Ctx, base: str, oid: str, size: int, expires: int, repo_id: int) -> dict[str, Any]:
     """The ``upload`` action for a multipart object: completion href plus one URL per part."""
-    token = sign(ctx.secret, oid, size, expires)
+    token = sign(ctx.secret, oid, size, expires, repo_id)
     chunk = ctx.config.multipart_chunk_bytes
     header: dict[str, str] = {"chunk_size": str(chunk)}
     for n in range(1, part_count(size, chunk) + 1):
@@ -50,7 +50,7 @@ async def put_part(ctx: Ctx) -> Response:
     oid = ctx.params["oid"]
     if not _OID.fullmatch(oid):
         raise UsageError("not a sha256 object id")
-    size = verify_signature(ctx.secret, oid, ctx.q("token") or "")
+    size, _ = verify_signature(ctx.secret, oid, ctx.q("token") or "")
     chunk = ctx.config.multipart_chunk_bytes
     count = part_count(size, chunk)
     number = ctx.qint("part", 0)
@@ -85,7 +85,7 @@ async def complete(ctx: Ctx) -> Response:
     oid = ctx.params["oid"]
     if not _OID.fullmatch(oid):
         raise UsageError("not a sha256 object id")
-    size = verify_signature(ctx.secret, oid, ctx.q("token") or "")
+    size, repo_id = verify_signature(ctx.secret, oid, ctx.q("token") or "")
     data = await ctx.json()
     parts = data.get("parts")
     count = part_count(size, ctx.config.multipart_chunk_bytes)
@@ -94,14 +94,15 @@ async def complete(ctx: Ctx) -> Response:
     numbers = [p.get("partNumber") for p in parts if isinstance(p, dict)]
     if numbers != list(range(1, count + 1)):
         raise UsageError(f"completion must list parts 1..{count} in order")
-    if await ctx.call(ctx.registry.blob, oid) is not None:
+    if await ctx.call(ctx.registry.repo_blob, repo_id, oid) is not None:  # a retried completion
         await ctx.call(shutil.rmtree, _parts_dir(ctx, oid), True)
         return JSONResponse({}, media_type=LFS_JSON)
-    await ctx.call(_assemble, ctx, oid, size, count)
+    # assembled and hashed even if another repo stored the blob: that proves the uploader has the bytes
+    await ctx.call(_assemble, ctx, oid, size, count, repo_id)
     return JSONResponse({}, media_type=LFS_JSON)
 
 
-def _assemble(ctx: Ctx, oid: str, size: int, count: int) -> None:
+def _assemble(ctx: Ctx, oid: str, size: int, count: int, repo_id: int) -> None:
     folder = _parts_dir(ctx, oid)
     missing = [n for n in range(1, count + 1) if not (folder / f"part-{n}").is_file()]
     if missing:
@@ -123,7 +124,7 @@ def _assemble(ctx: Ctx, oid: str, size: int, count: int) -> None:
         if sha256.hexdigest() != oid:
             shutil.rmtree(folder, ignore_errors=True)  # the parts can never form this object
             raise IntegrityError(oid, what="sha256", expected=oid, actual=sha256.hexdigest())
-        ctx.registry.ingest_blob(target, oid, sha1.hexdigest(), size)
+        ctx.registry.ingest_blob(target, oid, sha1.hexdigest(), size, repo_id=repo_id)
         shutil.rmtree(folder, ignore_errors=True)
     finally:
         target.unlink(missing_ok=True)

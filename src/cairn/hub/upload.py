@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from cairn.errors import IntegrityError, LimitExceededError, PermissionDeniedError, UsageError
 from cairn.hub.context import PREFIX, Ctx, ua_version
 from cairn.registry import AddFile, DeleteFile, DeleteFolder, Operation, check_path
-from cairn.registry.commits import LFS_THRESHOLD, is_lfs_path
+from cairn.registry.commits import LFS_THRESHOLD, MAX_OPERATIONS, is_lfs_path
 
 __all__ = ["commit", "lfs_batch", "lfs_upload", "lfs_verify", "preupload", "sign", "verify_signature"]
 
@@ -36,23 +36,26 @@ LFS_JSON = "application/vnd.git-lfs+json"
 XET_WARNING = "xet; This hub does not support Xet uploads. Set HF_HUB_DISABLE_XET=1 to upload large files."
 
 
-def sign(secret: bytes, oid: str, size: int, expires: int) -> str:
-    mac = hmac.new(secret, f"{oid}.{size}.{expires}".encode(), hashlib.sha256).hexdigest()
-    return f"{expires}.{size}.{mac}"
+def sign(secret: bytes, oid: str, size: int, expires: int, repo_id: int) -> str:
+    """An upload token for ``oid`` of ``size`` bytes, bound to the repo it was issued for."""
+    mac = hmac.new(secret, f"{oid}.{size}.{expires}.{repo_id}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}.{size}.{repo_id}.{mac}"
 
 
-def verify_signature(secret: bytes, oid: str, token: str) -> int:
-    """The signed size if ``token`` is a valid, unexpired upload token for ``oid``."""
+def verify_signature(secret: bytes, oid: str, token: str) -> tuple[int, int]:
+    """(signed size, repo id) if ``token`` is a valid, unexpired upload token for ``oid``."""
     try:
-        expires_s, size_s, _mac = token.split(".")
-        expires, size = int(expires_s), int(size_s)
+        expires_s, size_s, repo_s, _mac = token.split(".")
+        if not (expires_s.isascii() and size_s.isascii() and repo_s.isascii()):
+            raise ValueError(token)
+        expires, size, repo_id = int(expires_s), int(size_s), int(repo_s)
     except ValueError:
         raise PermissionDeniedError("invalid upload token") from None
-    if not hmac.compare_digest(sign(secret, oid, size, expires), token):
+    if not hmac.compare_digest(sign(secret, oid, size, expires, repo_id), token):
         raise PermissionDeniedError("invalid upload token")
     if expires < time.time():
         raise PermissionDeniedError("upload token expired")
-    return size
+    return size, repo_id
 
 
 def _branch_only(kind: str, rev: str) -> None:
@@ -130,15 +133,16 @@ async def lfs_batch(ctx: Ctx) -> Response:
         if size > ctx.config.max_file_bytes:
             out.append({"oid": oid, "size": size, "error": {"code": 422, "message": "file too large"}})
             continue
-        known = await ctx.call(ctx.registry.blob, oid)
+        # only this repo's own objects skip the upload: a global look-up would reveal other repos' bytes
+        known = await ctx.call(ctx.registry.repo_blob, repo.id, oid)
         if known is not None and known.size == size:
             out.append({"oid": oid, "size": size})
             continue
-        token = sign(ctx.secret, oid, size, expires)
+        token = sign(ctx.secret, oid, size, expires, repo.id)
         if size > ctx.config.multipart_chunk_bytes and "multipart" in transfers:
             from cairn.hub.multipart import multipart_action
 
-            upload_action = multipart_action(ctx, base, oid, size, expires)
+            upload_action = multipart_action(ctx, base, oid, size, expires, repo.id)
         else:
             upload_action = {"href": f"{base}/api/lfs-upload/{oid}?token={token}"}
         out.append(
@@ -162,19 +166,17 @@ async def lfs_upload(ctx: Ctx) -> Response:
     oid = ctx.params["oid"]
     if not _OID.fullmatch(oid):
         raise UsageError("not a sha256 object id")
-    size = verify_signature(ctx.secret, oid, ctx.q("token") or "")
+    size, repo_id = verify_signature(ctx.secret, oid, ctx.q("token") or "")
     declared = ctx.request.headers.get("content-length")
     if declared is not None and declared != str(size):
         raise IntegrityError(oid, what="Content-Length", expected=size, actual=declared)
-    known = await ctx.call(ctx.registry.blob, oid)
-    if known is not None:
-        return JSONResponse({})
+    # even when the blob is stored already, the bytes are hashed: that proves the uploader has them
     staged = await _stage_stream(ctx, size)
     try:
         sha256, git_sha1 = staged[1], staged[2]
         if sha256 != oid:
             raise IntegrityError(oid, what="sha256", expected=oid, actual=sha256)
-        await ctx.call(ctx.registry.ingest_blob, staged[0], oid, git_sha1, size)
+        await ctx.call(ctx.registry.ingest_blob, staged[0], oid, git_sha1, size, repo_id=repo_id)
     finally:
         staged[0].unlink(missing_ok=True)
     return JSONResponse({})
@@ -222,12 +224,12 @@ async def _stage_stream(ctx: Ctx, size: int) -> tuple[Path, str, str]:
 
 
 async def lfs_verify(ctx: Ctx) -> Response:
-    await ctx.repo(write=True)
+    repo = await ctx.repo(write=True)
     data = await ctx.json()
     oid, size = data.get("oid"), data.get("size")
     if not isinstance(oid, str) or not _OID.fullmatch(oid) or not isinstance(size, int):
         raise UsageError("verify needs a sha256 'oid' and an integer 'size'")
-    known = await ctx.call(ctx.registry.blob, oid)
+    known = await ctx.call(ctx.registry.repo_blob, repo.id, oid)
     if known is None or known.size != size:
         return JSONResponse({"error": f"object {oid} of size {size} not found", "code": "missing_blob"}, 404)
     return JSONResponse({})
@@ -257,7 +259,9 @@ async def commit(ctx: Ctx) -> Response:
                 raise UsageError("the first commit line must be the header")
             header = value
             continue
-        ops.append(await _operation(ctx, key, value))
+        if len(ops) >= MAX_OPERATIONS:  # refuse early, before more bytes are ingested
+            raise LimitExceededError(f"a commit may have at most {MAX_OPERATIONS} operations")
+        ops.append(await _operation(ctx, repo.id, key, value))
     if header is None:
         raise UsageError("empty commit body")
     summary, description, parent = (
@@ -285,7 +289,7 @@ async def commit(ctx: Ctx) -> Response:
     )
 
 
-async def _operation(ctx: Ctx, key: str, value: dict[str, Any]) -> Operation:
+async def _operation(ctx: Ctx, repo_id: int, key: str, value: dict[str, Any]) -> Operation:
     path = value.get("path")
     if not isinstance(path, str):
         raise UsageError(f"{key}: 'path' must be a string")
@@ -302,7 +306,7 @@ async def _operation(ctx: Ctx, key: str, value: dict[str, Any]) -> Operation:
             data = await ctx.call(binascii.a2b_base64, content, strict_mode=True)
         except (binascii.Error, ValueError):
             raise UsageError(f"{path}: 'content' is not valid base64") from None
-        blob = await ctx.call(ctx.registry.ingest_bytes, data)
+        blob = await ctx.call(ctx.registry.ingest_bytes, data, repo_id=repo_id)
         return AddFile(path, blob.sha256)
     if key == "lfsFile":
         check_path(path)
@@ -349,6 +353,8 @@ def _parse_line(line: bytes) -> dict[str, Any]:
         value = json.loads(line)
     except ValueError as err:
         raise UsageError(f"malformed NDJSON line: {err}") from None
+    except RecursionError:
+        raise UsageError("malformed NDJSON line: nested too deeply") from None
     if not isinstance(value, dict):
         raise UsageError("each NDJSON line must be a JSON object")
     return value

@@ -29,6 +29,7 @@ __all__ = [
     "orgs",
     "refs",
     "repo_access",
+    "repo_objects",
     "repo_redirects",
     "repos",
     "settings",
@@ -159,4 +160,13 @@ org_members = Table(
     Column("org_id", Integer, ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("role", String(16), nullable=False),
+)
+
+# Which blob objects a repo may reference: a row is added only when the bytes were uploaded (and hashed)
+# through that repo, so a commit cannot name another repo's blob by its (public) sha256.
+repo_objects = Table(
+    "repo_objects",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
 )

@@ -1,5 +1,5 @@
 """Repo metadata derived from its files at the head of ``main``: README front matter (parsed with
-``yaml.safe_load``, size-limited), ``config.json``'s ``model_type``, and the file formats; the tags that
+the model-card loader: safe YAML, no aliases, node count and depth capped), ``config.json``'s ``model_type``, and the file formats; the tags that
 ``list_models(filter=...)`` matches."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_CARD_BYTES", "CardInfo", "derive_card_info", "parse_front_matter"]
+__all__ = ["MAX_CARD_BYTES", "MAX_CARD_DATA_BYTES", "CardInfo", "derive_card_info", "parse_front_matter"]
 
 MAX_CARD_BYTES = 1 << 20
+MAX_CARD_DATA_BYTES = 256 << 10  # serialized card_data kept per repo; larger is stored as {}
 
 
 @dataclass(frozen=True)
@@ -23,15 +24,18 @@ class CardInfo:
 
 
 def parse_front_matter(text: str) -> dict[str, Any]:
-    """The YAML mapping between leading ``---`` lines, or ``{}``. Raises ``yaml.YAMLError`` on bad YAML."""
-    import yaml
+    """The YAML mapping between leading ``---`` lines, or ``{}``.
+
+    Raises :class:`~cairn.governance.errors.CardError` on bad YAML, aliases (no "billion laughs": an
+    alias would be expanded when the card is stored as JSON), too many nodes or too deep nesting."""
+    from cairn.governance.card import safe_yaml_load
 
     if not text.startswith("---"):
         return {}
     lines = text.splitlines()
     for i in range(1, len(lines)):
         if lines[i].strip() == "---":
-            data = yaml.safe_load("\n".join(lines[1:i]))
+            data = safe_yaml_load("\n".join(lines[1:i]), what="README front matter")
             return data if isinstance(data, dict) else {}
     return {}
 

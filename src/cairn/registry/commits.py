@@ -4,6 +4,7 @@ writers racing on one branch cannot both win and neither leaves a half-written c
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -13,7 +14,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Row, and_, delete, insert, select, update
 
-from cairn.meta import Database, blobs, commits, files, now_us, refs
+from cairn.errors import LimitExceededError
+from cairn.meta import Database, blobs, commits, files, now_us, refs, repo_objects
 from cairn.registry.errors import (
     AlreadyExistsError,
     EntryNotFoundError,
@@ -25,9 +27,10 @@ from cairn.registry.errors import (
 from cairn.registry.models import AddFile, Commit, DeleteFile, DeleteFolder, FileEntry, Operation, Ref, Repo
 from cairn.registry.names import check_path, check_ref_name, is_commit_id
 
-__all__ = ["LFS_PATTERNS", "LFS_THRESHOLD", "CommitService", "is_lfs_path"]
+__all__ = ["LFS_PATTERNS", "LFS_THRESHOLD", "MAX_OPERATIONS", "CommitService", "is_lfs_path"]
 
 LFS_THRESHOLD = 10 * 1024 * 1024
+MAX_OPERATIONS = 25_000  # per commit
 LFS_PATTERNS = frozenset(
     {"7z", "arrow", "bin", "bz2", "ckpt", "ftz", "gguf", "gz", "h5", "joblib", "keras", "mlmodel", "model"}
     | {"msgpack", "npy", "npz", "onnx", "ot", "parquet", "pb", "pickle", "pkl", "pt", "pth", "rar"}
@@ -152,6 +155,8 @@ class CommitService:
         ``parent``: the commit the caller based its work on; :class:`StaleParentError` if the branch has
         moved since. A lost compare-and-swap raises :class:`RefMovedError`; in both cases nothing changes.
         """
+        if len(operations) > MAX_OPERATIONS:
+            raise LimitExceededError(f"a commit may have at most {MAX_OPERATIONS} operations")
         for op in operations:
             check_path(op.path.rstrip("/") if isinstance(op, DeleteFolder) else op.path)
         created = now_us()
@@ -166,7 +171,7 @@ class CommitService:
                 for r in (_entry(x) for x in conn.execute(select(files).where(files.c.commit_id == head)))
             }
             commit_id = _new_commit_id(repo, head, title, author, created)
-            changed = self._apply(conn, tree, operations, commit_id, head)
+            changed = self._apply(conn, repo, tree, operations, commit_id, head)
             conn.execute(
                 insert(commits).values(
                     id=commit_id,
@@ -213,6 +218,7 @@ class CommitService:
     def _apply(
         self,
         conn: Connection,
+        repo: Repo,
         tree: dict[str, FileEntry],
         operations: Sequence[Operation],
         commit_id: str,
@@ -221,7 +227,11 @@ class CommitService:
         changed: set[str] = set()
         for op in operations:
             if isinstance(op, AddFile):
-                blob = conn.execute(select(blobs).where(blobs.c.sha256 == op.sha256)).first()
+                blob = conn.execute(  # only objects proven through this repo (finding 1)
+                    select(blobs)
+                    .join(repo_objects, repo_objects.c.sha256 == blobs.c.sha256)
+                    .where(repo_objects.c.repo_id == repo.id, blobs.c.sha256 == op.sha256)
+                ).first()
                 if blob is None or (op.size is not None and op.size != blob.size):
                     raise MissingBlobError(op.path, op.sha256)
                 lfs = op.lfs if op.lfs is not None else (is_lfs_path(op.path) or blob.size >= LFS_THRESHOLD)
@@ -238,10 +248,7 @@ class CommitService:
                     raise EntryNotFoundError(op.path, head, "A folder with this name doesn't exist")
                 for p in doomed:
                     del tree[p]
-        folders = {path.rsplit("/", i)[0] for path in tree for i in range(1, path.count("/") + 1)}
-        clash = sorted(folders.intersection(tree))
-        if clash:  # a path may not be both a file and a folder
-            raise AlreadyExistsError("a folder with the same name as the file", clash[0])
+        _check_clashes(tree, changed)
         return changed
 
     def initial_commit(self, repo: Repo, author: str, gitattributes_oid: str) -> Commit:
@@ -315,6 +322,27 @@ class CommitService:
             ).rowcount
         if gone != 1:
             raise RevisionNotFoundError(repo.repo_id, name)
+
+
+def _check_clashes(tree: dict[str, FileEntry], added: set[str]) -> None:
+    """A path may not be both a file and a folder. Only added paths can create a clash (the tree was
+    clean before), so the work is per added path: its folder prefixes (at most MAX_PATH_DEPTH) are looked
+    up as files, and a bisect in the sorted paths tells whether it is itself a folder of some file."""
+    if not added:
+        return
+    ordered = sorted(tree)
+    for path in sorted(added):
+        if path not in tree:
+            continue
+        cut = path.find("/")
+        while cut >= 0:
+            if path[:cut] in tree:
+                raise AlreadyExistsError("a folder with the same name as the file", path[:cut])
+            cut = path.find("/", cut + 1)
+        below = path + "/"
+        at = bisect.bisect_left(ordered, below)
+        if at < len(ordered) and ordered[at].startswith(below):
+            raise AlreadyExistsError("a folder with the same name as the file", path)
 
 
 def _new_commit_id(repo: Repo, parent: str | None, title: str, author: str, created: int) -> str:

@@ -44,7 +44,7 @@ class RevisionNotFoundError(NotFoundError):
     code = "revision_not_found"
 
     def __init__(self, repo_id: str, revision: str) -> None:
-        super().__init__(f"Invalid rev id: {revision}")
+        super().__init__(f"Invalid rev id: {revision!r}")
         self.repo_id = repo_id
         self.revision = revision
 

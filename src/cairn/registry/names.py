@@ -6,9 +6,10 @@ import re
 
 from cairn.registry.errors import InvalidNameError, InvalidPathError
 
-__all__ = ["MAX_PATH", "check_name", "check_path", "check_ref_name", "is_commit_id"]
+__all__ = ["MAX_PATH", "MAX_PATH_DEPTH", "check_name", "check_path", "check_ref_name", "is_commit_id"]
 
 MAX_PATH = 1024
+MAX_PATH_DEPTH = 64  # segments; bounds the per-path work of the file/folder clash check
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -29,7 +30,7 @@ def check_name(what: str, name: str) -> str:
 
 def check_path(path: str) -> str:
     """A file path inside a repo: relative, ``/``-separated, no ``.``/``..`` parts, no control
-    characters or backslashes, at most 1024 bytes. Returned unchanged when valid."""
+    characters or backslashes, at most 1024 bytes and 64 segments. Returned unchanged when valid."""
     if not path:
         raise InvalidPathError(path, "empty")
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH:
@@ -38,6 +39,8 @@ def check_path(path: str) -> str:
         raise InvalidPathError(path, "contains a control character, NUL or backslash")
     if path.startswith("/"):
         raise InvalidPathError(path, "absolute paths are not allowed")
+    if path.count("/") >= MAX_PATH_DEPTH:
+        raise InvalidPathError(path, f"deeper than {MAX_PATH_DEPTH} segments")
     for part in path.split("/"):
         if part in {"", ".", ".."}:
             raise InvalidPathError(path, "empty, '.' or '..' path segment")

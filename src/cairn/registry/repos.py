@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.errors import NotFoundError, PermissionDeniedError, UsageError
 from cairn.meta import Database, now_us, repo_access, repo_redirects, repos, users
-from cairn.registry.cards import CardInfo
+from cairn.registry.cards import MAX_CARD_DATA_BYTES, CardInfo
 from cairn.registry.errors import AlreadyExistsError, GatedRepoError, RepoNotFoundError, UnauthenticatedError
 from cairn.registry.models import REPO_TYPES, Principal, Repo
 from cairn.registry.names import check_name
@@ -193,13 +193,16 @@ class RepoService:
         return self.get(repo.type, repo.namespace, repo.name, who)
 
     def set_card_info(self, repo: Repo, info: CardInfo) -> None:
+        card_data = json.dumps(info.card_data, default=str)
+        if len(card_data) > MAX_CARD_DATA_BYTES:  # parsed on every lookup of the repo: keep it small
+            card_data = "{}"
         with self.db.write() as conn:
             conn.execute(
                 update(repos)
                 .where(repos.c.id == repo.id)
                 .values(
                     tags=json.dumps(list(info.tags)),
-                    card_data=json.dumps(info.card_data, default=str),
+                    card_data=card_data,
                     pipeline_tag=info.pipeline_tag,
                     library_name=info.library_name,
                 )

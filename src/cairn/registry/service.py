@@ -21,7 +21,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.format.hashing import git_blob_sha1
-from cairn.meta import Database, blobs, now_us
+from cairn.meta import Database, blobs, now_us, repo_objects
 from cairn.meta.migrate import migrate
 from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
@@ -109,29 +109,61 @@ class Registry:
         assert self._staging is not None
         return self._staging
 
-    def ingest_blob(self, src: Path, sha256: str, git_sha1: str, size: int) -> BlobInfo:
-        """Store a verified temporary file (consumed) and record it. Idempotent."""
+    def ingest_blob(
+        self, src: Path, sha256: str, git_sha1: str, size: int, *, repo_id: int | None = None
+    ) -> BlobInfo:
+        """Store a verified temporary file (consumed) and record it. Idempotent.
+
+        ``repo_id``: the repo the verified bytes were uploaded through; it may then reference the blob
+        (:meth:`grant_object`). Only a caller that hashed the bytes itself may pass it."""
         existing = self.blob(sha256)
         if existing is not None and self.store.exists(sha256):
             src.unlink(missing_ok=True)
-            return existing
-        self.store.put_file(sha256, src)
-        with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
-            conn.execute(
-                insert(blobs).values(sha256=sha256, size=size, git_sha1=git_sha1, created_at=now_us())
-            )
-        return BlobInfo(sha256, size, git_sha1)
+            info = existing
+        else:
+            self.store.put_file(sha256, src)
+            with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
+                conn.execute(
+                    insert(blobs).values(sha256=sha256, size=size, git_sha1=git_sha1, created_at=now_us())
+                )
+            info = BlobInfo(sha256, size, git_sha1)
+        if repo_id is not None:
+            self.grant_object(repo_id, sha256)
+        return info
 
-    def ingest_bytes(self, data: bytes) -> BlobInfo:
+    def ingest_bytes(self, data: bytes, *, repo_id: int | None = None) -> BlobInfo:
         sha256 = hashlib.sha256(data).hexdigest()
         fd, tmp = tempfile.mkstemp(dir=self.staging_dir())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return self.ingest_blob(Path(tmp), sha256, git_blob_sha1(data), len(data))
+        return self.ingest_blob(Path(tmp), sha256, git_blob_sha1(data), len(data), repo_id=repo_id)
 
     def blob(self, sha256: str) -> BlobInfo | None:
         with self.db.read() as conn:
             row = conn.execute(select(blobs).where(blobs.c.sha256 == sha256)).first()
+        return None if row is None else BlobInfo(row.sha256, row.size, row.git_sha1)
+
+    def grant_object(self, repo_id: int, sha256: str) -> None:
+        """Let repo ``repo_id`` reference blob ``sha256`` (its bytes were proven through that repo)."""
+        with self.db.read() as conn:
+            known = conn.execute(
+                select(repo_objects.c.sha256).where(
+                    repo_objects.c.repo_id == repo_id, repo_objects.c.sha256 == sha256
+                )
+            ).first()
+        if known is None:
+            with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
+                conn.execute(insert(repo_objects).values(repo_id=repo_id, sha256=sha256))
+
+    def repo_blob(self, repo_id: int, sha256: str) -> BlobInfo | None:
+        """The blob ``sha256`` if repo ``repo_id`` may reference it, else ``None`` (even if stored for
+        another repo: whether other repos hold some bytes is not revealed)."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(blobs)
+                .join(repo_objects, repo_objects.c.sha256 == blobs.c.sha256)
+                .where(repo_objects.c.repo_id == repo_id, blobs.c.sha256 == sha256)
+            ).first()
         return None if row is None else BlobInfo(row.sha256, row.size, row.git_sha1)
 
     def read_blob(self, sha256: str, limit: int) -> bytes | None:
@@ -175,7 +207,7 @@ class Registry:
 
     # -- commits with side effects ---------------------------------------------------------------------
     def _initial_commit(self, repo: Repo, author: str) -> None:
-        info = self.ingest_bytes(GITATTRIBUTES)
+        info = self.ingest_bytes(GITATTRIBUTES, repo_id=repo.id)
         self.commits.initial_commit(repo, author, info.sha256)
 
     def commit(
