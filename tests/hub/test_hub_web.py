@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pytest
 from hub_testing import LiveHub
 from huggingface_hub import HfApi
 
@@ -42,3 +45,30 @@ def test_web_pages(hub: LiveHub) -> None:
     api.update_repo_settings("alice/web-demo", private=True)
     assert httpx.get(hub.url + "/alice/web-demo").status_code == 401
     assert "alice/web-demo" not in httpx.get(hub.url + "/").text
+
+
+def test_fairness_results_show_on_the_model_page_and_in_model_info(hub: LiveHub, tmp_path: Path) -> None:
+    """A card written by `cairn eval fairness` carries model-index results the hub shows as a table."""
+    import numpy as np
+
+    from cairn.evaluate import fairness
+    from cairn.evaluate.record import model_index_result, update_model_card
+
+    rng = np.random.default_rng(0)
+    group = np.where(rng.random(400) < 0.5, "a", "b<script>")  # a hostile group name must stay escaped
+    y_true = rng.integers(0, 2, 400)
+    y_pred = np.where(group == "a", 1, y_true)  # a planted disparity
+    report = fairness(y_true, y_pred, sensitive_features=group)
+    update_model_card(
+        tmp_path, model_index_result(report, dataset="toy", task_type="text-classification"), model_name="m"
+    )
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo("alice/fair-demo")
+    api.upload_folder(folder_path=tmp_path, repo_id="alice/fair-demo")
+    info = api.model_info("alice/fair-demo")
+    results = info.card_data.eval_results  # huggingface_hub parses model-index into EvalResult objects
+    dp = next(r for r in results if r.metric_type == "demographic_parity_difference")
+    assert dp.metric_value == pytest.approx(report.demographic_parity_difference, abs=1e-6)
+    page = httpx.get(hub.url + "/alice/fair-demo").text
+    assert "Evaluation results" in page and "toy" in page
+    assert "b&lt;script&gt;" in page and "<script>" not in page

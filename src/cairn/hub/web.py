@@ -4,6 +4,7 @@ uploaded content is only ever shown as escaped text or as Markdown rendered with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,41 @@ async def repo_page(ctx: Ctx) -> Response:
             if raw is not None:
                 readme_html = render_markdown(raw.decode("utf-8", "replace"))
     files = [{"path": e.path, "size": e.size, "lfs": e.lfs} for e in entries]
-    return _page("repo.html", repo=repo.repo_id, commit=commit, files=files, readme=readme_html)
+    results = evaluation_rows(repo.card_data)
+    return _page(
+        "repo.html", repo=repo.repo_id, commit=commit, files=files, readme=readme_html, results=results
+    )
+
+
+_MAX_RESULT_ROWS = 500
+
+
+def evaluation_rows(card_data: Mapping[str, object]) -> list[dict[str, str]]:
+    """The card's ``model-index`` results (fairness reports included) as table rows; malformed entries skip."""
+    rows: list[dict[str, str]] = []
+    index = card_data.get("model-index")
+    for model in index if isinstance(index, list) else []:
+        results = model.get("results") if isinstance(model, dict) else None
+        for result in results if isinstance(results, list) else []:
+            if not isinstance(result, dict):
+                continue
+            task, dataset = result.get("task"), result.get("dataset")
+            task_name = str(task.get("name") or task.get("type") or "") if isinstance(task, dict) else ""
+            data_name = (
+                str(dataset.get("name") or dataset.get("type") or "") if isinstance(dataset, dict) else ""
+            )
+            metrics = result.get("metrics")
+            for metric in metrics if isinstance(metrics, list) else []:
+                if isinstance(metric, dict) and len(rows) < _MAX_RESULT_ROWS:
+                    rows.append(
+                        {
+                            "task": task_name,
+                            "dataset": data_name,
+                            "metric": str(metric.get("name") or metric.get("type") or ""),
+                            "value": str(metric.get("value", "")),
+                        }
+                    )
+    return rows
 
 
 async def file_page(ctx: Ctx) -> Response:
