@@ -1,0 +1,142 @@
+"""CLI pieces for trust on upload, shared by ``cairn serve`` (the server's policy options) and
+``cairn admin`` (list and release quarantined files). Configuration is read here, once, with this
+precedence: flag, environment (``CAIRN_UNSAFE_FILES``), default (``reject``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from cairn.cli.output import EXIT_NEGATIVE, EXIT_OK, emit
+from cairn.errors import UsageError
+
+__all__ = ["add_admin_actions", "add_trust_options", "trust_policy"]
+
+
+def add_trust_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("trust on upload")
+    group.add_argument(
+        "--unsafe-files",
+        choices=["reject", "quarantine", "warn"],
+        help="what happens to uploaded files the scan finds unsafe: reject the commit, accept it and "
+        "refuse downloads until an admin releases them, or only warn (env CAIRN_UNSAFE_FILES; default reject)",
+    )
+    group.add_argument(
+        "--block-severity",
+        default="critical",
+        choices=["info", "low", "medium", "high", "critical"],
+        help="findings at or above this severity make a file unsafe (default critical)",
+    )
+    group.add_argument("--no-scan", action="store_true", help="do not scan uploads (files show as unscanned)")
+    group.add_argument(
+        "--trusted-key",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="a public key file whose model.sig signatures every repo trusts (repeatable)",
+    )
+    group.add_argument(
+        "--hub-admin",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="a user who may release quarantined files through the API (repeatable)",
+    )
+
+
+def trust_policy(args: argparse.Namespace) -> Any:
+    from cairn.registry.trust import TrustPolicy
+
+    keys = []
+    for path in args.trusted_key:
+        try:
+            keys.append(Path(path).read_text())
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"cannot read trusted key {path}: {err}") from None
+    on_unsafe: Any = args.unsafe_files or os.environ.get("CAIRN_UNSAFE_FILES") or "reject"
+    return TrustPolicy(
+        on_unsafe=on_unsafe,
+        block_severity=args.block_severity,
+        scan=not args.no_scan,
+        trusted_keys=tuple(keys),
+        admins=tuple(args.hub_admin),
+    )
+
+
+def add_admin_actions(sub: Any, storage: Any) -> None:
+    """``cairn admin security REPO`` and ``cairn admin release REPO SHA256``."""
+    show = sub.add_parser("security", help="show the scan status of every file of a repo revision")
+    show.add_argument("repo", help="NAMESPACE/NAME")
+    show.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
+    show.add_argument("--type", choices=["model", "dataset", "space"], default="model", help="repo type")
+    show.add_argument("--json", action="store_true", help="print the result as JSON")
+    storage(show)
+    show.set_defaults(handler=security)
+    rel = sub.add_parser("release", help="let downloads of a quarantined file (by sha256) through")
+    rel.add_argument("repo", help="NAMESPACE/NAME")
+    rel.add_argument("sha256", help="the file's sha256 (see `cairn admin security`)")
+    rel.add_argument("--reason", default="", help="why it is safe, recorded with the release")
+    rel.add_argument("--revoke", action="store_true", help="quarantine it again instead")
+    rel.add_argument("--type", choices=["model", "dataset", "space"], default="model", help="repo type")
+    rel.add_argument("--json", action="store_true", help="print the result as JSON")
+    storage(rel)
+    rel.set_defaults(handler=release)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from cairn.cli.commands.serve import storage_urls
+    from cairn.registry import Registry
+
+    db, blobs = storage_urls(args)
+    return Registry.open(db, blobs)
+
+
+def security(args: argparse.Namespace) -> int:
+    registry = _open(args)
+    try:
+        namespace, _, name = args.repo.partition("/")
+        repo = registry.repos.get(args.type, namespace, name, None, admin=True)
+        commit, _ = registry.commits.resolve(repo, args.revision)
+        status = registry.trust.file_status(registry.commits.files(commit))
+    finally:
+        registry.close()
+    files = [
+        {
+            "path": p,
+            "sha256": None if f is None else f.sha256,
+            "status": v,
+            "severity": None if f is None else f.severity,
+        }
+        for p, (v, f) in status.items()
+    ]
+    emit(
+        {"repo": args.repo, "sha": commit, "files": files},
+        as_json=args.json,
+        human=lambda d: "\n".join(
+            f"{f['status']:<9} {f['severity'] or '-':<8} {f['path']}" for f in d["files"]
+        ),
+    )
+    return EXIT_NEGATIVE if any(f["status"] in {"unsafe", "error"} for f in files) else EXIT_OK
+
+
+def release(args: argparse.Namespace) -> int:
+    registry = _open(args)
+    try:
+        namespace, _, name = args.repo.partition("/")
+        repo = registry.repos.get(args.type, namespace, name, None, admin=True)
+        if args.revoke:
+            registry.trust.revoke(repo, args.sha256)
+        else:
+            registry.trust.release(repo, args.sha256, by="admin-cli", reason=args.reason)
+    finally:
+        registry.close()
+    emit(
+        {"repo": args.repo, "sha256": args.sha256, "released": not args.revoke},
+        as_json=args.json,
+        human=lambda d: (
+            f"{d['sha256']} in {d['repo']} is {'released' if d['released'] else 'quarantined again'}"
+        ),
+    )
+    return EXIT_OK
