@@ -1,0 +1,70 @@
+"""``cairn admin security`` / ``release`` and ``cairn serve``'s trust options, on the server's storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from cairn.cli.main import build_parser, main
+from cairn.cli.trust_admin import trust_policy
+from cairn.errors import UsageError
+from cairn.registry import AddFile, Registry
+from cairn.registry.trust import QuarantinedFileError, TrustPolicy
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("true",))
+
+
+def test_admin_security_and_release(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = ["--data", str(tmp_path / "d")]
+    assert main(["admin", "create-user", "dora", "--json", *data]) == 0
+    token = json.loads(capsys.readouterr().out)["token"]
+    db, blobs = f"sqlite:///{tmp_path / 'd' / 'hub.db'}", str(tmp_path / "d" / "blobs")
+    reg = Registry.open(db, blobs, trust=TrustPolicy(on_unsafe="quarantine"))
+    try:
+        who = reg.users.authenticate(token)
+        repo = reg.repos.create(who, "model", "dora", "q", private=False)
+        blob = reg.ingest_bytes(pickle.dumps(_Evil()))
+        reg.commit(repo, "main", [AddFile("m.pkl", blob.sha256)], title="add", author="dora")
+        with pytest.raises(QuarantinedFileError):
+            reg.lookup_file("model", "dora", "q", "main", "m.pkl", who)
+        reg.lookup_file("model", "dora", "q", "main", "m.pkl", who, content=False)  # metadata is fine
+    finally:
+        reg.close()
+    assert main(["admin", "security", "dora/q", "--json", *data]) == 1
+    files = {f["path"]: f for f in json.loads(capsys.readouterr().out)["files"]}
+    assert files["m.pkl"]["status"] == "unsafe" and files["m.pkl"]["severity"] == "critical"
+    assert main(["admin", "release", "dora/q", blob.sha256, "--reason", "test", *data]) == 0
+    assert "released" in capsys.readouterr().out
+    reg = Registry.open(db, blobs, trust=TrustPolicy(on_unsafe="quarantine"))
+    try:
+        reg.lookup_file("model", "dora", "q", "main", "m.pkl", None)
+    finally:
+        reg.close()
+    assert main(["admin", "release", "dora/q", blob.sha256, "--revoke", *data]) == 0
+    assert main(["admin", "release", "dora/q", blob.sha256, "--revoke", *data]) == 2  # not released
+    assert main(["admin", "security", "dora/missing", *data]) == 2
+
+
+def test_serve_trust_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--hub-admin", "root", "--block-severity", "high"])
+    monkeypatch.delenv("CAIRN_UNSAFE_FILES", raising=False)
+    policy = trust_policy(args)
+    assert (policy.on_unsafe, policy.block_severity, policy.admins) == ("reject", "high", ("root",))
+    monkeypatch.setenv("CAIRN_UNSAFE_FILES", "quarantine")
+    assert trust_policy(args).on_unsafe == "quarantine"
+    flag = parser.parse_args(["serve", "--unsafe-files", "warn", "--no-scan"])
+    assert trust_policy(flag).on_unsafe == "warn" and not trust_policy(flag).scan  # flag beats env
+    monkeypatch.setenv("CAIRN_UNSAFE_FILES", "ignore")
+    with pytest.raises(UsageError):
+        trust_policy(args)
+    missing = parser.parse_args(["serve", "--trusted-key", str(tmp_path / "none.pem")])
+    with pytest.raises(UsageError, match="trusted key"):
+        trust_policy(missing)
