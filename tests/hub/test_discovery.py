@@ -10,6 +10,8 @@ from hub_testing import LiveHub
 from huggingface_hub import CommitOperationAdd, HfApi
 from safetensors.numpy import save as st_save
 
+from cairn.registry import AddFile
+
 
 def _card(**fields: str) -> bytes:
     return ("---\n" + "".join(f"{k}: {v}\n" for k, v in fields.items()) + "---\n# card\n").encode()
@@ -113,3 +115,28 @@ def test_lineage_edges_are_recorded(catalogue: LiveHub) -> None:
 
 def _auth(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+def test_license_check_runs_per_commit_along_hub_lineage(catalogue: LiveHub) -> None:
+    hub = catalogue
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    child = api.model_info("alice/disco-child")
+    report = child.licenseCheck  # type: ignore[attr-defined]
+    assert report["root"] == "alice/disco-child" and report["license"] == "artistic-2.0"
+    assert report["decision"]["action"] in {"allow", "warn"}
+    assert "apache-2.0" in [lic.lower() for lic in report["inherited"]]  # the base on this hub was read
+    api.create_repo("alice/disco-nc-child")
+    api.upload_file(
+        path_or_fileobj=_card(license="mit", base_model="alice/disco-nc"),
+        path_in_repo="README.md",
+        repo_id="alice/disco-nc-child",
+    )
+    missing = api.model_info("alice/disco-nc-child").licenseCheck  # type: ignore[attr-defined]
+    assert missing["status"] == "needs_review"
+    assert any(f["code"] == "parent_not_found" for f in missing["needs_review"])
+    reg = hub.registry  # the client refuses to send invalid YAML; commit it directly
+    repo = reg.repos.get("model", "alice", "disco-nc-child", None)
+    blob = reg.ingest_bytes(b"---\nlicense: [unclosed\n---\n")
+    reg.commit(repo, "main", [AddFile("README.md", blob.sha256)], title="broken card", author="alice")
+    broken = api.model_info("alice/disco-nc-child").licenseCheck  # type: ignore[attr-defined]
+    assert broken["status"] in {"error", "needs_review"}

@@ -62,6 +62,9 @@ def test_serve_trust_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert trust_policy(args).on_unsafe == "quarantine"
     flag = parser.parse_args(["serve", "--unsafe-files", "warn", "--no-scan"])
     assert trust_policy(flag).on_unsafe == "warn" and not trust_policy(flag).scan  # flag beats env
+    assert trust_policy(flag).license_policy.enforcement == "warn"
+    block = parser.parse_args(["serve", "--license-enforcement", "block", "--unsafe-files", "reject"])
+    assert trust_policy(block).license_policy.enforcement == "block"
     monkeypatch.setenv("CAIRN_UNSAFE_FILES", "ignore")
     with pytest.raises(UsageError):
         trust_policy(args)

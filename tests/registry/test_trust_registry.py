@@ -154,3 +154,26 @@ def test_discovery_filter_parsing() -> None:
         parse_filters({"num_parameters": ["size:1"]})
     with pytest.raises(UsageError):
         parse_filters({"scan_status": ["clean"]})
+
+
+def test_blocking_license_policy_refuses_the_commit(tmp_path: Path) -> None:
+    from cairn.governance.policy import LicensePolicy, PolicyViolationError
+
+    policy = TrustPolicy(
+        license_policy=LicensePolicy(enforcement="block", allowed_licenses=frozenset({"mit"}))
+    )
+    reg = _registry(tmp_path, policy)
+    try:
+        who = _who(reg)
+        repo = reg.repos.create(who, "model", "carol", "lic", private=False)
+        head = reg.commits.branch_head(repo, "main")
+        card = reg.ingest_bytes(b"---\nlicense: cc-by-nc-4.0\n---\n# x\n")
+        with pytest.raises(PolicyViolationError, match="not in the allowed list"):
+            reg.commit(repo, "main", [AddFile("README.md", card.sha256)], title="nc", author="carol")
+        assert reg.commits.branch_head(repo, "main") == head
+        ok = reg.ingest_bytes(b"---\nlicense: mit\n---\n# x\n")
+        done = reg.commit(repo, "main", [AddFile("README.md", ok.sha256)], title="mit", author="carol")
+        record = reg.trust.revision(done.id)
+        assert record is not None and record["licenseCheck"]["decision"]["action"] == "allow"
+    finally:
+        reg.close()

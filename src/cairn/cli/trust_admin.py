@@ -38,6 +38,12 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
         help="a public key file whose model.sig signatures every repo trusts (repeatable)",
     )
     group.add_argument(
+        "--license-enforcement",
+        choices=["block", "warn", "audit"],
+        default="warn",
+        help="what a license-policy violation found by the per-commit license check does (default warn)",
+    )
+    group.add_argument(
         "--hub-admin",
         action="append",
         default=[],
@@ -47,6 +53,7 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
 
 
 def trust_policy(args: argparse.Namespace) -> Any:
+    from cairn.governance.policy import LicensePolicy
     from cairn.registry.trust import TrustPolicy
 
     keys = []
@@ -62,6 +69,7 @@ def trust_policy(args: argparse.Namespace) -> Any:
         scan=not args.no_scan,
         trusted_keys=tuple(keys),
         admins=tuple(args.hub_admin),
+        license_policy=LicensePolicy(enforcement=args.license_enforcement),
     )
 
 

@@ -66,6 +66,8 @@ async def info_fields(ctx: Ctx, commit: str, entries: list[FileEntry]) -> dict[s
     if record.get("safetensors"):
         out["safetensors"] = record["safetensors"]
     out["signature"] = record.get("signature") or {"status": "none", "reason": "no trust record"}
+    if record.get("licenseCheck"):
+        out["licenseCheck"] = record["licenseCheck"]
     expand = ctx.qlist("expand")
     if ctx.qbool("securityStatus") or "securityRepoStatus" in expand:
         status = await ctx.call(reg.trust.file_status, entries)
@@ -108,6 +110,7 @@ async def security(ctx: Ctx) -> Response:
             "files": files,
             "signature": record.get("signature"),
             "safetensors": record.get("safetensors"),
+            "licenseCheck": record.get("licenseCheck"),
         }
     )
 

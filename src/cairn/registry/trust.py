@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Connection, delete, insert, select
 
 from cairn.errors import NotFoundError, PermissionDeniedError, UnsafeContentError, UsageError
+from cairn.governance.policy import LicensePolicy
 from cairn.meta import Database, now_us
 from cairn.meta.trust_tables import quarantine_overrides, repo_trust, revision_trust
 from cairn.registry.models import AddFile, FileEntry, Operation, Repo
@@ -62,7 +63,8 @@ class TrustPolicy:
     releases it; ``warn`` accepts and serves it, showing the status only. ``scan=False`` turns scanning
     off (files show as ``unscanned``, never as safe). ``trusted_keys``: PEM public keys whose signatures
     every repo accepts, in addition to a repo's own. ``admins``: users who may release quarantined files
-    through the API (the operator can always, with ``cairn admin release``).
+    through the API (the operator can always, with ``cairn admin release``). ``license_policy``: what
+    the governance license check of each commit with a README.md does (default ``warn``: record, show).
     """
 
     on_unsafe: Literal["reject", "quarantine", "warn"] = "reject"
@@ -70,6 +72,7 @@ class TrustPolicy:
     scan: bool = True
     trusted_keys: tuple[str, ...] = ()
     admins: tuple[str, ...] = ()
+    license_policy: LicensePolicy = field(default_factory=LicensePolicy)
 
     def __post_init__(self) -> None:
         if self.on_unsafe not in {"reject", "quarantine", "warn"}:
@@ -265,6 +268,7 @@ class TrustService:
         sig_bytes = None
         if sig_entry is not None and sig_entry.size <= _MAX_SIG_BYTES:
             sig_bytes = b"".join(self.store.iter_range(sig_entry.sha256))
+        license_report = self._license(repo, tree)
         signature = verify_tree(
             sig_entry is not None, sig_bytes, keys, {p: e.sha256 for p, e in tree.items()}
         )
@@ -275,9 +279,41 @@ class TrustService:
                 commit_id=commit_id,
                 signature=json.dumps(signature),
                 safetensors=json.dumps(self._parameters(conn, tree, inspected)),
-                license_check=None,
+                license_check=None if license_report is None else json.dumps(license_report, default=str),
             )
         )
+
+    def _license(self, repo: Repo, tree: Mapping[str, FileEntry]) -> dict[str, Any] | None:
+        from cairn.registry.licensing import license_check
+
+        if repo.type != "model":
+            return None
+        return license_check(repo.repo_id, tree, self.store, self._public_main, self.policy.license_policy)
+
+    def _public_main(self, ref: str) -> dict[str, FileEntry] | None:
+        """The ``main`` tree of public model repo ``ref`` (``namespace/name``), or ``None``."""
+        from cairn.meta import files, refs, repos
+
+        namespace, _, name = ref.partition("/")
+        with self.db.read() as conn:
+            head = conn.execute(
+                select(refs.c.commit_id)
+                .join(repos, repos.c.id == refs.c.repo_id)
+                .where(
+                    repos.c.type == "model",
+                    repos.c.namespace == namespace,
+                    repos.c.name == name,
+                    repos.c.private.is_(False),
+                    refs.c.kind == "branch",
+                    refs.c.name == "main",
+                )
+            ).scalar()
+            if head is None:
+                return None
+            rows = conn.execute(select(files).where(files.c.commit_id == head)).all()
+        return {
+            r.path: FileEntry(r.path, r.sha256, r.git_sha1, r.size, bool(r.lfs), r.last_commit) for r in rows
+        }
 
     @staticmethod
     def _parameters(
@@ -310,4 +346,5 @@ class TrustService:
         return {
             "signature": json.loads(row.signature),
             "safetensors": None if row.safetensors is None else json.loads(row.safetensors),
+            "licenseCheck": None if row.license_check is None else json.loads(row.license_check),
         }
