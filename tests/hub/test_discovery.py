@@ -140,3 +140,21 @@ def test_license_check_runs_per_commit_along_hub_lineage(catalogue: LiveHub) -> 
     reg.commit(repo, "main", [AddFile("README.md", blob.sha256)], title="broken card", author="alice")
     broken = api.model_info("alice/disco-nc-child").licenseCheck  # type: ignore[attr-defined]
     assert broken["status"] in {"error", "needs_review"}
+
+
+def test_likes_do_not_leak_private_repos(catalogue: LiveHub) -> None:
+    hub = catalogue
+    alice = HfApi(endpoint=hub.url, token=hub.token)
+    alice.create_repo("alice/disco-secret", private=True)
+    assert (
+        httpx.post(f"{hub.url}/api/models/alice/disco-secret/like", headers=_auth(hub.token)).status_code
+        == 200
+    )
+    bob_like = httpx.post(f"{hub.url}/api/models/alice/disco-secret/like", headers=_auth(hub.other_token))
+    assert bob_like.status_code == 404  # exactly like a missing repo
+    assert httpx.get(f"{hub.url}/api/models/alice/disco-secret/likers").status_code == 401
+    assert "alice/disco-secret" in alice.list_liked_repos("alice").models
+    seen_by_bob = httpx.get(f"{hub.url}/api/users/alice/likes", headers=_auth(hub.other_token)).json()
+    assert "alice/disco-secret" not in [x["repo"]["name"] for x in seen_by_bob]
+    security = httpx.get(f"{hub.url}/api/models/alice/disco-secret/security", headers=_auth(hub.other_token))
+    assert security.status_code == 404

@@ -84,8 +84,8 @@ async def info_fields(ctx: Ctx, commit: str, entries: list[FileEntry]) -> dict[s
 
 
 async def security(ctx: Ctx) -> Response:
-    """cairn's full per-file security report of a revision."""
-    repo = await ctx.repo()
+    """cairn's full per-file security report of a revision (file-level data: gated like the tree)."""
+    repo = await ctx.repo(content=True)
     commit, _, _ = await resolve_revision(ctx, repo, ctx.rest or ["main"], min_rest=0)
     entries = await ctx.call(ctx.registry.commits.files, commit)
     status = await ctx.call(ctx.registry.trust.file_status, entries)
