@@ -71,3 +71,48 @@ def test_serve_trust_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     missing = parser.parse_args(["serve", "--trusted-key", str(tmp_path / "none.pem")])
     with pytest.raises(UsageError, match="trusted key"):
         trust_policy(missing)
+
+
+def test_namespace_signature_requirement(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cairn.registry.trust import SignatureRequiredError
+    from cairn.security.signing import sign, write_keypair
+
+    data = ["--data", str(tmp_path / "d")]
+    assert main(["admin", "create-user", "erin", "--json", *data]) == 0
+    token = json.loads(capsys.readouterr().out)["token"]
+    private, public = write_keypair(tmp_path / "erin")
+    assert main(["admin", "signatures", "erin", "--require", "--key", str(public), "--json", *data]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "namespace": "erin",
+        "requireSignature": True,
+        "trustedKeys": 1,
+    }
+    assert main(["admin", "signatures", "erin", "--key", str(tmp_path / "missing.pem"), *data]) == 2
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key")
+    assert main(["admin", "signatures", "erin", "--key", str(bad), *data]) == 2
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"a": 1}')
+    sign(model, key=private)
+    reg = Registry.open(f"sqlite:///{tmp_path / 'd' / 'hub.db'}", str(tmp_path / "d" / "blobs"))
+    try:
+        who = reg.users.authenticate(token)
+        repo = reg.repos.create(who, "model", "erin", "r", private=False)
+        config = reg.ingest_bytes((model / "config.json").read_bytes())
+        with pytest.raises(SignatureRequiredError):
+            reg.commit(repo, "main", [AddFile("config.json", config.sha256)], title="unsigned", author="erin")
+        sig = reg.ingest_bytes((model / "model.sig").read_bytes())
+        done = reg.commit(
+            repo,
+            "main",
+            [AddFile("config.json", config.sha256), AddFile("model.sig", sig.sha256)],
+            title="signed",
+            author="erin",
+        )
+        record = reg.trust.revision(done.id)
+        assert record is not None and record["signature"]["status"] == "verified"
+    finally:
+        reg.close()
+    assert main(["admin", "signatures", "erin", "--no-require", *data]) == 0
+    assert "not required" in capsys.readouterr().out

@@ -74,7 +74,7 @@ def trust_policy(args: argparse.Namespace) -> Any:
 
 
 def add_admin_actions(sub: Any, storage: Any) -> None:
-    """``cairn admin security REPO`` and ``cairn admin release REPO SHA256``."""
+    """``cairn admin security REPO``, ``cairn admin release REPO SHA256``, ``cairn admin signatures NS``."""
     show = sub.add_parser("security", help="show the scan status of every file of a repo revision")
     show.add_argument("repo", help="NAMESPACE/NAME")
     show.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
@@ -91,6 +91,15 @@ def add_admin_actions(sub: Any, storage: Any) -> None:
     rel.add_argument("--json", action="store_true", help="print the result as JSON")
     storage(rel)
     rel.set_defaults(handler=release)
+    req = sub.add_parser(
+        "signatures", help="require signed commits (model.sig by a trusted key) in every repo of a namespace"
+    )
+    req.add_argument("namespace", help="a user or organisation name")
+    req.add_argument("--require", action=argparse.BooleanOptionalAction, default=None, help="require or not")
+    req.add_argument("--key", action="append", default=None, metavar="PEM", help="a trusted public key file")
+    req.add_argument("--json", action="store_true", help="print the result as JSON")
+    storage(req)
+    req.set_defaults(handler=signatures)
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -145,6 +154,42 @@ def release(args: argparse.Namespace) -> int:
         as_json=args.json,
         human=lambda d: (
             f"{d['sha256']} in {d['repo']} is {'released' if d['released'] else 'quarantined again'}"
+        ),
+    )
+    return EXIT_OK
+
+
+def signatures(args: argparse.Namespace) -> int:
+    """Show, or with ``--require``/``--key`` change, a namespace's signature requirement."""
+    from cairn.registry.trust import RepoTrustSettings
+
+    keys = None
+    if args.key is not None:
+        try:
+            keys = tuple(Path(k).read_text() for k in args.key)
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"cannot read key: {err}") from None
+    registry = _open(args)
+    try:
+        current = registry.trust.namespace_settings(args.namespace)
+        if args.require is not None or keys is not None:
+            new = RepoTrustSettings(
+                current.require_signature if args.require is None else args.require,
+                current.trusted_keys if keys is None else keys,
+            )
+            current = registry.trust.set_namespace_settings(args.namespace, new)
+    finally:
+        registry.close()
+    emit(
+        {
+            "namespace": args.namespace,
+            "requireSignature": current.require_signature,
+            "trustedKeys": len(current.trusted_keys),
+        },
+        as_json=args.json,
+        human=lambda d: (
+            f"{d['namespace']}: signatures {'required' if d['requireSignature'] else 'not required'}, "
+            f"{d['trustedKeys']} trusted key(s)"
         ),
     )
     return EXIT_OK

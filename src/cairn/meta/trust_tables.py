@@ -8,6 +8,7 @@
 - ``revision_trust``: per commit, the verified signer (or why there is none), the safetensors totals and
   the license check of the model card.
 - ``repo_trust``: per repo, whether commits must carry a valid signature and which public keys count.
+- ``namespace_trust``: the same for every repo of a user or organisation namespace (set by the operator).
 - ``repo_index``: per repo, the discovery facts of ``main`` (total parameters, scan status).
 - ``lineage_edges``: child repo -> ``base_model`` with its relation, from the model card.
 - ``likes``: who likes which repo.
@@ -23,6 +24,7 @@ __all__ = [
     "blob_inspections",
     "likes",
     "lineage_edges",
+    "namespace_trust",
     "quarantine_overrides",
     "repo_index",
     "repo_trust",
@@ -64,6 +66,14 @@ repo_trust = Table(
     "repo_trust",
     metadata,
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("require_signature", Boolean, nullable=False),
+    Column("trusted_keys", Text, nullable=False),
+)
+
+namespace_trust = Table(
+    "namespace_trust",
+    metadata,
+    Column("namespace", String(96), primary_key=True),
     Column("require_signature", Boolean, nullable=False),
     Column("trusted_keys", Text, nullable=False),
 )

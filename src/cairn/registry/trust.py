@@ -27,7 +27,7 @@ from sqlalchemy import Connection, delete, insert, select
 from cairn.errors import NotFoundError, PermissionDeniedError, UnsafeContentError, UsageError
 from cairn.governance.policy import LicensePolicy
 from cairn.meta import Database, now_us
-from cairn.meta.trust_tables import quarantine_overrides, repo_trust, revision_trust
+from cairn.meta.trust_tables import namespace_trust, quarantine_overrides, repo_trust, revision_trust
 from cairn.registry.models import AddFile, FileEntry, Operation, Repo
 from cairn.registry.scanning import (
     Inspection,
@@ -225,6 +225,7 @@ class TrustService:
 
     # -- repo settings ---------------------------------------------------------------------------------
     def settings(self, repo: Repo, conn: Connection | None = None) -> RepoTrustSettings:
+        """The repo's own signature settings (see :meth:`effective` for what a commit must meet)."""
         query = select(repo_trust).where(repo_trust.c.repo_id == repo.id)
         if conn is None:
             with self.db.read() as c:
@@ -234,6 +235,41 @@ class TrustService:
         if row is None:
             return RepoTrustSettings()
         return RepoTrustSettings(bool(row.require_signature), tuple(json.loads(row.trusted_keys)))
+
+    def namespace_settings(self, namespace: str, conn: Connection | None = None) -> RepoTrustSettings:
+        """Settings for every repo of a user or organisation namespace (the operator sets them)."""
+        query = select(namespace_trust).where(namespace_trust.c.namespace == namespace)
+        if conn is None:
+            with self.db.read() as c:
+                row = c.execute(query).first()
+        else:
+            row = conn.execute(query).first()
+        if row is None:
+            return RepoTrustSettings()
+        return RepoTrustSettings(bool(row.require_signature), tuple(json.loads(row.trusted_keys)))
+
+    def set_namespace_settings(self, namespace: str, settings: RepoTrustSettings) -> RepoTrustSettings:
+        from cairn.registry.signatures import load_keys
+
+        load_keys(settings.trusted_keys)
+        with self.db.write() as conn:
+            conn.execute(delete(namespace_trust).where(namespace_trust.c.namespace == namespace))
+            conn.execute(
+                insert(namespace_trust).values(
+                    namespace=namespace,
+                    require_signature=settings.require_signature,
+                    trusted_keys=json.dumps(list(settings.trusted_keys)),
+                )
+            )
+        return settings
+
+    def effective(self, repo: Repo, conn: Connection | None = None) -> RepoTrustSettings:
+        """Repo, namespace and server settings combined: a signature is required if either the repo or
+        its namespace requires one; the keys of all three are trusted."""
+        own = self.settings(repo, conn)
+        ns = self.namespace_settings(repo.namespace, conn)
+        keys = tuple(dict.fromkeys(own.trusted_keys + ns.trusted_keys + self.policy.trusted_keys))
+        return RepoTrustSettings(own.require_signature or ns.require_signature, keys)
 
     def set_settings(self, repo: Repo, settings: RepoTrustSettings) -> RepoTrustSettings:
         from cairn.registry.signatures import load_keys
@@ -262,8 +298,8 @@ class TrustService:
         """Verify the signature, enforce the repo's requirement and store the revision's trust record."""
         from cairn.registry.signatures import verify_tree
 
-        settings = self.settings(repo, conn)
-        keys = settings.trusted_keys + self.policy.trusted_keys
+        settings = self.effective(repo, conn)
+        keys = settings.trusted_keys
         sig_entry = tree.get(SIGNATURE_FILE)
         sig_bytes = None
         if sig_entry is not None and sig_entry.size <= _MAX_SIG_BYTES:

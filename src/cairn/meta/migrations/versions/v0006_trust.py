@@ -1,5 +1,5 @@
 """Trust on upload and discovery: blob inspections, quarantine overrides, per-revision trust records,
-repo signature settings, the discovery index, lineage edges and likes.
+repo and namespace signature settings, the discovery index, lineage edges and likes.
 
 Revision ID: 0006_trust
 Revises: 0004
@@ -51,6 +51,12 @@ def upgrade() -> None:
         sa.Column("trusted_keys", sa.Text, nullable=False),
     )
     op.create_table(
+        "namespace_trust",
+        sa.Column("namespace", sa.String(96), primary_key=True),
+        sa.Column("require_signature", sa.Boolean, nullable=False),
+        sa.Column("trusted_keys", sa.Text, nullable=False),
+    )
+    op.create_table(
         "repo_index",
         sa.Column("repo_id", sa.Integer, sa.ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("parameters", sa.BigInteger, nullable=True),
@@ -77,6 +83,7 @@ def downgrade() -> None:
         "likes",
         "lineage_edges",
         "repo_index",
+        "namespace_trust",
         "repo_trust",
         "revision_trust",
         "quarantine_overrides",
