@@ -65,6 +65,8 @@ def test_serve_trust_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert trust_policy(flag).license_policy.enforcement == "warn"
     block = parser.parse_args(["serve", "--license-enforcement", "block", "--unsafe-files", "reject"])
     assert trust_policy(block).license_policy.enforcement == "block"
+    assert not trust_policy(block).block_unscannable
+    assert trust_policy(parser.parse_args(["serve", "--block-unscannable"])).block_unscannable
     monkeypatch.setenv("CAIRN_UNSAFE_FILES", "ignore")
     with pytest.raises(UsageError):
         trust_policy(args)

@@ -18,7 +18,7 @@ from cairn.registry.discovery import parse_count, parse_filters
 from cairn.registry.models import TokenInfo
 from cairn.registry.scanning import Inspection, inspect_file, safetensors_parameters
 from cairn.registry.signatures import load_keys, verify_tree
-from cairn.registry.trust import TrustPolicy, UnsafeUploadError
+from cairn.registry.trust import QuarantinedFileError, TrustPolicy, UnsafeUploadError
 
 
 class _Evil:
@@ -177,3 +177,29 @@ def test_blocking_license_policy_refuses_the_commit(tmp_path: Path) -> None:
         assert record is not None and record["licenseCheck"]["decision"]["action"] == "allow"
     finally:
         reg.close()
+
+
+def test_unscannable_files_are_accepted_as_error_or_blocked_on_request(tmp_path: Path) -> None:
+    broken = b"PK\x03\x04" + b"\0" * 40  # a truncated zip: the scanner cannot analyse it
+    reg = _registry(tmp_path, TrustPolicy())
+    try:
+        who = _who(reg)
+        repo = reg.repos.create(who, "model", "carol", "u", private=False)
+        blob = reg.ingest_bytes(broken)
+        done = reg.commit(repo, "main", [AddFile("w.bin", blob.sha256)], title="accepted", author="carol")
+        assert reg.trust.file_status(reg.commits.files(done.id))["w.bin"][0] == "error"  # never "safe"
+    finally:
+        reg.close()
+    strict = _registry(tmp_path, TrustPolicy(block_unscannable=True))
+    try:
+        with pytest.raises(UnsafeUploadError, match="could-not-scan") as err:
+            strict.commit(repo, "main", [AddFile("again.bin", blob.sha256)], title="refused", author="carol")
+        assert "zip archive could not be read" in str(err.value)
+    finally:
+        strict.close()
+    quarantine = _registry(tmp_path, TrustPolicy(on_unsafe="quarantine", block_unscannable=True))
+    try:
+        with pytest.raises(QuarantinedFileError):
+            quarantine.lookup_file("model", "carol", "u", "main", "w.bin", None)
+    finally:
+        quarantine.close()

@@ -29,6 +29,11 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
         choices=["info", "low", "medium", "high", "critical"],
         help="findings at or above this severity make a file unsafe (default critical)",
     )
+    group.add_argument(
+        "--block-unscannable",
+        action="store_true",
+        help="treat files the scanner could not analyse like unsafe ones (default: accept, shown as error)",
+    )
     group.add_argument("--no-scan", action="store_true", help="do not scan uploads (files show as unscanned)")
     group.add_argument(
         "--trusted-key",
@@ -69,6 +74,7 @@ def trust_policy(args: argparse.Namespace) -> Any:
         scan=not args.no_scan,
         trusted_keys=tuple(keys),
         admins=tuple(args.hub_admin),
+        block_unscannable=args.block_unscannable,
         license_policy=LicensePolicy(enforcement=args.license_enforcement),
     )
 

@@ -72,6 +72,7 @@ class TrustPolicy:
     scan: bool = True
     trusted_keys: tuple[str, ...] = ()
     admins: tuple[str, ...] = ()
+    block_unscannable: bool = False
     license_policy: LicensePolicy = field(default_factory=LicensePolicy)
 
     def __post_init__(self) -> None:
@@ -89,6 +90,10 @@ class TrustPolicy:
             worst = Severity.parse(found.severity or "info")
             return "unsafe" if worst >= Severity.parse(self.block_severity) else "caution"
         return "safe"
+
+    def blocks(self, verdict: str) -> bool:
+        """Whether a file with ``verdict`` is refused (rejected, or quarantined) under this policy."""
+        return verdict == "unsafe" or (verdict == "error" and self.block_unscannable)
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ class QuarantinedFileError(PermissionDeniedError):
 
     def __init__(self, path: str, sha256: str, severity: str | None) -> None:
         super().__init__(
-            f"{path} is quarantined: the security scan found {severity or 'unsafe'} content; "
+            f"{path} is quarantined: the security scan found {severity or 'unscannable or unsafe'} content; "
             "an administrator must release it before it can be downloaded"
         )
         self.path = path
@@ -137,6 +142,16 @@ class SignatureRequiredError(PermissionDeniedError):
         )
         self.repo_id = repo_id
         self.reason = reason
+
+
+def _reasons(found: Inspection) -> list[dict[str, Any]]:
+    """Findings, or for a file that could not be scanned, its scanner errors in the same shape."""
+    if found.findings:
+        return found.findings
+    errors = found.report.get("errors", [])
+    return [
+        {"severity": "error", "rule": "could-not-scan", "construct": e.get("message", "")} for e in errors
+    ]
 
 
 class TrustService:
@@ -169,9 +184,9 @@ class TrustService:
                 known[op.sha256] = found
         if self.policy.on_unsafe == "reject":
             bad = {
-                op.path: known[op.sha256].findings
+                op.path: _reasons(known[op.sha256])
                 for op in added
-                if self.policy.verdict(known.get(op.sha256)) == "unsafe"
+                if self.policy.blocks(self.policy.verdict(known.get(op.sha256)))
             }
             if bad:
                 raise UnsafeUploadError(bad)
@@ -189,7 +204,7 @@ class TrustService:
             return
         with self.db.read() as conn:
             found = load_inspections(conn, [entry.sha256]).get(entry.sha256)
-            if self.policy.verdict(found) != "unsafe":
+            if not self.policy.blocks(self.policy.verdict(found)):
                 return
             released = conn.execute(
                 select(quarantine_overrides.c.sha256).where(
