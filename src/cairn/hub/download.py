@@ -99,13 +99,22 @@ async def resolve_file(ctx: Ctx) -> Response:
     p = ctx.params
     try:  # the common case, one query: the revision is one segment (a branch, tag or commit id)
         repo, commit, entry = await ctx.call(
-            ctx.registry.lookup_file, p["type"], p["ns"], p["name"], segments[0], path, ctx.principal
+            ctx.registry.lookup_file,
+            p["type"],
+            p["ns"],
+            p["name"],
+            segments[0],
+            path,
+            ctx.principal,
+            content=ctx.request.method != "HEAD",
         )
     except RevisionNotFoundError:  # perhaps an unencoded revision containing '/'
         repo = await ctx.repo(content=True)
         commit, _rev, rest = await resolve_revision(ctx, repo, segments)
         path = check_path("/".join(rest))
         entry = await ctx.call(ctx.registry.commits.file, commit, path)
+        if ctx.request.method != "HEAD":
+            await ctx.call(ctx.registry.trust.check_download, repo, entry)
     headers = file_headers(entry, commit)
     start, end, status = 0, entry.size, 200
     range_header = ctx.request.headers.get("range")

@@ -12,9 +12,11 @@ from starlette.responses import JSONResponse, Response
 
 from cairn.errors import UsageError
 from cairn.format.hashing import git_blob_sha1
+from cairn.hub import trust_api
 from cairn.hub.context import Ctx
 from cairn.hub.download import resolve_revision
 from cairn.registry import Commit, EntryNotFoundError, FileEntry, Repo, check_path
+from cairn.registry.discovery import FILTER_PARAMS, parse_filters
 
 __all__ = ["iso", "list_repos", "paths_info", "refs", "repo_commits", "repo_info", "tree"]
 
@@ -96,7 +98,11 @@ async def repo_info(ctx: Ctx) -> Response:
     repo = await ctx.repo()
     commit, _, _ = await resolve_revision(ctx, repo, ctx.rest or ["main"], min_rest=0)
     entries = await ctx.call(ctx.registry.commits.files, commit)
-    return JSONResponse(repo_json(ctx, repo, commit, entries))
+    out = repo_json(ctx, repo, commit, entries)
+    extra = await trust_api.info_fields(ctx, commit, entries)
+    expand = ctx.qlist("expand")
+    out.update({k: v for k, v in extra.items() if not expand or k in expand or k == "securityRepoStatus"})
+    return JSONResponse(out)
 
 
 async def list_repos(ctx: Ctx) -> Response:
@@ -116,6 +122,7 @@ async def list_repos(ctx: Ctx) -> Response:
         sort=sort,
         offset=offset,
         limit=page,
+        where=parse_filters({k: ctx.qlist(k) for k in FILTER_PARAMS}),
     )
     full = ctx.qbool("full")
     items = []
@@ -165,8 +172,11 @@ async def tree(ctx: Ctx) -> Response:
     if ctx.qbool("expand"):
         history = await ctx.call(ctx.registry.commits.history, repo, commit, limit=1 << 30)
         last = {c.id: c for c in history}
+        status = await ctx.call(ctx.registry.trust.file_status, entries)
         items = [
-            file_json(e, last) if it["type"] == "file" else it
+            {**file_json(e, last), "securityFileStatus": trust_api.file_security(*status[e.path])}
+            if it["type"] == "file"
+            else it
             for it, e in _pair(items, {e.path: e for e in entries})
         ]
     offset = ctx.cursor()

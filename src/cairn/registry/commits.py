@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Row, and_, delete, insert, select, update
@@ -149,11 +149,14 @@ class CommitService:
         message: str = "",
         author: str,
         parent: str | None = None,
+        on_tree: Callable[[Connection, str, dict[str, FileEntry]], None] | None = None,
     ) -> Commit:
         """Apply ``operations`` in order on the head of ``branch`` and move the branch, atomically.
 
         ``parent``: the commit the caller based its work on; :class:`StaleParentError` if the branch has
         moved since. A lost compare-and-swap raises :class:`RefMovedError`; in both cases nothing changes.
+        ``on_tree(conn, commit_id, tree)`` runs inside the same transaction once the new tree is known and
+        the commit row is written: it may record more rows, or raise to roll the whole commit back.
         """
         if len(operations) > MAX_OPERATIONS:
             raise LimitExceededError(f"a commit may have at most {MAX_OPERATIONS} operations")
@@ -197,6 +200,8 @@ class CommitService:
             ]
             if rows:
                 conn.execute(insert(files), rows)
+            if on_tree is not None:
+                on_tree(conn, commit_id, tree)
             moved = conn.execute(
                 update(refs)
                 .where(

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.errors import NotFoundError, PermissionDeniedError, UsageError
@@ -269,6 +269,7 @@ class RepoService:
         sort: str | None = None,
         offset: int = 0,
         limit: int = 100,
+        where: Sequence[ColumnElement[bool]] = (),
     ) -> list[Repo]:
         """Visible repos matching every filter, sorted descending by ``sort`` (default: newest)."""
         _check_type(repo_type)
@@ -288,6 +289,8 @@ class RepoService:
             query = query.where(full.like(f"%{needle}%", escape="\\"))
         if author:
             query = query.where(repos.c.namespace == author)
+        for condition in where:  # extra conditions on ``repos`` (discovery filters)
+            query = query.where(condition)
         for tag in tags:  # coarse filter in SQL; exact membership checked below
             query = query.where(repos.c.tags.contains(json.dumps(tag)))
         key = SORT_KEYS[sort or "createdAt"]

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.format.hashing import git_blob_sha1
@@ -25,9 +25,11 @@ from cairn.meta import Database, blobs, now_us, repo_objects
 from cairn.meta.migrate import migrate
 from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
+from cairn.registry.discovery import DiscoveryService
 from cairn.registry.models import Commit, FileEntry, Operation, Principal, Repo
 from cairn.registry.names import is_commit_id
 from cairn.registry.repos import RepoService, can_see
+from cairn.registry.trust import TrustPolicy, TrustService
 from cairn.registry.users import UserService
 from cairn.store import BlobStore, open_blob_store
 
@@ -80,7 +82,7 @@ class BlobInfo:
 class Registry:
     """Domain operations over one database and one blob store."""
 
-    def __init__(self, db: Database, store: BlobStore) -> None:
+    def __init__(self, db: Database, store: BlobStore, trust: TrustPolicy | None = None) -> None:
         self.db = db
         self.store = store
         self.users = UserService(db)
@@ -89,14 +91,19 @@ class Registry:
         local = store.staging_dir()
         self._own_staging = None if local is not None else Path(tempfile.mkdtemp(prefix="cairn-staging-"))
         self._staging = local or self._own_staging
+        self.trust = TrustService(db, store, self.staging_dir(), trust or TrustPolicy())
+        self.discovery = DiscoveryService(db)
 
     @classmethod
-    def open(cls, db_url: str, blobs_url: str, *, upgrade: bool = True) -> Registry:
-        """Open (and by default migrate) the database at ``db_url`` and the store at ``blobs_url``."""
+    def open(
+        cls, db_url: str, blobs_url: str, *, upgrade: bool = True, trust: TrustPolicy | None = None
+    ) -> Registry:
+        """Open (and by default migrate) the database at ``db_url`` and the store at ``blobs_url``.
+        ``trust``: the server's scanning and signature policy (default: scan, reject unsafe files)."""
         db = Database(db_url)
         if upgrade:
             migrate(db)
-        return cls(db, open_blob_store(blobs_url))
+        return cls(db, open_blob_store(blobs_url), trust)
 
     def close(self) -> None:
         self.db.dispose()
@@ -121,6 +128,7 @@ class Registry:
             src.unlink(missing_ok=True)
             info = existing
         else:
+            self.trust.on_ingest(src, sha256)
             self.store.put_file(sha256, src)
             with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
                 conn.execute(
@@ -177,10 +185,20 @@ class Registry:
 
     # -- the hot path ----------------------------------------------------------------------------------
     def lookup_file(
-        self, repo_type: str, namespace: str, name: str, revision: str, path: str, who: Principal | None
+        self,
+        repo_type: str,
+        namespace: str,
+        name: str,
+        revision: str,
+        path: str,
+        who: Principal | None,
+        *,
+        content: bool = True,
     ) -> tuple[Repo, str, FileEntry]:
         """(repo, commit id, file) for a download, in one query when ``revision`` is a branch or tag
-        and the file exists; otherwise through the general path, which raises the precise error."""
+        and the file exists; otherwise through the general path, which raises the precise error.
+        ``content``: the caller will send the bytes, so a quarantined file is refused
+        (:class:`~cairn.registry.trust.QuarantinedFileError`); metadata alone is always answered."""
         query = _LOOKUP_COMMIT if is_commit_id(revision) else _LOOKUP
         with self.db.read() as conn:
             row = conn.execute(
@@ -199,16 +217,23 @@ class Registry:
             )
             if can_see(repo, who) and not repo.gated:
                 entry = FileEntry(path, row.sha256, row.git_sha1, row.size, bool(row.lfs), row.last_commit)
+                if content:
+                    self.trust.check_download(repo, entry)
                 return repo, row.commit_id, entry
         repo = self.repos.get(repo_type, namespace, name, who)
         self.repos.check_content_access(repo, who)
         commit, _ = self.commits.resolve(repo, revision)
-        return repo, commit, self.commits.file(commit, path)
+        entry = self.commits.file(commit, path)
+        if content:
+            self.trust.check_download(repo, entry)
+        return repo, commit, entry
 
     # -- commits with side effects ---------------------------------------------------------------------
     def _initial_commit(self, repo: Repo, author: str) -> None:
         info = self.ingest_bytes(GITATTRIBUTES, repo_id=repo.id)
-        self.commits.initial_commit(repo, author, info.sha256)
+        first = self.commits.initial_commit(repo, author, info.sha256)
+        verdicts = [v for v, _ in self.trust.file_status(self.commits.files(first.id)).values()]
+        self.discovery.index(repo, {}, None, verdicts)
 
     def commit(
         self,
@@ -221,9 +246,25 @@ class Registry:
         author: str,
         parent: str | None = None,
     ) -> Commit:
-        """Commit, then refresh the repo's derived metadata (tags, card) when ``main`` moved."""
+        """Commit, then refresh the repo's derived metadata (tags, card) when ``main`` moved.
+
+        Every added file is inspected first (:meth:`TrustService.prepare`: unsafe files fail the commit
+        under the ``reject`` policy); the signature and the revision's trust record are checked and written
+        in the commit's own transaction, so a rejected commit leaves nothing behind."""
+        inspected = self.trust.prepare(operations)
+
+        def on_tree(conn: Connection, commit_id: str, tree: dict[str, FileEntry]) -> None:
+            self.trust.record(conn, repo, commit_id, tree, inspected)
+
         commit = self.commits.commit(
-            repo, branch, operations, title=title, message=message, author=author, parent=parent
+            repo,
+            branch,
+            operations,
+            title=title,
+            message=message,
+            author=author,
+            parent=parent,
+            on_tree=on_tree,
         )
         self.repos.touch(repo, commit.created_at)
         if branch == "main":
@@ -240,3 +281,7 @@ class Registry:
 
         info = derive_card_info(by_path, content("README.md"), content("config.json"))
         self.repos.set_card_info(repo, info)
+        record = self.trust.revision(commit_id) or {}
+        params = (record.get("safetensors") or {}).get("total")
+        verdicts = [v for v, _ in self.trust.file_status(entries).values()]
+        self.discovery.index(repo, info.card_data, params, verdicts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cairn.cli import trust_admin
 from cairn.cli.commands.serve import add_storage_options, storage_urls
 from cairn.cli.output import EXIT_OK, emit
 
@@ -41,6 +42,7 @@ def register(subparsers: Any) -> None:
     grant.add_argument("--json", action="store_true", help="print the result as JSON")
     add_storage_options(grant)
     grant.set_defaults(handler=grant_access)
+    trust_admin.add_admin_actions(sub, add_storage_options)
 
 
 def _open(args: argparse.Namespace) -> Any:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.cli.output import EXIT_OK
+from cairn.cli.trust_admin import add_trust_options, trust_policy
 
 __all__ = ["add_storage_options", "register", "storage_urls"]
 
@@ -62,6 +63,7 @@ def register(subparsers: Any) -> None:
         help="path prefix a reverse proxy serves the hub under (e.g. /hub)",
     )
     add_storage_options(parser)
+    add_trust_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from cairn.registry import Registry
 
     db, blobs = storage_urls(args)
-    registry = Registry.open(db, blobs)
+    registry = Registry.open(db, blobs, trust=trust_policy(args))
     app = create_app(registry, HubConfig(public_url=args.public_url))
     url = args.public_url or f"http://{args.host}:{args.port}{args.root_path}"
     prog = sys.argv[0] if Path(sys.argv[0]).name == "cairn" else "cairn"

@@ -4,7 +4,7 @@ The blob store is shared by all repos; without this table a commit could name an
 read another repo's (gated or private) file. Backfilled from every tree each repo already has.
 
 Revision ID: 0007_repo_objects
-Revises: 0004
+Revises: 0006_trust
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_repo_objects"
-down_revision = "0004"
+down_revision = "0006_trust"
 branch_labels = None
 depends_on = None
 
