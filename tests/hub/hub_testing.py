@@ -111,6 +111,9 @@ def seaweedfs_s3(tmp: Path) -> Iterator[str]:
             f"-s3.port={s3_port}",
             "-volume.max=0",
             "-master.volumeSizeLimitMB=64",
+            # fixed default ports (8181, 9101) clash between concurrent test runs: disable them
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

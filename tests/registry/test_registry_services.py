@@ -43,9 +43,9 @@ def _alice(reg: Registry) -> Principal:
 def test_migrations_reach_head_and_are_idempotent(reg: Registry) -> None:
     from cairn.meta.migrate import migrate
 
-    assert current_revision(reg.db) == "0004"
+    assert current_revision(reg.db) == "0005_access"
     migrate(reg.db)
-    assert current_revision(reg.db) == "0004"
+    assert current_revision(reg.db) == "0005_access"
 
 
 def test_tokens_are_hashed_and_authenticate(reg: Registry) -> None:

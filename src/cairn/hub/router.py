@@ -10,7 +10,7 @@ from urllib.parse import unquote_to_bytes
 from starlette.responses import Response
 
 from cairn.errors import UsageError
-from cairn.hub import download, info, manage, multipart, upload, web
+from cairn.hub import access_routes, download, info, manage, multipart, upload, web
 from cairn.hub.context import TYPES, Ctx
 
 __all__ = ["Handler", "match", "split_path"]
@@ -30,6 +30,10 @@ _REPO_OPS: dict[tuple[str, str], Handler] = {
     ("GET", "auth-check"): manage.auth_check,
     ("GET", "xet-read-token"): manage.xet_token,
     ("GET", "xet-write-token"): manage.xet_token,
+    ("GET", "user-access-request"): access_routes.user_access_request,
+    ("POST", "user-access-request"): access_routes.user_access_request,
+    ("POST", "ask-access"): access_routes.ask_access,
+    ("GET", "audit"): access_routes.repo_audit,
 }
 _REF_OPS: dict[tuple[str, str], Handler] = {
     ("POST", "branch"): manage.create_branch,
@@ -95,6 +99,9 @@ def _match_api(method: str, seg: list[str], ctx: Ctx) -> Handler | None:
             ctx.params["type"] = TYPES[seg[0]]
             return info.list_repos
         return _TOP.get((method, seg[0]))
+    if seg[0] == "cairn":
+        handler: Handler | None = access_routes.match_cairn(method, seg[1:], ctx)
+        return handler
     if seg[0] == "repos" and len(seg) == 2:
         return {
             ("POST", "create"): manage.create_repo,

@@ -23,10 +23,13 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from cairn.format.hashing import git_blob_sha1
 from cairn.meta import Database, blobs, now_us
 from cairn.meta.migrate import migrate
+from cairn.registry.access import AccessService
+from cairn.registry.audit import AuditService
 from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
 from cairn.registry.models import Commit, FileEntry, Operation, Principal, Repo
 from cairn.registry.names import is_commit_id
+from cairn.registry.orgs import OrgService
 from cairn.registry.repos import RepoService, can_see
 from cairn.registry.users import UserService
 from cairn.store import BlobStore, open_blob_store
@@ -83,9 +86,12 @@ class Registry:
     def __init__(self, db: Database, store: BlobStore) -> None:
         self.db = db
         self.store = store
-        self.users = UserService(db)
+        self.audit = AuditService(db)
+        self.users = UserService(db, self.audit)
         self.commits = CommitService(db)
-        self.repos = RepoService(db, self._initial_commit)
+        self.repos = RepoService(db, self._initial_commit, self.audit)
+        self.orgs = OrgService(db, self.users, self.audit)
+        self.access = AccessService(db, self.repos, self.audit)
         local = store.staging_dir()
         self._own_staging = None if local is not None else Path(tempfile.mkdtemp(prefix="cairn-staging-"))
         self._staging = local or self._own_staging
@@ -194,6 +200,13 @@ class Registry:
             repo, branch, operations, title=title, message=message, author=author, parent=parent
         )
         self.repos.touch(repo, commit.created_at)
+        self.audit.record(
+            author,
+            "repo.commit",
+            repo=repo,
+            target=branch,
+            detail={"commit": commit.id, "title": title[:200]},
+        )
         if branch == "main":
             self.refresh_card(repo, commit.id)
         return commit
