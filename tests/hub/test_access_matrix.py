@@ -116,6 +116,11 @@ def _endpoints(name: str, who: str) -> dict[str, list[Call]]:
         "tree": [("GET", f"{R}/{name}/tree/main", {})],
         "paths_info": [("POST", f"{R}/{name}/paths-info/main", {"json": {"paths": ["config.json"]}})],
         "refs": [("GET", f"{R}/{name}/refs", {})],
+        "web_repo": [("GET", f"/acme/{name}", {})],
+        "web_file": [("GET", f"/acme/{name}/blob/main/config.json", {})],
+        "auth_check": [("GET", f"{R}/{name}/auth-check", {})],
+        "auth_check_write": [("GET", f"{R}/{name}/auth-check/write", {})],
+        "discussions": [("GET", f"{R}/{name}/discussions", {})],
         "commits": [("GET", f"{R}/{name}/commits/main", {})],
         "preupload": [
             (
@@ -160,9 +165,21 @@ def _endpoints(name: str, who: str) -> dict[str, list[Call]]:
     }
 
 
-READS = {"resolve_head", "resolve_get", "model_info", "tree", "paths_info", "refs", "commits"}
-CONTENT = {"resolve_head", "resolve_get", "tree", "paths_info"}
-WRITES = {"preupload", "lfs_batch", "commit", "branch", "tag"}
+READS = {
+    "resolve_head",
+    "resolve_get",
+    "model_info",
+    "tree",
+    "paths_info",
+    "refs",
+    "commits",
+    "web_repo",
+    "web_file",
+    "auth_check",
+    "discussions",
+}
+CONTENT = {"resolve_head", "resolve_get", "tree", "paths_info", "web_file"}
+WRITES = {"preupload", "lfs_batch", "commit", "branch", "tag", "auth_check_write"}
 ADMIN = {"settings", "access_list", "access_handle", "audit"}
 MEMBERS = {"reader": 1, "read_only": 1, "writer": 2, "admin": 3, "scoped_org": 3}
 
