@@ -333,3 +333,31 @@ def test_org_audit_is_for_org_admins_only(world: World) -> None:
         assert got.status_code == want, who
     got = world.client.get("/api/cairn/orgs/nosuchorg/audit", headers=world.headers("outsider"))
     assert got.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("who", "private", "want"),
+    [
+        ("anonymous", False, 401),
+        ("outsider", True, 404),
+        ("outsider", False, 403),
+        ("reader", True, 403),
+        ("writer", False, 403),
+        ("read_only", False, 403),
+        ("scoped_other", False, 403),
+        ("revoked", False, 401),
+        ("admin", True, 200),
+        ("scoped_org", False, 200),
+    ],
+)
+def test_move_repo_needs_admin_and_keeps_its_audit_trail(
+    world: World, who: str, private: bool, want: int
+) -> None:
+    name = f"mv-{who.replace('_', '-')}-{int(private)}"
+    _fresh(world, name, private)
+    body = {"fromRepo": f"acme/{name}", "toRepo": f"acme/{name}-new"}
+    got = world.client.post("/api/repos/move", headers=world.headers(who), json=body)
+    assert got.status_code == want, got.text
+    final = f"{name}-new" if want == 200 else name
+    events = world.client.get(f"{R}/{final}/audit", headers=world.headers("admin")).json()
+    assert [e["action"] for e in events] == (["repo.move", "repo.create"] if want == 200 else ["repo.create"])

@@ -127,3 +127,18 @@ def test_audit_query_limits(reg: Registry) -> None:
         reg.audit.query(namespace="ada", limit=0)
     with pytest.raises(UsageError):
         reg.audit.query(namespace="ada", limit=10**6)
+
+
+def test_a_new_repo_does_not_inherit_a_deleted_ones_history(reg: Registry) -> None:
+    ada = reg.users.authenticate(reg.users.create_token("ada"))
+    old = reg.repos.create(ada, "model", "ada", "a", private=False)
+    reg.repos.update_settings(ada, old, gated="manual")
+    reg.repos.delete(ada, "model", "ada", "a")
+    new = reg.repos.create(ada, "model", "ada", "b", private=False)
+    assert [e.action for e in reg.audit.query(repo=new)] == ["repo.create"]
+    assert [e.action for e in reg.audit.query(namespace="ada")][:4] == [
+        "repo.create",
+        "repo.delete",
+        "repo.settings",
+        "repo.create",
+    ]

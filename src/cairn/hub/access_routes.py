@@ -264,7 +264,7 @@ async def create_token(ctx: Ctx) -> Response:
         expires_at=expires,
         by=user,
     )
-    created = (await ctx.call(ctx.registry.users.tokens_of, user))[-1]
+    created = await ctx.call(ctx.registry.users.token_info, token)
     return JSONResponse({**token_json(created), "token": token})
 
 

@@ -93,7 +93,8 @@ class AuditService:
             raise UsageError(f"limit must be between 1 and {MAX_PAGE}")
         query = select(audit_events)
         if repo is not None:
-            query = query.where(audit_events.c.repo_id == repo.id)
+            # SQLite may hand a deleted repo's id to a new one: its history starts at its creation
+            query = query.where(audit_events.c.repo_id == repo.id, audit_events.c.at >= repo.created_at)
         else:
             query = query.where(audit_events.c.namespace == namespace)
         if before is not None:

@@ -184,6 +184,14 @@ class UserService:
         )
         return token
 
+    def token_info(self, token: str) -> TokenInfo:
+        """What is stored about ``token`` (given in clear), without recording a use."""
+        with self.db.read() as conn:
+            row = conn.execute(select(*_TOKEN_COLS).where(tokens.c.token_hash == _hash(token))).first()
+        if row is None:
+            raise NotFoundError("no such token")
+        return _token_info(row)
+
     def tokens_of(self, user_name: str) -> list[TokenInfo]:
         """Every token of ``user_name`` (revoked and expired ones too), oldest first."""
         user = self.get_user(user_name)
