@@ -154,10 +154,14 @@ def test_organisation_roles_managed_with_the_cli(hub: LiveHub) -> None:
     with pytest.raises(HfHubHTTPError):
         c.update_repo_settings("acc-org/weights", private=False)  # settings need admin
     status, members = _cli(hub, dave, "org", "members", "acc-org")
-    assert status == 0 and members == [
-        {"user": "acc-carol", "fullname": "acc-carol", "role": "write"},
-        {"user": "acc-dave", "fullname": "acc-dave", "role": "admin"},
+    assert status == 0 and [(m["user"], m["role"]) for m in members] == [
+        ("acc-carol", "write"),
+        ("acc-dave", "admin"),
     ]
+    assert [u.username for u in admin.list_organization_members("acc-org")] == ["acc-carol", "acc-dave"]
+    with pytest.raises(HfHubHTTPError) as hidden:
+        list(_api(hub, hub.other_token).list_organization_members("acc-org"))
+    assert hidden.value.response.status_code == 404
     assert _cli(hub, dave, "org", "remove", "acc-org", "acc-dave")[0] == 2  # the last admin stays
     assert _cli(hub, dave, "org", "add", "acc-org", "acc-dave", "--role", "read")[0] == 2
     assert _cli(hub, hub.other_token, "org", "members", "acc-org")[0] == 2  # outsiders see nothing

@@ -4,7 +4,8 @@ Hugging Face shapes where the Hub has them (``user-access-request/{pending,accep
 grant}``, used by ``HfApi.list_pending_access_requests`` and friends); cairn's own JSON API under
 ``/api/cairn/`` otherwise:
 
-* ``POST /api/cairn/orgs`` ``{"name"}``; ``GET /api/cairn/orgs/{org}/members``;
+* ``POST /api/cairn/orgs`` ``{"name"}``; ``GET /api/cairn/orgs/{org}/members`` (also the Hub's
+  ``/api/organizations/{org}/members``, ``HfApi.list_organization_members``);
   ``PUT|DELETE /api/cairn/orgs/{org}/members/{user}`` (``{"role"}``); ``GET /api/cairn/orgs/{org}/audit``
 * ``GET|POST /api/cairn/tokens``; ``DELETE /api/cairn/tokens/{id}``
 * ``POST /api/{type}/{ns}/{name}/ask-access`` (the requester; optional ``{"fields": {...}}``)
@@ -58,7 +59,11 @@ def _str(data: dict[str, Any], key: str, *, required: bool = True) -> str | None
 
 
 def match_cairn(method: str, seg: list[str], ctx: Ctx) -> Any:
-    """Handler for ``/api/cairn/<seg...>`` or ``None``."""
+    """Handler for ``/api/cairn/<...>`` (and the Hub's ``/api/organizations/{org}/members``) or ``None``."""
+    if seg[0] == "organizations":
+        ctx.params["org"] = seg[1]
+        return org_members if method == "GET" else None
+    seg = seg[1:]
     if seg == ["orgs"] and method == "POST":
         return create_org
     if len(seg) >= 3 and seg[0] == "orgs":
@@ -89,7 +94,12 @@ async def create_org(ctx: Ctx) -> Response:
 
 async def org_members(ctx: Ctx) -> Response:
     members = await ctx.call(ctx.registry.orgs.members, ctx.principal, ctx.params["org"])
-    return JSONResponse([{"user": m.user, "fullname": m.fullname, "role": m.role} for m in members])
+    return JSONResponse(
+        [
+            {"user": m.user, "fullname": m.fullname, "role": m.role, "type": "user", "avatarUrl": ""}
+            for m in members
+        ]
+    )
 
 
 async def set_member(ctx: Ctx) -> Response:

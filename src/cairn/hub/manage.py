@@ -232,7 +232,7 @@ def access_token_json(token: TokenInfo) -> dict[str, Any]:
         out["expiresAt"] = iso(token.expires_at)
     if token.scopes:
         out["fineGrained"] = {
-            "canReadGatedRepos": True,
+            "canReadGatedRepos": False,  # gated files: only through a scope that covers the repo
             "global": [],
             "scoped": [
                 {

@@ -99,8 +99,8 @@ def _match_api(method: str, seg: list[str], ctx: Ctx) -> Handler | None:
             ctx.params["type"] = TYPES[seg[0]]
             return info.list_repos
         return _TOP.get((method, seg[0]))
-    if seg[0] == "cairn":
-        handler: Handler | None = access_routes.match_cairn(method, seg[1:], ctx)
+    if seg[0] == "cairn" or (seg[0] == "organizations" and seg[2:] == ["members"]):
+        handler: Handler | None = access_routes.match_cairn(method, seg, ctx)
         return handler
     if seg[0] == "repos" and len(seg) == 2:
         return {
