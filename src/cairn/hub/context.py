@@ -164,8 +164,9 @@ class Ctx:
         return f"{self.base_url()}/{PREFIX[repo.type]}{repo.repo_id}"
 
     # -- common lookups --------------------------------------------------------------------------------
-    async def repo(self, *, write: bool = False, content: bool = False) -> Repo:
-        """The repo of this request, checked for visibility, write access, and (``content``) gating."""
+    async def repo(self, *, write: bool = False, content: bool = False, manage: bool = False) -> Repo:
+        """The repo of this request, checked for visibility, write (or ``manage``: admin) access, and
+        (``content``) gating."""
         repo = await self.call(
             self.registry.repos.get,
             self.params["type"],
@@ -173,6 +174,7 @@ class Ctx:
             self.params["name"],
             self.principal,
             write=write,
+            manage=manage,
         )
         if content:
             await self.call(self.registry.repos.check_content_access, repo, self.principal)

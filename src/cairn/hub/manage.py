@@ -10,10 +10,12 @@ from starlette.responses import JSONResponse, Response
 from cairn.errors import UsageError
 from cairn.hub.context import PREFIX, Ctx
 from cairn.hub.info import iso
-from cairn.registry import AlreadyExistsError
+from cairn.registry import AlreadyExistsError, Repo
 from cairn.registry.cards import MAX_CARD_BYTES, parse_front_matter
+from cairn.registry.models import TokenInfo
 
 __all__ = [
+    "access_token_json",
     "agent_harnesses",
     "auth_check",
     "create_branch",
@@ -66,17 +68,10 @@ async def whoami(ctx: Ctx) -> Response:
             "isPro": False,
             "avatarUrl": "",
             "orgs": [
-                {"type": "org", "id": name, "name": name, "fullname": name, "roleInOrg": "write"}
+                {"type": "org", "id": name, "name": name, "fullname": name, "roleInOrg": who.role_in(name)}
                 for name in who.orgs
             ],
-            "auth": {
-                "type": "access_token",
-                "accessToken": {
-                    "displayName": who.token.name,
-                    "role": who.token.role,
-                    "createdAt": iso(who.token.created_at),
-                },
-            },
+            "auth": {"type": "access_token", "accessToken": access_token_json(who.token)},
         }
     )
 
@@ -142,12 +137,19 @@ async def settings(ctx: Ctx) -> Response:
     return JSONResponse({"private": repo.private, "gated": repo.gated or False})
 
 
+async def _audit(ctx: Ctx, action: str, repo: Repo, target: str, commit: str | None = None) -> None:
+    who = ctx.principal.user.name if ctx.principal else None
+    detail = {"commit": commit} if commit else None
+    await ctx.call(ctx.registry.audit.record, who, action, repo=repo, target=target, detail=detail)
+
+
 async def create_branch(ctx: Ctx) -> Response:
     repo = await ctx.repo(write=True)
     data = await ctx.json(required=False)
     start = _str(data, "startingPoint") or "main"
     commit, _ = await ctx.call(ctx.registry.commits.resolve, repo, start)
     await ctx.call(ctx.registry.commits.create_ref, repo, "branch", ctx.params["ref"], commit)
+    await _audit(ctx, "ref.create", repo, f"branch:{ctx.params['ref']}", commit)
     return JSONResponse({})
 
 
@@ -156,6 +158,7 @@ async def delete_branch(ctx: Ctx) -> Response:
     if ctx.params["ref"] == "main":
         raise UsageError("the main branch cannot be deleted")
     await ctx.call(ctx.registry.commits.delete_ref, repo, "branch", ctx.params["ref"])
+    await _audit(ctx, "ref.delete", repo, f"branch:{ctx.params['ref']}")
     return JSONResponse({})
 
 
@@ -167,12 +170,14 @@ async def create_tag(ctx: Ctx) -> Response:
         raise UsageError("'tag' is required")
     commit, _ = await ctx.call(ctx.registry.commits.resolve, repo, ctx.params["ref"])
     await ctx.call(ctx.registry.commits.create_ref, repo, "tag", tag, commit)
+    await _audit(ctx, "ref.create", repo, f"tag:{tag}", commit)
     return JSONResponse({})
 
 
 async def delete_tag(ctx: Ctx) -> Response:
     repo = await ctx.repo(write=True)
     await ctx.call(ctx.registry.commits.delete_ref, repo, "tag", ctx.params["ref"])
+    await _audit(ctx, "ref.delete", repo, f"tag:{ctx.params['ref']}")
     return JSONResponse({})
 
 
@@ -213,3 +218,32 @@ async def xet_token(ctx: Ctx) -> Response:
         status_code=404,
         headers={"X-Error-Message": "This hub does not support Xet; set HF_HUB_DISABLE_XET=1"},
     )
+
+
+def access_token_json(token: TokenInfo) -> dict[str, Any]:
+    """``auth.accessToken`` of whoami: the Hub's shape, ``role: "fineGrained"`` with the scopes for
+    fine-grained tokens (``repo.content.read`` / ``repo.write`` per repo, user or org entity)."""
+    out: dict[str, Any] = {
+        "displayName": token.name,
+        "role": "fineGrained" if token.scopes else token.role,
+        "createdAt": iso(token.created_at),
+    }
+    if token.expires_at is not None:
+        out["expiresAt"] = iso(token.expires_at)
+    if token.scopes:
+        out["fineGrained"] = {
+            "canReadGatedRepos": False,  # gated files: only through a scope that covers the repo
+            "global": [],
+            "scoped": [
+                {
+                    "entity": {
+                        "type": scope.repo_type if scope.kind == "repo" else "org",
+                        "name": scope.name,
+                    },
+                    "permissions": ["repo.content.read"]
+                    + (["repo.write"] if scope.permission == "write" else []),
+                }
+                for scope in token.scopes
+            ],
+        }
+    return out

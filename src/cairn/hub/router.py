@@ -10,7 +10,7 @@ from urllib.parse import unquote_to_bytes
 from starlette.responses import Response
 
 from cairn.errors import UsageError
-from cairn.hub import download, info, manage, multipart, trust_api, upload, web
+from cairn.hub import access_routes, download, info, manage, multipart, trust_api, upload, web
 from cairn.hub.context import TYPES, Ctx
 
 __all__ = ["Handler", "match", "split_path"]
@@ -31,6 +31,10 @@ _REPO_OPS: dict[tuple[str, str], Handler] = {
     ("GET", "xet-read-token"): manage.xet_token,
     ("GET", "xet-write-token"): manage.xet_token,
     **trust_api.REPO_OPS,
+    ("GET", "user-access-request"): access_routes.user_access_request,
+    ("POST", "user-access-request"): access_routes.user_access_request,
+    ("POST", "ask-access"): access_routes.ask_access,
+    ("GET", "audit"): access_routes.repo_audit,
 }
 _REF_OPS: dict[tuple[str, str], Handler] = {
     ("POST", "branch"): manage.create_branch,
@@ -99,6 +103,9 @@ def _match_api(method: str, seg: list[str], ctx: Ctx) -> Handler | None:
     if seg[0] == "users" and len(seg) == 3 and seg[2] == "likes" and method == "GET":
         ctx.params["user"] = seg[1]
         return trust_api.user_likes
+    if seg[0] == "cairn" or (seg[0] == "organizations" and seg[2:] == ["members"]):
+        handler: Handler | None = access_routes.match_cairn(method, seg, ctx)
+        return handler
     if seg[0] == "repos" and len(seg) == 2:
         return {
             ("POST", "create"): manage.create_repo,

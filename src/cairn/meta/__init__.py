@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cairn.meta.db import Database, now_us
 from cairn.meta.schema import (
+    audit_events,
     blobs,
     commits,
     files,
@@ -27,6 +28,7 @@ from cairn.meta.schema import (
 
 __all__ = [
     "Database",
+    "audit_events",
     "blobs",
     "commits",
     "files",

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "audit_events",
     "blobs",
     "commits",
     "files",
@@ -64,6 +65,11 @@ tokens = Table(
     Column("role", String(16), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
+    # v0005_access: fine-grained scopes (JSON list, "" = the whole account), expiry, revocation, last use
+    Column("scopes", Text, nullable=False, default="", server_default=""),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
 )
 
 repos = Table(
@@ -135,6 +141,12 @@ repo_access = Table(
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
+    # v0005_access: a row is an access request; only "accepted" ones open a gated repo's files
+    Column("status", String(16), nullable=False, default="accepted", server_default="accepted"),
+    Column("fields", Text, nullable=False, default="{}", server_default="{}"),
+    Column("decided_by", String(96), nullable=True),
+    Column("decided_at", BigInteger, nullable=True),
+    Column("reason", Text, nullable=True),
 )
 
 repo_redirects = Table(
@@ -169,4 +181,20 @@ repo_objects = Table(
     metadata,
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
     Column("sha256", String(64), primary_key=True),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(96), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("namespace", String(96), nullable=True),
+    Column("repo_id", Integer, nullable=True),  # no foreign key: events outlive a deleted repo
+    Column("repo", String(220), nullable=True),
+    Column("target", String(256), nullable=True),
+    Column("detail", Text, nullable=False, default="{}", server_default="{}"),
+    Index("ix_audit_repo", "repo_id", "id"),
+    Index("ix_audit_namespace", "namespace", "id"),
 )

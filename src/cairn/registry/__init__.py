@@ -7,6 +7,8 @@ Nothing here knows about HTTP, reads the environment or prints.
 
 from __future__ import annotations
 
+from cairn.registry.access import AccessRequest, AccessService, NotGatedError
+from cairn.registry.audit import AuditEvent, AuditService
 from cairn.registry.errors import (
     AlreadyExistsError,
     EntryNotFoundError,
@@ -30,14 +32,21 @@ from cairn.registry.models import (
     Principal,
     Ref,
     Repo,
+    TokenInfo,
+    TokenScope,
     User,
 )
 from cairn.registry.names import check_path
+from cairn.registry.orgs import LastAdminError, Member, OrgNotFoundError, OrgService
 from cairn.registry.service import BlobInfo, Registry
 
 __all__ = [
+    "AccessRequest",
+    "AccessService",
     "AddFile",
     "AlreadyExistsError",
+    "AuditEvent",
+    "AuditService",
     "BlobInfo",
     "Commit",
     "DeleteFile",
@@ -47,8 +56,13 @@ __all__ = [
     "GatedRepoError",
     "InvalidNameError",
     "InvalidPathError",
+    "LastAdminError",
+    "Member",
     "MissingBlobError",
+    "NotGatedError",
     "Operation",
+    "OrgNotFoundError",
+    "OrgService",
     "Principal",
     "Ref",
     "RefMovedError",
@@ -57,6 +71,8 @@ __all__ = [
     "RepoNotFoundError",
     "RevisionNotFoundError",
     "StaleParentError",
+    "TokenInfo",
+    "TokenScope",
     "UnauthenticatedError",
     "User",
     "check_path",

@@ -35,9 +35,16 @@ class GatedRepoError(PermissionDeniedError):
 
     code = "gated_repo"
 
-    def __init__(self, repo_id: str) -> None:
-        super().__init__(f"Access to model {repo_id} is restricted: ask its owner for access")
+    def __init__(self, repo_id: str, status: str | None = None) -> None:
+        if status == "pending":
+            message = f"Access to model {repo_id} is restricted: your request is awaiting review"
+        elif status == "rejected":
+            message = f"Access to model {repo_id} is restricted: your request was rejected"
+        else:
+            message = f"Access to model {repo_id} is restricted: request access to it first"
+        super().__init__(message)
         self.repo_id = repo_id
+        self.status = status
 
 
 class RevisionNotFoundError(NotFoundError):

@@ -7,11 +7,13 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, func, insert, select, update
+from sqlalchemy import Row, and_, delete, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.errors import NotFoundError, PermissionDeniedError, UsageError
 from cairn.meta import Database, now_us, repo_access, repo_redirects, repos, users
+from cairn.registry.audit import AuditService
 from cairn.registry.cards import MAX_CARD_DATA_BYTES, CardInfo
 from cairn.registry.errors import AlreadyExistsError, GatedRepoError, RepoNotFoundError, UnauthenticatedError
 from cairn.registry.models import REPO_TYPES, Principal, Repo
@@ -55,13 +57,35 @@ def _check_type(repo_type: str) -> str:
 
 
 def can_see(repo: Repo, who: Principal | None) -> bool:
-    return not repo.private or (who is not None and who.owns(repo.namespace))
+    return not repo.private or (who is not None and who.level(repo.type, repo.namespace, repo.name) >= 1)
+
+
+def require(who: Principal | None, repo_type: str, namespace: str, name: str | None, level: int) -> None:
+    """Raise unless ``who`` has permission ``level`` (2 write, 3 admin) on ``namespace/name``."""
+    if who is None:
+        raise UnauthenticatedError("a write token is required")
+    if who.level(repo_type, namespace, name) >= level:
+        return
+    if not who.can_write:
+        raise PermissionDeniedError("this token is read-only")
+    if who.role_in(namespace) is not None and who.level(repo_type, namespace, name) == 0:
+        raise PermissionDeniedError("this token is not scoped to this repo")
+    what = "administer" if level >= 3 else "write to"
+    raise PermissionDeniedError(
+        f"you may not {what} {namespace}/{name}" if name else f"you may not {what} {namespace!r}"
+    )
 
 
 class RepoService:
-    def __init__(self, db: Database, initial_commit: Callable[[Repo, str], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        initial_commit: Callable[[Repo, str], None],
+        audit: AuditService | None = None,
+    ) -> None:
         self.db = db
         self._initial_commit = initial_commit
+        self.audit = audit or AuditService(db)
 
     def create(
         self, who: Principal | None, repo_type: str, namespace: str, name: str, *, private: bool
@@ -70,7 +94,7 @@ class RepoService:
         _check_type(repo_type)
         check_name("namespace", namespace)
         check_name("repo name", name)
-        self._require_writer(who, namespace)
+        require(who, repo_type, namespace, name, 2)
         assert who is not None
         created = now_us()
         try:
@@ -100,15 +124,8 @@ class RepoService:
             with self.db.write() as conn:
                 conn.execute(delete(repos).where(repos.c.id == repo.id))
             raise
+        self.audit.record(who.user.name, "repo.create", repo=repo, detail={"private": private})
         return repo
-
-    def _require_writer(self, who: Principal | None, namespace: str) -> None:
-        if who is None:
-            raise UnauthenticatedError("a write token is required")
-        if not who.can_write:
-            raise PermissionDeniedError("this token is read-only")
-        if not who.owns(namespace):
-            raise PermissionDeniedError(f"you may not write to namespace {namespace!r}")
 
     def get(
         self,
@@ -119,10 +136,12 @@ class RepoService:
         *,
         write: bool = False,
         admin: bool = False,
+        manage: bool = False,
     ) -> Repo:
-        """The repo if ``who`` may see it (and write to it when ``write``); else :class:`RepoNotFoundError`
-        (or a permission error when the repo is visible but not writable). ``admin``: skip visibility
-        (for the operator's own tools, never for requests)."""
+        """The repo if ``who`` may see it (and write to it when ``write``, administer it when ``manage``);
+        else :class:`RepoNotFoundError` (or a permission error when the repo is visible but the caller
+        lacks the permission). ``admin``: skip visibility (for the operator's own tools, never for
+        requests)."""
         _check_type(repo_type)
         with self.db.read() as conn:
             row = conn.execute(
@@ -133,27 +152,30 @@ class RepoService:
         repo = None if row is None else _repo(row)
         if repo is None or not (admin or can_see(repo, who)):
             raise RepoNotFoundError(f"{namespace}/{name}")
-        if write:
-            self._require_writer(who, namespace)
+        if write or manage:
+            require(who, repo_type, namespace, name, 3 if manage else 2)
         return repo
 
     def check_content_access(self, repo: Repo, who: Principal | None) -> None:
         """Raise :class:`GatedRepoError` unless ``who`` may read the files of ``repo``."""
-        if not repo.gated or (who is not None and who.owns(repo.namespace)):
+        if not repo.gated or (who is not None and who.level(repo.type, repo.namespace, repo.name) >= 1):
             return
-        if who is not None:
+        if who is not None and who.token_level(repo.type, repo.namespace, repo.name) >= 1:
             with self.db.read() as conn:
-                granted = conn.execute(
-                    select(repo_access.c.user_id).where(
+                status = conn.execute(
+                    select(repo_access.c.status).where(
                         repo_access.c.repo_id == repo.id, repo_access.c.user_id == who.user.id
                     )
-                ).first()
-            if granted is not None:
+                ).scalar()
+            if status == "accepted":
                 return
+            if status is not None:
+                raise GatedRepoError(repo.repo_id, status=status)
         raise GatedRepoError(repo.repo_id)
 
-    def grant_access(self, repo: Repo, user_name: str) -> None:
-        """Let ``user_name`` read the files of gated ``repo`` (idempotent)."""
+    def grant_access(self, repo: Repo, user_name: str, *, by: str | None = None) -> None:
+        """Let ``user_name`` read the files of gated ``repo`` (idempotent; accepts a pending request)."""
+        when = now_us()
         with self.db.write() as conn:
             uid = conn.execute(select(users.c.id).where(users.c.name == user_name)).scalar()
             if uid is None:
@@ -164,12 +186,29 @@ class RepoService:
                 )
             ).first()
             if known is None:
-                conn.execute(insert(repo_access).values(repo_id=repo.id, user_id=uid, created_at=now_us()))
+                conn.execute(
+                    insert(repo_access).values(
+                        repo_id=repo.id,
+                        user_id=uid,
+                        created_at=when,
+                        status="accepted",
+                        decided_by=by,
+                        decided_at=when,
+                    )
+                )
+            else:
+                conn.execute(
+                    update(repo_access)
+                    .where(repo_access.c.repo_id == repo.id, repo_access.c.user_id == uid)
+                    .values(status="accepted", decided_by=by, decided_at=when, reason=None)
+                )
+        self.audit.record(by, "access.grant", repo=repo, target=user_name)
 
     def delete(self, who: Principal | None, repo_type: str, namespace: str, name: str) -> None:
-        repo = self.get(repo_type, namespace, name, who, write=True)
+        repo = self.get(repo_type, namespace, name, who, manage=True)
         with self.db.write() as conn:
             conn.execute(delete(repos).where(repos.c.id == repo.id))
+        self.audit.record(who.user.name if who else None, "repo.delete", repo=repo)
 
     def update_settings(
         self,
@@ -179,7 +218,8 @@ class RepoService:
         private: bool | None = None,
         gated: str | None = None,
     ) -> Repo:
-        self._require_writer(who, repo.namespace)
+        require(who, repo.type, repo.namespace, repo.name, 3)
+        assert who is not None
         values: dict[str, object] = {}
         if private is not None:
             values["private"] = private
@@ -190,6 +230,7 @@ class RepoService:
         if values:
             with self.db.write() as conn:
                 conn.execute(update(repos).where(repos.c.id == repo.id).values(**values))
+            self.audit.record(who.user.name, "repo.settings", repo=repo, detail=values)
         return self.get(repo.type, repo.namespace, repo.name, who)
 
     def set_card_info(self, repo: Repo, info: CardInfo) -> None:
@@ -212,8 +253,9 @@ class RepoService:
         """Rename ``repo`` to ``namespace/name``; the old name is kept as a redirect."""
         check_name("namespace", namespace)
         check_name("repo name", name)
-        self._require_writer(who, repo.namespace)
-        self._require_writer(who, namespace)
+        require(who, repo.type, repo.namespace, repo.name, 3)
+        require(who, repo.type, namespace, name, 2)
+        assert who is not None
         try:
             with self.db.write() as conn:
                 conn.execute(
@@ -233,6 +275,7 @@ class RepoService:
                 )
         except DBIntegrityError:
             raise AlreadyExistsError(f"{repo.type} repo", f"{namespace}/{name}") from None
+        self.audit.record(who.user.name, "repo.move", repo=repo, target=f"{namespace}/{name}")
         return self.get(repo.type, namespace, name, who)
 
     def redirect(self, repo_type: str, namespace: str, name: str, who: Principal | None) -> Repo | None:
@@ -281,8 +324,7 @@ class RepoService:
         if who is None:
             query = query.where(repos.c.private.is_(False))
         else:
-            mine = [who.user.name, *who.orgs]
-            query = query.where(repos.c.private.is_(False) | repos.c.namespace.in_(mine))
+            query = query.where(repos.c.private.is_(False) | _readable(who, repo_type))
         if search:
             needle = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             full = func.lower(repos.c.namespace + "/" + repos.c.name)
@@ -298,3 +340,19 @@ class RepoService:
         with self.db.read() as conn:
             rows = [_repo(r) for r in conn.execute(query)]
         return [r for r in rows if all(t in r.tags for t in tags)]
+
+
+def _readable(who: Principal, repo_type: str) -> Any:
+    """SQL condition: private repos ``who`` may read (member namespaces, narrowed by token scopes)."""
+    namespaces = [who.user.name, *who.orgs, *(org for org, _ in who.org_roles)]
+    if not who.token.scopes:
+        return repos.c.namespace.in_(namespaces)
+    conditions: list[ColumnElement[bool]] = [false()]
+    for scope in who.token.scopes:
+        if scope.kind == "org" and scope.name in namespaces:
+            conditions.append(repos.c.namespace == scope.name)
+        elif scope.kind == "repo" and scope.repo_type == repo_type:
+            ns, _, name = scope.name.partition("/")
+            if ns in namespaces:
+                conditions.append(and_(repos.c.namespace == ns, repos.c.name == name))
+    return or_(*conditions)

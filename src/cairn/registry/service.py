@@ -23,11 +23,14 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from cairn.format.hashing import git_blob_sha1
 from cairn.meta import Database, blobs, now_us, repo_objects
 from cairn.meta.migrate import migrate
+from cairn.registry.access import AccessService
+from cairn.registry.audit import AuditService
 from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
 from cairn.registry.discovery import DiscoveryService
 from cairn.registry.models import Commit, FileEntry, Operation, Principal, Repo
 from cairn.registry.names import is_commit_id
+from cairn.registry.orgs import OrgService
 from cairn.registry.repos import RepoService, can_see
 from cairn.registry.trust import TrustPolicy, TrustService
 from cairn.registry.users import UserService
@@ -85,9 +88,12 @@ class Registry:
     def __init__(self, db: Database, store: BlobStore, trust: TrustPolicy | None = None) -> None:
         self.db = db
         self.store = store
-        self.users = UserService(db)
+        self.audit = AuditService(db)
+        self.users = UserService(db, self.audit)
         self.commits = CommitService(db)
-        self.repos = RepoService(db, self._initial_commit)
+        self.repos = RepoService(db, self._initial_commit, self.audit)
+        self.orgs = OrgService(db, self.users, self.audit)
+        self.access = AccessService(db, self.repos, self.audit)
         local = store.staging_dir()
         self._own_staging = None if local is not None else Path(tempfile.mkdtemp(prefix="cairn-staging-"))
         self._staging = local or self._own_staging
@@ -267,6 +273,13 @@ class Registry:
             on_tree=on_tree,
         )
         self.repos.touch(repo, commit.created_at)
+        self.audit.record(
+            author,
+            "repo.commit",
+            repo=repo,
+            target=branch,
+            detail={"commit": commit.id, "title": title[:200]},
+        )
         if branch == "main":
             self.refresh_card(repo, commit.id)
         return commit

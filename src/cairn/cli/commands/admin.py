@@ -9,6 +9,7 @@ from typing import Any
 from cairn.cli import trust_admin
 from cairn.cli.commands.serve import add_storage_options, storage_urls
 from cairn.cli.output import EXIT_OK, emit
+from cairn.errors import UsageError
 
 __all__ = ["register"]
 
@@ -26,12 +27,24 @@ def register(subparsers: Any) -> None:
     token.add_argument(
         "--role", choices=["read", "write"], default="write", help="token scope (default write)"
     )
+    token.add_argument("--repo", action="append", default=[], metavar="NS/NAME", help="scope to a repo")
+    token.add_argument("--org", action="append", default=[], metavar="NS", help="scope to a namespace")
+    token.add_argument("--expires-in-days", type=int, help="expire after this many days")
     token.add_argument("--json", action="store_true", help='print {"user": ..., "token": ...}')
     add_storage_options(token)
     token.set_defaults(handler=create_token)
+    revoke = sub.add_parser("revoke-token", help="revoke a token of a user (ids: `cairn token list`)")
+    revoke.add_argument("name", help="user name")
+    revoke.add_argument("id", type=int, help="token id")
+    revoke.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_storage_options(revoke)
+    revoke.set_defaults(handler=revoke_token)
     org = sub.add_parser("create-org", help="create an organisation whose members share its namespace")
     org.add_argument("name", help="organisation name")
-    org.add_argument("--member", action="append", default=[], metavar="USER", help="a member (repeatable)")
+    org.add_argument(
+        "--member", action="append", default=[], metavar="USER", help="a write member (repeatable)"
+    )
+    org.add_argument("--admin", action="append", default=[], metavar="USER", help="an admin (repeatable)")
     org.add_argument("--json", action="store_true", help="print the result as JSON")
     add_storage_options(org)
     org.set_defaults(handler=create_org)
@@ -64,9 +77,21 @@ def create_user(args: argparse.Namespace) -> int:
 
 
 def create_token(args: argparse.Namespace) -> int:
+    from cairn.meta import now_us
+    from cairn.registry.models import TokenScope
+
     registry = _open(args)
     try:
-        token = registry.users.create_token(args.name, role=args.role, name="admin-cli")
+        scopes = tuple(TokenScope("repo", r, args.role) for r in args.repo) + tuple(
+            TokenScope("org", o, args.role) for o in args.org
+        )
+        days = args.expires_in_days
+        if days is not None and days < 1:
+            raise UsageError("--expires-in-days must be at least 1")
+        expires = None if days is None else now_us() + days * 86_400_000_000
+        token = registry.users.create_token(
+            args.name, role=args.role, name="admin-cli", scopes=scopes, expires_at=expires
+        )
     finally:
         registry.close()
     emit({"user": args.name, "token": token}, as_json=args.json, human=lambda d: d["token"])
@@ -76,14 +101,14 @@ def create_token(args: argparse.Namespace) -> int:
 def create_org(args: argparse.Namespace) -> int:
     registry = _open(args)
     try:
-        registry.users.create_org(args.name, list(args.member))
+        registry.users.create_org(args.name, list(args.member), admins=list(args.admin))
     finally:
         registry.close()
     emit(
-        {"org": args.name, "members": list(args.member)},
+        {"org": args.name, "members": list(args.member), **({"admins": args.admin} if args.admin else {})},
         as_json=args.json,
         human=lambda d: (
-            f"organisation {d['org']} created with members: {', '.join(d['members']) or '(none)'}"
+            f"organisation {d['org']} created with members: {', '.join(d['members'] + d.get('admins', [])) or '(none)'}"
         ),
     )
     return EXIT_OK
@@ -101,5 +126,19 @@ def grant_access(args: argparse.Namespace) -> int:
         {"repo": args.repo, "user": args.user, "granted": True},
         as_json=args.json,
         human=lambda d: f"{d['user']} may now download files of {d['repo']}",
+    )
+    return EXIT_OK
+
+
+def revoke_token(args: argparse.Namespace) -> int:
+    registry = _open(args)
+    try:
+        info = registry.users.revoke_token(args.name, args.id, by="admin-cli")
+    finally:
+        registry.close()
+    emit(
+        {"user": args.name, "id": info.id, "name": info.name, "revoked": True},
+        as_json=args.json,
+        human=lambda d: f"token {d['id']} ({d['name']}) of {d['user']} revoked",
     )
     return EXIT_OK

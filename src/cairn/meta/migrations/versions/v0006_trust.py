@@ -2,7 +2,7 @@
 repo and namespace signature settings, the discovery index, lineage edges and likes.
 
 Revision ID: 0006_trust
-Revises: 0004
+Revises: 0005_access
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_trust"
-down_revision = "0004"
+down_revision = "0005_access"
 branch_labels = None
 depends_on = None
 
