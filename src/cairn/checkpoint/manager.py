@@ -284,21 +284,12 @@ class CheckpointManager:
         which is recorded as the parent of the next save.
         """
         if isinstance(which, str) and which not in ("latest", "best"):
-            return self._restore_remote(
-                which,
-                model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                extra=extra,
-                strict=strict,
-                rng_state=rng_state,
-                verify=verify,
-                endpoint=endpoint,
-                token=token,
-            )
-        step = self.resolve(which)
+            source, parent = self._remote_source(which, endpoint, token)
+        else:
+            source = self.path(self.resolve(which))
+            parent = str(source.resolve())
         result = load(
-            self.path(step),
+            source,
             model=model,
             optimizer=optimizer,
             scheduler=scheduler,
@@ -309,14 +300,13 @@ class CheckpointManager:
         )
         wall = result.metadata.get("wall_time") or {}
         elapsed = wall.get("elapsed_seconds") if isinstance(wall, Mapping) else None
-        if isinstance(elapsed, int | float):
+        if isinstance(elapsed, int | float):  # the run's training time carries forward
             self._elapsed_before, self._started = float(elapsed), time.monotonic()
-        self._lineage = {"parent": str(self.path(step).resolve()), "relation": "resume"}
+        self._lineage = {"parent": parent, "relation": "resume"}
         return result
 
-    def _restore_remote(
-        self, reference: str, *, endpoint: str | None, token: str | None, **kw: Any
-    ) -> LoadResult:
+    def _remote_source(self, reference: str, endpoint: str | None, token: str | None) -> tuple[Path, str]:
+        """A hub checkpoint pulled into the local cache, and how the next save names it as its parent."""
         from cairn.client import looks_like_repo_ref, parse_repo_ref, resolve_checkpoint
 
         if not looks_like_repo_ref(reference):
@@ -325,16 +315,7 @@ class CheckpointManager:
             )
         self.wait()
         root = resolve_checkpoint(reference, endpoint=endpoint, token=token)  # a folder named by commit id
-        result = load(root, **kw)
-        wall = result.metadata.get("wall_time") or {}
-        elapsed = wall.get("elapsed_seconds") if isinstance(wall, Mapping) else None
-        if isinstance(elapsed, int | float):
-            self._elapsed_before, self._started = float(elapsed), time.monotonic()
-        self._lineage = {
-            "parent": f"hub:{parse_repo_ref(reference).repo_id}@{root.name}",
-            "relation": "resume",
-        }
-        return result
+        return root, f"hub:{parse_repo_ref(reference).repo_id}@{root.name}"
 
 
 _live: weakref.WeakSet[CheckpointManager] = weakref.WeakSet()
