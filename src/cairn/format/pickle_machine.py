@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import math
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from cairn.format.pickle_vm import (
     MAX_DEPTH,
@@ -32,6 +32,9 @@ _JOBLIB_WRAPPERS = {
     ("joblib.numpy_pickle", "NumpyArrayWrapper"),
     ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"),
 }
+
+_COPYREG_MAKERS = {("copyreg", "__newobj__"), ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor")}
+_DTYPE_MAKERS = {("numpy", "dtype"), ("numpy.core.multiarray", "dtype"), ("numpy._core.multiarray", "dtype")}
 
 
 class Stop(Exception):
@@ -72,6 +75,7 @@ class MachineBase:
         self.calls: list[Call] = []
         self.builds: list[Build] = []
         self.errors: list[str] = []
+        self.unresolved: list[int] = []  # offsets of joblib arrays whose size the walk could not know
         self.protocol: int | None = None
         self.value: object = Unknown("no STOP reached", start)
         self.op_pos = start
@@ -244,20 +248,27 @@ class MachineBase:
 
     # -- joblib ------------------------------------------------------------------------------------------
     def _joblib_array(self, obj: object, state: object) -> None:
-        """After a NumpyArrayWrapper's BUILD joblib reads the array itself; skip it as joblib does."""
-        if self.depth < 0 or not (isinstance(obj, Call) and isinstance(obj.func, Global)):
-            return
-        if (obj.func.module, obj.func.name) not in _JOBLIB_WRAPPERS or not isinstance(state, dict):
+        """After a NumpyArrayWrapper's BUILD joblib reads the array itself; skip it as joblib does.
+
+        joblib checks the built object's type, not how it was made, so a wrapper made by
+        ``copyreg.__newobj__`` or ``copyreg._reconstructor`` counts too."""
+        if self.depth < 0 or not _is_joblib_wrapper(obj) or not isinstance(state, dict):
             return
         shape, dtype = state.get("shape"), state.get("dtype")
         itemsize = _dtype_itemsize(dtype)
-        if itemsize is None:  # object arrays are written as a complete nested pickle
+        if itemsize is None:
+            # neither a literal dtype nor one numpy can build from literals: the walk cannot know how
+            # many bytes joblib reads here, so it says so instead of guessing
+            self.unresolved.append(self.op_pos)
+            self._error("joblib array with a dtype the walk cannot resolve")
+        if itemsize is None or itemsize == 0:  # object arrays are written as a complete nested pickle
             if self.depth >= MAX_NESTING:
                 self._fail("joblib object arrays nested too deeply")
             inner = type(self)(self.data, self.pos, self.max_ops, self.max_memo, self.depth + 1).run()
             self.globals.extend(inner.globals)
             self.calls.extend(inner.calls)
             self.builds.extend(inner.builds)
+            self.unresolved.extend(inner.unresolved_arrays)
             self.errors.extend(f"nested pickle {e}" for e in inner.errors)
             self.pos = inner.end
             return
@@ -269,19 +280,122 @@ class MachineBase:
         self._take(math.prod(shape) * itemsize, "joblib array data")
 
 
+def _is_joblib_wrapper(obj: object) -> bool:
+    if not (isinstance(obj, Call) and isinstance(obj.func, Global)):
+        return False
+    target = (obj.func.module, obj.func.name)
+    if target in _COPYREG_MAKERS and isinstance(obj.args, tuple) and obj.args:
+        cls = obj.args[0]
+        return isinstance(cls, Global) and (cls.module, cls.name) in _JOBLIB_WRAPPERS
+    return target in _JOBLIB_WRAPPERS
+
+
 def _dtype_itemsize(dtype: object) -> int | None:
-    """The item size of a pickled ``numpy.dtype(code, ...)`` call, None for object or unknown dtypes."""
+    """The item size of a pickled ``numpy.dtype(...)`` call: 0 for dtypes holding Python objects, None when
+    the arguments are not literals numpy can build a dtype from."""
+    states: list[object] = []
     while isinstance(dtype, Build):
+        states.append(dtype.state)
         dtype = dtype.obj
-    if not (isinstance(dtype, Call) and isinstance(dtype.args, tuple) and dtype.args):
+    size = _base_itemsize(dtype)
+    for state in states:  # a structured dtype's fields (and its flags) come with BUILD
+        if not isinstance(state, tuple) or len(state) < 5:
+            return None
+        if len(state) >= 8 and isinstance(state[7], int) and state[7] & 1:  # NPY_ITEM_REFCOUNT: objects
+            return 0
+        fields = state[4]
+        if fields is not None:
+            if not isinstance(fields, dict):
+                return None
+            for spec in fields.values():
+                inner = _dtype_itemsize(spec[0]) if isinstance(spec, tuple) and spec else None
+                if inner is None or inner == 0:
+                    return inner
+    return size
+
+
+def _base_itemsize(dtype: object) -> int | None:
+    if not (isinstance(dtype, Call) and isinstance(dtype.func, Global) and isinstance(dtype.args, tuple)):
         return None
-    code = dtype.args[0]
-    if not isinstance(code, str):
+    if (dtype.func.module, dtype.func.name) not in _DTYPE_MAKERS or not dtype.args:
         return None
-    code = code.lstrip("<>|=")
-    if code == "?":
-        return 1
-    kind, digits = code[:1], code[1:]
-    if kind not in set("bBiufcSUVmMa") or not digits.isdigit():
+    spec = _literal(dtype.args[0], 0)
+    if spec is None:
         return None
-    return int(digits) * (4 if kind == "U" else 1)
+    import numpy
+
+    try:
+        # numpy only parses the literal into a dtype here; nothing user-defined can be reached
+        resolved = numpy.dtype(cast(Any, spec))
+    except (TypeError, ValueError, SyntaxError, OverflowError, RecursionError):
+        return None
+    return 0 if resolved.hasobject else int(resolved.itemsize)
+
+
+#: scalar types a pickled dtype may name; anything else stays unresolved
+_SCALARS = {
+    ("builtins", name): name for name in ("float", "int", "bool", "complex", "object", "str", "bytes")
+} | {("__builtin__", name): name for name in ("float", "int", "bool", "complex", "object", "str")}
+_NUMPY_SCALARS = frozenset(
+    [
+        "bool_",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "longdouble",
+        "complex64",
+        "complex128",
+        "clongdouble",
+        "object_",
+        "bytes_",
+        "str_",
+        "void",
+        "datetime64",
+        "timedelta64",
+        "intc",
+        "uintc",
+        "longlong",
+        "ulonglong",
+        "half",
+        "single",
+        "double",
+    ]
+)
+
+
+def _literal(value: object, depth: int) -> object:
+    """``value`` as something numpy.dtype accepts (strings, numbers, tuples/lists/dicts of them and a few
+    scalar types), or None."""
+    if depth > 8:
+        return None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, Global):
+        if (value.module, value.name) in _SCALARS:
+            import builtins
+
+            return getattr(builtins, _SCALARS[(value.module, value.name)])
+        if value.module in ("numpy", "numpy.core.numerictypes") and value.name in _NUMPY_SCALARS:
+            import numpy
+
+            return getattr(numpy, value.name, None)
+        return None
+    if isinstance(value, (tuple, list)):
+        items = [_literal(v, depth + 1) for v in value]
+        if any(i is None for i in items):
+            return None
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        pairs = {k: _literal(v, depth + 1) for k, v in value.items() if isinstance(k, str)}
+        if len(pairs) != len(value) or any(v is None for v in pairs.values()):
+            return None
+        return pairs
+    return None

@@ -57,6 +57,7 @@ class Machine(MachineBase):
             errors=tuple(self.errors),
             stopped=self.stopped,
             builds=tuple(self.builds),
+            unresolved_arrays=tuple(self.unresolved),
         )
 
     def _arg(self, name: str, kind: int) -> Any:

@@ -127,6 +127,8 @@ class PickleResult:
     stopped: bool = False
     #: every BUILD, in order, including ones later discarded
     builds: tuple[Build, ...] = ()
+    #: offsets of joblib arrays whose dtype the walk could not resolve (so neither their size)
+    unresolved_arrays: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -70,6 +70,7 @@ class ZipAnomaly:
 
     member: str
     kind: str  # "name-mismatch" | "bad-local-header" | "overlap" | "truncated" | "bad-directory"
+    # | "ambiguous-directory"
     detail: str
 
 
@@ -101,8 +102,35 @@ def read_zip(data: bytes | memoryview) -> tuple[list[ZipMember], list[ZipAnomaly
         concat = eocd - (cd_offset + cd_size)  # bytes prepended to the archive, as zipfile allows
     if count > MAX_ENTRIES:
         return [], [ZipAnomaly("", "bad-directory", f"{count} entries exceed the limit of {MAX_ENTRIES}")]
+    members = _directory(view, cd_offset + concat, count, concat, anomalies)
+    if concat:
+        # zipfile takes the gap before the end record for prepended data; PyTorch's reader (miniz) trusts
+        # the declared offset. A second directory there means the two read different members: scan both.
+        declared: list[ZipAnomaly] = []
+        if bytes(view[cd_offset : cd_offset + 4]) == _CENTRAL:
+            others = _directory(view, cd_offset, count, 0, declared)
+            if others and [(m.name, m.data_offset) for m in others] != [
+                (m.name, m.data_offset) for m in members
+            ]:
+                anomalies.append(
+                    ZipAnomaly(
+                        "",
+                        "ambiguous-directory",
+                        f"a central directory lies at the declared offset {cd_offset} and another "
+                        f"{concat} bytes later; readers disagree on which members the archive holds",
+                    )
+                )
+                anomalies.extend(declared)
+                members = members + others
+    _overlaps(members, anomalies)
+    return members, anomalies
+
+
+def _directory(
+    view: memoryview, pos: int, count: int, shift: int, anomalies: list[ZipAnomaly]
+) -> list[ZipMember]:
+    """The ``count`` central-directory entries from ``pos``, local offsets moved by ``shift``."""
     members: list[ZipMember] = []
-    pos = cd_offset + concat
     for _ in range(count):
         if pos + 46 > len(view) or bytes(view[pos : pos + 4]) != _CENTRAL:
             anomalies.append(ZipAnomaly("", "bad-directory", f"central directory entry missing at {pos}"))
@@ -115,9 +143,8 @@ def read_zip(data: bytes | memoryview) -> tuple[list[ZipMember], list[ZipAnomaly
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
         size, csize, offset = _zip64_extra(extra, size, csize, offset)
         pos += 46 + nlen + elen + clen
-        members.append(_locate(view, name, method, flags, crc, csize, size, offset + concat, anomalies))
-    _overlaps(members, anomalies)
-    return members, anomalies
+        members.append(_locate(view, name, method, flags, crc, csize, size, offset + shift, anomalies))
+    return members
 
 
 def _overlaps(members: list[ZipMember], anomalies: list[ZipAnomaly]) -> None:

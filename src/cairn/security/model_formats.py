@@ -19,6 +19,7 @@ import posixpath
 import re
 import struct
 from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 from cairn.errors import FormatError
 from cairn.format.safetensors import parse_header
@@ -92,20 +93,26 @@ def npy_pickle_offset(data: bytes | memoryview, emit: Emit) -> int | None:
     if not isinstance(header, dict) or "descr" not in header:
         emit(Severity.MEDIUM, "npy-malformed", "header", "header lacks descr", start)
         return None
-    if not _has_object(header["descr"], 0):
+    if not _has_object(header["descr"]):
         return None
     emit(Severity.LOW, "npy-object-array", "dtype=object", _NPY_OBJECT, start)
     return start + hlen
 
 
-def _has_object(descr: object, depth: int) -> bool:
-    if depth > 32:
+def _has_object(descr: object) -> bool:
+    """True when numpy.load would unpickle the data: the descr is an object dtype by any spelling
+    ('|O', 'object', 'O8', a field of one), or one numpy cannot read (counted as object, never as safe)."""
+    import warnings
+
+    import numpy
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # descr_to_dtype only builds a dtype from the literal; it imports and runs nothing
+            return bool(numpy.lib.format.descr_to_dtype(cast(Any, descr)).hasobject)
+    except Exception:  # any descr numpy rejects: judge the data as the worst case
         return True
-    if isinstance(descr, str):
-        return descr.lstrip("<>|=").startswith("O")
-    if isinstance(descr, list | tuple):
-        return any(_has_object(d, depth + 1) for d in descr)
-    return False
 
 
 # -- Keras -----------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import _compat_pickle
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from cairn.format.pickle_vm import Call, Global, PickleResult, walk_all
+from cairn.format.pickle_vm import Call, Global, PersistentRef, PickleResult, walk_all
 from cairn.security.report import Severity
 
 __all__ = ["NESTED_LOADERS", "SAFE_GLOBALS", "TORCHSCRIPT_PREFIXES", "classify_global", "judge_pickles"]
@@ -276,16 +276,30 @@ def judge_pickles(
     torchscript: bool = False,
     report_breakage: Iterable[bool] | None = None,
     nested: Callable[[bytes, int], None] | None = None,
+    legacy: bool = False,
 ) -> None:
     """Judge walked pickles; ``emit(severity, rule, construct, message, offset)`` receives each finding.
 
     ``report_breakage`` says per result whether a broken stream is a finding (the first pickle of a file)
     or only noise (fragments found by resynchronising). ``nested(data, offset)`` is called with bytes that
-    a nested unpickler would load; by default they are walked and judged here.
+    a nested unpickler would load; by default they are walked and judged here. ``legacy`` says the
+    pickles are PyTorch's legacy format, whose persistent id ``('module', cls, file, source)`` loads as
+    ``cls`` itself.
     """
     flags = list(report_breakage) if report_breakage is not None else [True] * len(results)
     for result, breakage in zip(results, flags, strict=True):
-        _judge_one(result, emit, torchscript=torchscript, breakage=breakage, nested=nested, depth=0)
+        _judge_one(
+            result, emit, torchscript=torchscript, breakage=breakage, nested=nested, depth=0, legacy=legacy
+        )
+
+
+def _callee(func: object, legacy: bool) -> object:
+    """What a call really calls: in legacy torch pickles ``PersistentRef(('module', cls, ...))`` is cls."""
+    if legacy and isinstance(func, PersistentRef):
+        pid = func.pid
+        if isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module" and isinstance(pid[1], Global):
+            return pid[1]
+    return func
 
 
 def _judge_one(
@@ -296,8 +310,9 @@ def _judge_one(
     breakage: bool,
     nested: Callable[[bytes, int], None] | None,
     depth: int,
+    legacy: bool = False,
 ) -> None:
-    called = {id(c.func) for c in result.calls}
+    called = {id(_callee(c.func, legacy)) for c in result.calls}
     for g in result.globals:
         dotted = f"{g.module}.{g.name}"
         if g.module == "<unresolved>":
@@ -314,10 +329,11 @@ def _judge_one(
         elif verdict == "unknown":
             emit(Severity.MEDIUM, "pickle-unknown-global", dotted, _UNKNOWN_REF, g.pos)
     for c in result.calls:
-        if not isinstance(c.func, Global):
-            what = type(c.func).__name__
+        func = _callee(c.func, legacy)
+        if not isinstance(func, Global):
+            what = type(func).__name__
             emit(Severity.CRITICAL, "pickle-computed-call", f"{c.opcode} of a {what}", _COMPUTED, c.pos)
-        elif (c.func.module, c.func.name) in NESTED_LOADERS and depth < _MAX_NESTED_DEPTH:
+        elif (func.module, func.name) in NESTED_LOADERS and depth < _MAX_NESTED_DEPTH:
             args = c.args if isinstance(c.args, tuple) else (c.args,)
             for arg in args:
                 raw = _as_bytes(arg)
@@ -331,6 +347,8 @@ def _judge_one(
                         inner, emit, torchscript=torchscript, breakage=True, nested=None, depth=depth + 1
                     )
     _judge_builds(result, emit)
+    for pos in result.unresolved_arrays:
+        emit(Severity.HIGH, "pickle-joblib-unresolved-array", "NumpyArrayWrapper", _UNRESOLVED_ARRAY, pos)
     if breakage and result.errors:
         detail = "; ".join(result.errors[:3]) + (
             f" (+{len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
@@ -354,5 +372,9 @@ _UNRESOLVED = (
 )
 _EXT = "extension-registry opcode: the imported name is chosen by the loading process, not the file"
 _COMPUTED = "calls the result of another call (getattr-style chain): the callee cannot be known statically"
+_UNRESOLVED_ARRAY = (
+    "joblib array whose dtype the scanner cannot resolve: it cannot tell which bytes joblib.load reads "
+    "as array data and which it unpickles"
+)
 _BUILD_GLOBAL = "BUILD on an imported object rewrites attributes of a module-level name"
 _BROKEN = "the pickle stream is broken; a loader may read it differently from the scanner"

@@ -23,7 +23,7 @@ from cairn.format.pickle_vm import PickleResult, walk, walk_all
 from cairn.security import archives, model_formats
 from cairn.security.archives import ViewFile, ZipMember, find_eocd, member_bytes, read_zip, unsafe_member_name
 from cairn.security.archives import decompress as _decompress
-from cairn.security.detect import sniff, unsupported_archive
+from cairn.security.detect import joblib_zfile_start, sniff, unsupported_archive
 from cairn.security.pickle_rules import judge_pickles
 from cairn.security.report import Finding, ScanError, ScanReport, Severity, Skipped
 
@@ -93,8 +93,8 @@ class _Scan:
             if find_eocd(data) >= 0 and read_zip(data)[0]:  # a zip after a prefix: zipfile still opens it
                 self.scanned.append(_label(path, member))
                 self.zip(data, path, member, depth)
-            elif not member:  # inside archives, non-model members are simply part of what was scanned
-                self.skipped.append(Skipped(path, member, "not a model or archive format"))
+            else:
+                self._unknown(data, path, member)
             return
         self.scanned.append(_label(path, member))
         if kind == "pickle":
@@ -109,6 +109,8 @@ class _Scan:
             self.tar(data, path, member, depth)
         elif kind in ("gzip", "bzip2", "xz", "zlib"):
             self.compressed(data, kind, path, member, depth)
+        elif kind == "joblib-zfile":
+            self.joblib_zfile(data, path, member)
         elif kind == "unsupported-archive":
             name = unsupported_archive(bytes(data[:16])) or "archive"
             self.errors.append(ScanError(path, member, f"{name} archive: cairn cannot open it; not scanned"))
@@ -132,14 +134,18 @@ class _Scan:
                 results.append(walk(data, results[-1].end))
             flags = [True] * len(results)
             fragments: list[PickleResult] = []
+            legacy = True
         else:
+            legacy = False
             results, flags, fragments = _stream(walk_all(data, first=first))
         emit = self._emitter(path, member)
 
         def nested(raw: bytes, pos: int) -> None:
             self.blob(raw, path, f"{member}@{pos}" if member else f"@{pos}", depth=MAX_DEPTH - 1)
 
-        judge_pickles(results, emit, torchscript=torchscript, report_breakage=flags, nested=nested)
+        judge_pickles(
+            results, emit, torchscript=torchscript, report_breakage=flags, nested=nested, legacy=legacy
+        )
         if fragments:  # broken pieces found by resynchronising: random bytes never name os.system by chance
             judge_pickles(
                 fragments,
@@ -148,6 +154,24 @@ class _Scan:
             )
         if any(g.name == "NumpyArrayWrapper" for r in results for g in r.globals):
             self._joblib_as_plain_pickle(data, path, member)
+
+    def _unknown(self, data: bytes | memoryview, path: str, member: str) -> None:
+        """No known format: still walk it as pickle.load would (a pickle may start with any opcode and
+        hide behind padding), reporting only imports of dangerous names, which text and random bytes never
+        spell by chance (they easily decode to computed calls or extension codes)."""
+        results = walk_all(data)
+        emit = self._emitter(path, member)
+
+        def named(severity: Severity, rule: str, construct: str, message: str, offset: int | None) -> None:
+            if rule == "pickle-dangerous-global":
+                emit(severity, rule, construct, f"{message} (in a file of no known format)", offset)
+
+        before = len(self.findings)
+        judge_pickles(results, named, report_breakage=[False] * len(results))
+        if len(self.findings) > before:
+            self.scanned.append(_label(path, member))
+        elif not member:  # inside archives, non-model members are simply part of what was scanned
+            self.skipped.append(Skipped(path, member, "not a model or archive format"))
 
     def _critical_only(self, path: str, member: str, note: str) -> model_formats.Emit:
         emit = self._emitter(path, member)
@@ -190,7 +214,11 @@ class _Scan:
             self.errors.append(ScanError(path, member, f"zip archive could not be read: {detail}"))
             return
         for a in anomalies:
-            sev = Severity.HIGH if a.kind in ("name-mismatch", "overlap") else Severity.MEDIUM
+            sev = (
+                Severity.HIGH
+                if a.kind in ("name-mismatch", "overlap", "ambiguous-directory")
+                else Severity.MEDIUM
+            )
             emit(sev, f"zip-{a.kind}", a.member or "(directory)", f"{a.detail}; {_DIFFERENTIAL}", None)
         names = [m.name for m in members]
         torchscript = any("/code/" in n or n.endswith("constants.pkl") for n in names)
@@ -272,7 +300,7 @@ class _Scan:
         if kind == "npy" and model_formats.npy_pickle_offset(head, self._emitter(path, inner)) is None:
             self.scanned.append(_label(path, inner))
             return True
-        return kind == "unknown"
+        return False  # a head that sniffs "unknown" may still be a pickle behind padding: read it all
 
     def tar(self, data: bytes | memoryview, path: str, member: str, depth: int) -> None:
         try:
@@ -307,6 +335,27 @@ class _Scan:
                     self.blob(content, path, inner, depth + 1)
         except (tarfile.TarError, EOFError, OSError) as exc:
             self.errors.append(ScanError(path, member, f"tar archive could not be read: {exc}"))
+
+    def joblib_zfile(self, data: bytes | memoryview, path: str, member: str) -> None:
+        """joblib.load reads an old "ZF" file (joblib <= 0.9) by zlib-decompressing it and unpickling."""
+        start = joblib_zfile_start(bytes(data[:64])) or 0
+        out, problem = _decompress(
+            memoryview(data)[start:], "zlib", min(archives.MAX_MEMBER_BYTES, max(self.budget, 0))
+        )
+        self.budget -= len(out or b"")
+        inner = f"{member}/<zfile>" if member else "<zfile>"
+        if out is None:
+            self.errors.append(ScanError(path, member, f"joblib ZF file: {problem}; not scanned"))
+            return
+        if problem == "bomb":
+            self._emitter(path, member)(Severity.HIGH, "archive-decompression-bomb", "zfile", _BOMB, None)
+        if problem:
+            self.errors.append(
+                ScanError(path, member, "stream expands past the size limit; not fully scanned")
+            )
+            return
+        self.scanned.append(_label(path, inner))
+        self.pickle(out, path, inner)
 
     def compressed(self, data: bytes | memoryview, kind: str, path: str, member: str, depth: int) -> None:
         out, problem = _decompress(data, kind, min(archives.MAX_MEMBER_BYTES, max(self.budget, 0)))
