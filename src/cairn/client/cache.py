@@ -182,6 +182,7 @@ def _place(source: Path, target: Path, *, copy: bool) -> None:
             with source.open("rb") as src, tmp.open("xb") as dst:
                 shutil.copyfileobj(src, dst, _CHUNK)
         os.replace(tmp, target)
+        tmp.unlink(missing_ok=True)  # a rename onto a hard link of the same blob is a no-op: tmp stays
     except OSError as err:
         tmp.unlink(missing_ok=True)
         if target.is_dir() and not target.is_symlink():
