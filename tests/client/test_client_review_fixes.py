@@ -3,6 +3,7 @@ bounded and timed answers, typed errors), each against a real HTTP server that m
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 import cairn.client
+from cairn.cli.hubapi import HubClient, client_from_args
 from cairn.cli.main import main
 from cairn.client import HubResponseError, client_settings, parse_repo_ref, pull
 from cairn.client import http as client_http
@@ -68,7 +70,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.seen.append(self.path)
-        hook = self.server.hooks.get(self.path.split("/")[5] if "/api/" in self.path else "resolve")
+        self.server.auth.append(self.headers.get("authorization"))
+        parts = self.path.split("/")
+        key = (
+            parts[5]
+            if self.path.startswith("/api/models/")
+            else "resolve"
+            if "/resolve/" in self.path
+            else self.path
+        )
+        hook = self.server.hooks.get(key)
         if hook is not None:
             hook(self)
         elif "/revision/" in self.path:
@@ -104,6 +115,7 @@ class _Server(ThreadingHTTPServer):
         self.hooks: dict[str, Callable[[_Handler], None]] = {}
         self.tree: list[Any] = [_entry("m.bin")]
         self.seen: list[str] = []
+        self.auth: list[str | None] = []
         self.sent = 0
         self.pause = 0.0
         self.post_answer = b"{}"
@@ -187,6 +199,28 @@ def test_stored_and_environment_tokens_never_go_to_the_default_endpoint(tmp_path
         client_settings(token="t", environ=env)
     assert client_settings(endpoint="http://hub:1", environ={"HF_HOME": str(home)}).token == "hf_SECRET"
     assert client_settings(environ={**env, "HF_ENDPOINT": "http://hub:1"}).token == "hf_ENV"
+
+
+def test_cli_hub_commands_keep_the_token_off_default_endpoints_and_redirects(
+    evil: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = _Server()  # another origin (port), where a redirect points
+    threading.Thread(target=other.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        evil.hooks["/api/whoami-v2"] = lambda h: h.send(302, b"", {"Location": other.url + "/api/whoami-v2"})
+        other.hooks["/api/whoami-v2"] = lambda h: h.send(200, b'{"name": "x"}')
+        client = HubClient(evil.url, "secret")
+        assert client.call("GET", "/api/whoami-v2") == {"name": "x"}
+        assert evil.auth == ["Bearer secret"] and other.auth == [None]
+    finally:
+        other.shutdown()
+        other.server_close()
+    monkeypatch.setenv("HF_TOKEN", "hf_ENV")
+    args = argparse.Namespace(endpoint=None, token=None)
+    assert client_from_args(args).token is None
+    with pytest.raises(UsageError, match="explicit"):
+        client_from_args(argparse.Namespace(endpoint=None, token="t"))
+    assert client_from_args(argparse.Namespace(endpoint=evil.url, token=None)).token == "hf_ENV"
 
 
 # 5. revisions ----------------------------------------------------------------------------------
