@@ -312,6 +312,12 @@ def test_deeply_nested_json_is_a_typed_error(evil: _Server, tmp_path: Path) -> N
         _pull(evil, tmp_path / "cache")
 
 
+def test_deeply_nested_error_body_is_a_typed_error(evil: _Server, tmp_path: Path) -> None:
+    evil.hooks["revision"] = lambda h: h.send(500, b"[" * 60_000)
+    with pytest.raises(HubResponseError, match="HTTP 500"):
+        _pull(evil, tmp_path / "cache")
+
+
 def test_os_error_while_placing_is_a_cache_error(tmp_path: Path) -> None:
     source = tmp_path / "blob"
     source.write_bytes(b"abc")
