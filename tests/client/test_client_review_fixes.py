@@ -51,7 +51,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except OSError:  # the client hung up on purpose (a body past its limit)
+            self.close_connection = True
 
     def stream(self, status: int, chunks: Iterator[bytes], total: int, pause: float = 0.0) -> None:
         """Send ``chunks`` under a Content-Length of ``total``, counting what the client accepted."""
