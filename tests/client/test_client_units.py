@@ -121,7 +121,8 @@ def test_settings_precedence(tmp_path: Path) -> None:
     assert client_settings(environ={**env, "HF_HUB_CACHE": str(tmp_path / "hc")}).cache_dir == tmp_path / "hc"
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "token").write_text("stored-token\n")
-    assert client_settings(environ={"HF_HOME": str(tmp_path / "home")}).token == "stored-token"
+    home = {"HF_HOME": str(tmp_path / "home")}
+    assert client_settings(environ={**home, "HF_ENDPOINT": "http://env:1"}).token == "stored-token"
     bare = client_settings(environ={"HOME": os.environ.get("HOME", "/root")})
     assert bare.endpoint == "http://127.0.0.1:8000"
     assert bare.cache_dir == Path("~/.cache/huggingface/hub").expanduser()

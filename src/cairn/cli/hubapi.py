@@ -37,13 +37,20 @@ class HubRequestError(CairnError):
 
 def add_hub_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", help=f"hub URL (default: $HF_ENDPOINT, else {DEFAULT_ENDPOINT})")
-    parser.add_argument("--token", help="access token (default: $HF_TOKEN)")
+    parser.add_argument("--token", help="access token (default: $HF_TOKEN; needs an explicit endpoint)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def client_from_args(args: argparse.Namespace) -> HubClient:
-    endpoint = args.endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
-    token = args.token or os.environ.get("HF_TOKEN") or None
+    chosen = args.endpoint or os.environ.get("HF_ENDPOINT") or None
+    endpoint = chosen or DEFAULT_ENDPOINT
+    # as cairn.client.client_settings: no token for an endpoint the user did not choose (any local
+    # user may listen on the default one)
+    if chosen is None and args.token:
+        raise UsageError(
+            "a token is only sent to an endpoint chosen explicitly: pass --endpoint or set HF_ENDPOINT"
+        )
+    token = (args.token or os.environ.get("HF_TOKEN") or None) if chosen else None
     if not endpoint.startswith(("http://", "https://")):
         raise UsageError(f"the endpoint must be an http(s) URL, not {endpoint[:100]!r}")
     return HubClient(endpoint.rstrip("/"), token)
@@ -68,8 +75,8 @@ class HubClient:
         request = urllib.request.Request(self.endpoint + path, data=data, method=method)  # noqa: S310 - http(s) checked above
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
+        if self.token:  # unredirected: urllib would otherwise copy it to wherever a redirect points
+            request.add_unredirected_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
                 raw = response.read(MAX_RESPONSE_BYTES + 1)
@@ -90,5 +97,5 @@ class HubClient:
             return None
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise HubRequestError(0, "the hub answered with something that is not JSON") from None

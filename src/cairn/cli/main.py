@@ -13,7 +13,13 @@ from cairn.cli import commands
 from cairn.cli.output import EXIT_ERROR, emit_error
 from cairn.errors import CairnError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["InternalError", "build_parser", "main"]
+
+
+class InternalError(CairnError):
+    """An exception no part of cairn typed: reported by the CLI's backstop as exit status 2."""
+
+    code = "internal"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("cairn: interrupted\n")
         return 130
+    except Exception as err:  # backstop: a bug or an unforeseen failure is an error (2), never "no" (1)
+        emit_error(
+            InternalError(f"unexpected {type(err).__name__}: {err}"[:1000]),
+            as_json=bool(getattr(args, "json", False)),
+        )
+        return EXIT_ERROR
     return status
 
 

@@ -67,7 +67,7 @@ def _message(headers: Mapping[str, str], body: bytes) -> str:
     text = ""
     try:
         data = json.loads(body[:65536]) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         text = data["error"]

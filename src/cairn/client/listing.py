@@ -10,7 +10,7 @@ from typing import Any
 
 from cairn.client.cache import FileSpec
 from cairn.client.errors import HubResponseError
-from cairn.client.http import HubSession, quote_rev
+from cairn.client.http import HubSession, parse_json, quote_rev
 from cairn.client.refs import RepoRef, check_repo_path, is_commit_id
 
 __all__ = ["MAX_FILES", "list_files", "resolve_commit", "select"]
@@ -71,10 +71,7 @@ def list_files(session: HubSession, ref: RepoRef, commit: str) -> list[FileSpec]
         if pages > MAX_PAGES:
             raise HubResponseError("tree listing has too many pages", url=session.endpoint)
         response = session.request("GET", url)
-        try:
-            page = response.json()
-        except ValueError:
-            raise HubResponseError("tree listing is not JSON", url=url) from None
+        page = parse_json(response)
         if not isinstance(page, list):
             raise HubResponseError("tree listing is not a list", url=url)
         for entry in page:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from cairn.client.cache import FileSpec, RepoCache, file_digests, place
+from cairn.client.cache import CacheError, FileSpec, RepoCache, file_digests, place
 from cairn.client.errors import HubResponseError
 from cairn.client.http import HubConnectionError, HubSession
 from cairn.client.listing import list_files, resolve_commit, select
@@ -135,15 +135,29 @@ def _fetch(
     bar: Progress,
     recheck: bool = True,
 ) -> tuple[str, str]:
-    """Make ``blobs/<etag>`` hold exactly ``spec``'s content; (status, sha256)."""
+    """Make ``blobs/<etag>`` hold exactly ``spec``'s content; (status, sha256).
+
+    The download runs under the per-etag lock, so a concurrent pull (cairn or huggingface_hub) of the
+    same blob waits and then finds the finished blob instead of appending to the same partial file."""
     blob = cache.blob(spec.etag)
-    repaired = False
     if blob.is_file() and not recheck and blob.stat().st_size == spec.size:
         bar.advance(spec.size, done_file=True)
         return "cached", spec.sha256 or ""
+    with cache.lock(spec.etag):
+        try:
+            return _fetch_locked(session, ref, commit, cache, spec, bar)
+        except OSError as err:
+            raise CacheError(f"{spec.path}: cannot write {blob}: {err}") from None
+
+
+def _fetch_locked(
+    session: HubSession, ref: RepoRef, commit: str, cache: RepoCache, spec: FileSpec, bar: Progress
+) -> tuple[str, str]:
+    blob = cache.blob(spec.etag)
+    repaired = False
     if blob.is_file():
         size, sha256, sha1 = file_digests(blob, git_sha1=spec.sha256 is None)
-        if _matches(spec, sha256, sha1, size):
+        if _matches(spec, sha256, sha1, size):  # present, or another process just finished it
             bar.advance(spec.size, done_file=True)
             return "cached", sha256
         blob.unlink()  # corrupted or truncated: fetch it again (snapshot entries are re-linked after)
@@ -165,13 +179,21 @@ def _fetch(
     else:
         assert last is not None
         raise last
-    if not _matches(spec, sha256, sha1, size):
+    on_disk = part.stat().st_size  # what is renamed is the file on disk, not the stream we hashed
+    if not _matches(spec, sha256, sha1, size) or on_disk != spec.size:
         part.unlink()
         what, expected, actual = (
             ("sha256", spec.sha256, sha256) if spec.sha256 else ("git blob sha1", spec.git_sha1, sha1)
         )
+        if on_disk != spec.size:
+            what, expected, actual = "size on disk", str(spec.size), str(on_disk)
         raise IntegrityError(spec.path, what=what, expected=expected, actual=actual)
-    os.replace(part, blob)
+    try:
+        os.replace(part, blob)
+    except FileNotFoundError:  # another writer (one that ignores the lock) renamed it: fine if valid
+        size, sha256, sha1 = file_digests(blob, git_sha1=spec.sha256 is None)
+        if not _matches(spec, sha256, sha1, size):
+            raise
     return ("repaired" if repaired else "resumed" if resumed else "downloaded"), sha256
 
 
@@ -229,7 +251,7 @@ def _download(
         else:
             raise HubResponseError(f"{spec.path}: unexpected HTTP {response.status_code}", url=url)
         with part.open(mode) as out:
-            for chunk in response.iter_bytes():  # as it arrives: a dropped connection keeps what came
+            for chunk in session.iter_download(response, url):  # a dropped connection keeps what came
                 have += len(chunk)
                 if have > spec.size:
                     raise HubResponseError(f"{spec.path}: hub sent more than {spec.size} bytes", url=url)

@@ -241,7 +241,10 @@ def _upload_lfs(
         )
         if not isinstance(answer, dict) or answer.get("transfer", "basic") != "basic":
             raise HubResponseError("LFS batch answer is not a basic transfer", url=session.endpoint)
-        for obj in answer.get("objects") or []:
+        objects = answer.get("objects", [])
+        if not isinstance(objects, list):
+            raise HubResponseError("LFS batch answer: objects is not a list", url=session.endpoint)
+        for obj in objects:
             oid = obj.get("oid") if isinstance(obj, dict) else None
             f = unique.get(oid) if isinstance(oid, str) else None
             if f is None:

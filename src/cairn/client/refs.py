@@ -16,6 +16,7 @@ _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
 _REPO = re.compile(rf"({_SEGMENT})/({_SEGMENT})")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 MAX_PATH = 1024
+MAX_SEGMENT_BYTES = 255  # NAME_MAX of common file systems
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ def _check_revision(rev: str) -> str:
     if not rev or len(rev) > 256 or rev.startswith("/") or rev.endswith("/") or "//" in rev:
         raise UsageError(f"invalid revision {rev!r}")
     if any(c in rev for c in "\0\\ ~^:?*[") or ".." in rev or any(ord(c) < 32 for c in rev):
+        raise UsageError(f"invalid revision {rev!r}")
+    # git's ref rules: no segment "." / "..", none ending in "." or ".lock" (``refs/.`` is refs/ itself)
+    if any(seg in (".", "..") or seg.endswith((".", ".lock")) for seg in rev.split("/")):
         raise UsageError(f"invalid revision {rev!r}")
     return rev
 
@@ -76,6 +80,7 @@ def check_repo_path(path: object) -> str:
         or "\0" in path
         or any(ord(c) < 32 for c in path)
         or any(p in ("", ".", "..") for p in parts)
+        or any(len(p.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES for p in parts)
         or re.match(r"[A-Za-z]:", path) is not None
     )
     if bad:
