@@ -210,3 +210,32 @@ def test_card_for_a_directory_without_readme_gets_the_template(make_model: MakeM
     assert main(["card", str(bare)]) == 0
     text = (bare / "README.md").read_text()
     assert "## Bias, Risks, and Limitations" in text and "No parent model is declared." in text
+
+
+def test_card_of_a_cairn_checkpoint_carries_its_training_details(tmp_path: Path) -> None:
+    """`cairn card` on a directory saved by cairn.save shows the manifest's training metadata."""
+    import numpy as np
+
+    import cairn
+
+    ck = tmp_path / "ck"
+    cairn.save(
+        ck,
+        model={"w": np.ones(3, np.float32)},
+        metadata={
+            "epoch": 3,
+            "metrics": {"loss": 0.125},
+            "hyperparameters": {"lr": 0.0003, "note": "a|b\nc"},
+            "datasets": [{"name": "toy-corpus", "sha256": "ab" * 32}],
+        },
+        rng_state=False,
+    )
+    (ck / "LICENSE").write_text("MIT License\n\nPermission is hereby granted, free of charge")
+    cairn.checkpoint.attach(ck, ["LICENSE"])
+    assert main(["card", str(ck)]) == 0
+    card = (ck / "README.md").read_text()
+    assert "## Training details" in card and "toy-corpus" in card and "sha256 " + "ab" * 32 in card
+    assert "| Epoch | 3 |" in card and "| Metric: loss | 0.125 |" in card
+    assert "a\\|b c" in card  # a pipe or line break in a value cannot break the table
+    assert "datasets:\n- toy-corpus" in card
+    assert "README.md" in cairn.verify(ck).files  # the card is listed in the checkpoint's manifest

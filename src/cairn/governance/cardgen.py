@@ -3,7 +3,8 @@
 The front matter keeps every existing field (round-trip) and fills what can be derived: ``license`` from a
 recognised LICENSE file, ``base_model`` / ``base_model_relation`` from ``adapter_config.json``, the Hub's
 derived ``base_model:<relation>:<id>`` tags. The body keeps the author's text; cairn's own sections
-(lineage, license obligations, training results from ``trainer_state.json``) sit between
+(lineage, license obligations, training results from ``trainer_state.json``, training details from a
+cairn checkpoint's ``cairn.json``) sit between
 ``<!-- cairn:begin NAME -->`` / ``<!-- cairn:end NAME -->`` markers and are replaced on every run. A card
 with no body gets the standard template's headings (spec §1.3).
 """
@@ -20,7 +21,14 @@ from cairn.governance.card import ModelCard, parse_card, render_card
 from cairn.governance.check import CheckReport
 from cairn.governance.lineage import LineageGraph, ModelSource
 
-__all__ = ["TEMPLATE_SECTIONS", "CardUpdate", "build_card", "training_summary"]
+__all__ = [
+    "TEMPLATE_SECTIONS",
+    "CardUpdate",
+    "build_card",
+    "checkpoint_metadata",
+    "checkpoint_summary",
+    "training_summary",
+]
 
 TEMPLATE_SECTIONS = (
     "Model Details",
@@ -82,6 +90,62 @@ def training_summary(source: ModelSource) -> str | None:
     lines += [f"| {e} | {s} | {lo} | {ev} |" for e, s, lo, ev in rows]
     epochs = _num(doc.get("epoch")) if isinstance(doc, dict) else None
     return (f"Trained for {epochs} epochs.\n\n" if epochs else "") + "\n".join(lines)
+
+
+def _cell(value: object, limit: int = 120) -> str:
+    """A value as one Markdown table cell: no pipes or line breaks, bounded length."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def checkpoint_metadata(source: ModelSource) -> dict[str, Any] | None:
+    """The metadata of a cairn checkpoint's manifest (``cairn.json``), or None when there is none."""
+    from cairn.errors import FormatError
+    from cairn.format.manifest import MANIFEST_NAME, parse_manifest
+
+    text = source.read_text(MANIFEST_NAME)
+    if text is None:
+        return None
+    try:
+        return dict(parse_manifest(text.encode("utf-8")).metadata)
+    except FormatError:
+        return None
+
+
+def checkpoint_summary(meta: dict[str, Any]) -> str | None:
+    """Training details from a cairn checkpoint's metadata: position, metrics, hyperparameters, data,
+    code and environment, as Markdown tables."""
+    rows: list[tuple[str, object]] = []
+    for key, label in (("step", "Step"), ("epoch", "Epoch")):
+        if meta.get(key) is not None:
+            rows.append((label, meta[key]))
+    for group, label in (("metrics", "Metric"), ("hyperparameters", "Hyperparameter")):
+        values = meta.get(group)
+        if isinstance(values, dict):
+            rows += [(f"{label}: {k}", v) for k, v in list(values.items())[:_MAX_ROWS]]
+    datasets = meta.get("datasets")
+    for entry in datasets[:_MAX_ROWS] if isinstance(datasets, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            digest = entry.get("sha256")
+            rows.append((f"Dataset: {entry['name']}", f"sha256 {digest}" if isinstance(digest, str) else "-"))
+    code = meta.get("code")
+    if isinstance(code, dict) and code.get("git_commit"):
+        dirty = " (uncommitted changes)" if code.get("git_dirty") else ""
+        rows.append(("Code", f"git {code['git_commit']}{dirty}"))
+    env = meta.get("environment")
+    if isinstance(env, dict):
+        libs = env.get("libraries")
+        described = ", ".join(f"{k} {v}" for k, v in libs.items()) if isinstance(libs, dict) else ""
+        rows.append(("Environment", f"Python {env.get('python')}; {described}; device {env.get('device')}"))
+    wall = meta.get("wall_time")
+    if isinstance(wall, dict) and wall.get("saved_at"):
+        rows.append(("Saved at", wall["saved_at"]))
+    if not rows:
+        return None
+    lines = ["From the checkpoint's manifest (`cairn.json`):", "", "| Field | Value |", "|---|---|"]
+    lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in rows]
+    return "\n".join(lines)
 
 
 def _managed(body: str, name: str, content: str) -> str:
@@ -155,6 +219,17 @@ def build_card(
     summary = training_summary(source)
     if summary:
         body = _managed(body, "training", "## Training results\n\n" + summary)
+    ckpt = checkpoint_metadata(source)
+    details = checkpoint_summary(ckpt) if ckpt else None
+    if details:
+        body = _managed(body, "checkpoint", "## Training details\n\n" + details)
+    names = [
+        d["name"]
+        for d in (ckpt or {}).get("datasets") or []
+        if isinstance(d, dict) and isinstance(d.get("name"), str)
+    ]
+    if names and "datasets" not in meta:
+        meta["datasets"] = names
     changed = tuple(k for k in meta if before.get(k) != meta[k])
     text = render_card(meta, body)
     parse_card(text)  # what we write must read back

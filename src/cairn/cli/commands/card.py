@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cairn.checkpoint.api import attach
 from cairn.cli.commands.license import add_lineage_arguments, resolve_root
 from cairn.cli.output import EXIT_NEGATIVE, EXIT_OK, emit
 from cairn.errors import NotFoundError
+from cairn.format.manifest import MANIFEST_NAME
 
 __all__ = ["register"]
 
@@ -55,6 +57,8 @@ def _card(args: argparse.Namespace) -> int:
         sys.stdout.write(update.text)
         return EXIT_OK
     target = write_card(source.path, update.metadata, update.body)
+    if (Path(source.path) / MANIFEST_NAME).is_file():  # a cairn checkpoint lists every file it holds
+        attach(source.path, [target.name])
     data = {"path": str(target), "changed_fields": list(update.changed_fields)}
     emit(data, as_json=args.json, human=lambda d: f"wrote {d['path']}")
     return EXIT_OK
