@@ -180,7 +180,7 @@ def torch_module(
         raise UsageError("the torch adapter needs --features: the numeric input columns")
     require_columns(frame, features)
     x = np.stack([_numeric(frame, c) for c in features], axis=1).astype(np.float32)
-    module.eval()
+    module.eval()  # untrusted-ok: nn.Module.eval() switches to inference mode; nothing is evaluated
     outs = []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
@@ -227,7 +227,7 @@ def text_scorer(
         )
     except (OSError, ValueError, KeyError) as err:
         raise AdapterError(f"not a loadable text-classification model: {err}", source=str(root)) from err
-    model.eval()
+    model.eval()  # untrusted-ok: nn.Module.eval() switches to inference mode; nothing is evaluated
 
     def score(texts: Sequence[str]) -> np.ndarray:
         outs = []
