@@ -35,6 +35,7 @@ from hub_testing import BACKENDS, Backend, LiveHub, ServerThread  # noqa: E402
 
 from cairn.hub import HubConfig, create_app  # noqa: E402
 from cairn.registry import Registry  # noqa: E402
+from cairn.registry.trust import TrustPolicy  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,3 +85,20 @@ def hub(backend: Backend) -> Iterator[LiveHub]:
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "hf-cache"
+
+
+@pytest.fixture(scope="module")
+def quarantine_hub(backend: Backend, hub: LiveHub) -> Iterator[LiveHub]:
+    """A second server on the same backend whose policy quarantines unsafe files instead of refusing
+    them (alice is a hub admin), so pages and downloads of flagged files can be tested."""
+    policy = TrustPolicy(on_unsafe="quarantine", admins=("alice",))
+    registry = Registry.open(backend.db_url, backend.blobs_url, trust=policy)
+    app = create_app(registry, HubConfig(regular_upload_cap=0))
+    with ServerThread(app) as server:
+        yield LiveHub(
+            url=f"http://127.0.0.1:{server.port}",
+            registry=registry,
+            token=registry.users.create_token("alice"),
+            other_token=registry.users.create_token("bob"),
+        )
+    registry.close()

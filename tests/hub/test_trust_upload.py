@@ -7,20 +7,15 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from hub_testing import Backend, LiveHub, ServerThread
+from hub_testing import LiveHub
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
 from safetensors.numpy import save as st_save
-
-from cairn.hub import HubConfig, create_app
-from cairn.registry import Registry
-from cairn.registry.trust import TrustPolicy
 
 
 class _Evil:
@@ -96,21 +91,6 @@ def test_clean_checkpoint_and_safetensors_pass_with_status(hub: LiveHub, tmp_pat
     assert by_path["pytorch_model.bin"]["status"] == "safe"
     assert by_path["README.md"]["status"] == "safe" and report["policy"] == "reject"
     assert report["signature"]["status"] == "none"
-
-
-@pytest.fixture(scope="module")
-def quarantine_hub(backend: Backend, hub: LiveHub) -> Iterator[LiveHub]:
-    policy = TrustPolicy(on_unsafe="quarantine", admins=("alice",))
-    registry = Registry.open(backend.db_url, backend.blobs_url, trust=policy)
-    app = create_app(registry, HubConfig(regular_upload_cap=0))
-    with ServerThread(app) as server:
-        yield LiveHub(
-            url=f"http://127.0.0.1:{server.port}",
-            registry=registry,
-            token=registry.users.create_token("alice"),
-            other_token=registry.users.create_token("bob"),
-        )
-    registry.close()
 
 
 def test_quarantine_refuses_downloads_until_an_admin_releases(

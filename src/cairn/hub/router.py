@@ -87,10 +87,14 @@ def match(method: str, seg: list[str], ctx: Ctx) -> Handler | None:
         return web.repo_page if get == "GET" else None
     if seg[2] == "resolve" and get == "GET":
         return download.resolve_file
-    if seg[2] in {"blob", "tree"} and get == "GET":
+    if get != "GET":
+        return None
+    if seg[2] == "blob":
         return web.file_page
-    if seg[2] == "commit" and get == "GET":
+    if seg[2] in {"tree", "commit"}:
         return web.repo_page
+    if seg[2] == "commits":
+        return web.commits_page
     return None
 
 

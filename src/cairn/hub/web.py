@@ -14,9 +14,18 @@ from starlette.responses import HTMLResponse, Response
 from cairn.hub.context import Ctx
 from cairn.hub.download import resolve_revision
 from cairn.hub.info import iso
-from cairn.registry import EntryNotFoundError, check_path
+from cairn.hub.web_views import (
+    card_summary,
+    evaluation_rows,
+    human_size,
+    license_panel,
+    parameter_summary,
+    signature_panel,
+    tensor_rows,
+)
+from cairn.registry import EntryNotFoundError, FileEntry, Repo, check_path
 
-__all__ = ["file_page", "index", "render_markdown", "repo_page"]
+__all__ = ["commits_page", "evaluation_rows", "file_page", "index", "render_markdown", "repo_page"]
 
 _PREVIEW_BYTES = 512 * 1024
 
@@ -48,62 +57,160 @@ def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
     return HTMLResponse(_env().get_template(name).render(**values), status_code=status)
 
 
+_SORTS = (("lastModified", "Recently updated"), ("downloads", "Most downloads"), ("likes", "Most likes"))
+
+
 async def index(ctx: Ctx) -> Response:
+    """``/``: the models the caller can see, searchable and sortable."""
     search = ctx.q("search") or ""
-    repos = await ctx.call(ctx.registry.repos.list, "model", ctx.principal, search=search or None, limit=200)
-    rows = [{"id": r.repo_id, "modified": iso(r.last_modified), "tags": r.tags[:6]} for r in repos]
-    return _page("index.html", repos=rows, search=search)
+    sort = ctx.q("sort") or "lastModified"
+    if sort not in dict(_SORTS):
+        sort = "lastModified"
+    repos = await ctx.call(
+        ctx.registry.repos.list, "model", ctx.principal, search=search or None, sort=sort, limit=200
+    )
+    rows = [
+        {
+            "id": r.repo_id,
+            "private": r.private,
+            "modified": iso(r.last_modified),
+            "downloads": r.downloads,
+            "likes": r.likes,
+            "tags": r.tags[:6],
+        }
+        for r in repos
+    ]
+    return _page("index.html", repos=rows, search=search, sort=sort, sorts=_SORTS)
 
 
 async def repo_page(ctx: Ctx) -> Response:
+    """``/{repo}`` (main), ``/{repo}/tree/{rev}[/{dir}]`` and ``/{repo}/commit/{id}``: a folder of a
+    revision with each file's scan verdict, and at the top level the card facts, trust status and README."""
     repo = await ctx.repo()
-    commit, _ = await ctx.call(ctx.registry.commits.resolve, repo, "main")
+    if ctx.rest:
+        commit, rev, rest = await resolve_revision(ctx, repo, ctx.rest, min_rest=0)
+    else:
+        rev, rest = "main", []
+        commit, _ = await ctx.call(ctx.registry.commits.resolve, repo, rev)
+    folder = check_path("/".join(p for p in rest if p)) if any(rest) else ""
     entries = await ctx.call(ctx.registry.commits.files, commit)
+    inside = [e for e in entries if not folder or e.path.startswith(folder + "/")]
+    if folder and not inside:
+        if any(e.path == folder for e in entries):
+            return await file_page(ctx)
+        return _page("message.html", 404, title="Not found", message=f"{folder} does not exist at {rev}")
+    status = await ctx.call(ctx.registry.trust.file_status, inside)
+    dirs, files = _listing(inside, folder, status)
+    values: dict[str, Any] = {}
+    if not folder:
+        values = await _top_of_repo(ctx, repo, commit, entries, status)
+    refs = await ctx.call(ctx.registry.commits.refs, repo)
+    return _page(
+        "repo.html",
+        repo=repo.repo_id,
+        private=repo.private,
+        gated=repo.gated,
+        rev=rev,
+        commit=commit,
+        folder=folder,
+        crumbs_list=_crumbs(folder),
+        branches=sorted(r.name for r in refs if r.kind == "branch"),
+        tags=sorted(r.name for r in refs if r.kind == "tag"),
+        dirs=dirs,
+        files=files,
+        likes=repo.likes,
+        downloads=repo.downloads,
+        **values,
+    )
+
+
+async def _top_of_repo(
+    ctx: Ctx, repo: Repo, commit: str, entries: list[FileEntry], status: Mapping[str, tuple[str, Any]]
+) -> dict[str, Any]:
     readme_html = ""
     for e in entries:
         if e.path == "README.md":
             raw = await ctx.call(ctx.registry.read_blob, e.sha256, _PREVIEW_BYTES)
             if raw is not None:
                 readme_html = render_markdown(raw.decode("utf-8", "replace"))
-    files = [{"path": e.path, "size": e.size, "lfs": e.lfs} for e in entries]
-    results = evaluation_rows(repo.card_data)
+    record = await ctx.call(ctx.registry.trust.revision, commit)
+    flagged = sum(1 for verdict, _ in status.values() if verdict not in {"safe", "unscanned"})
+    return {
+        "readme": readme_html,
+        "results": evaluation_rows(repo.card_data),
+        "card": card_summary(repo.card_data, repo.tags),
+        "pipeline_tag": repo.pipeline_tag,
+        "library": repo.library_name,
+        "params": parameter_summary(record),
+        "signature": signature_panel(record),
+        "license_check": license_panel(record),
+        "flagged": flagged,
+    }
+
+
+def _listing(
+    entries: list[FileEntry], folder: str, status: Mapping[str, tuple[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The sub-folders (with total size and file count) and files directly inside ``folder``."""
+    prefix = folder + "/" if folder else ""
+    dirs: dict[str, dict[str, Any]] = {}
+    files = []
+    for e in entries:
+        rel = e.path[len(prefix) :]
+        head, sep, _ = rel.partition("/")
+        if sep:
+            d = dirs.setdefault(head, {"name": head, "path": prefix + head, "size": 0, "count": 0})
+            d["size"] += e.size
+            d["count"] += 1
+        else:
+            verdict, found = status.get(e.path, ("unscanned", None))
+            files.append(
+                {
+                    "name": rel,
+                    "path": e.path,
+                    "size": human_size(e.size),
+                    "lfs": e.lfs,
+                    "verdict": verdict,
+                    "findings": 0 if found is None else len(found.findings),
+                }
+            )
+    out_dirs = [{**d, "size": human_size(d["size"])} for _, d in sorted(dirs.items())]
+    return out_dirs, sorted(files, key=lambda f: f["name"])
+
+
+def _crumbs(folder: str) -> list[dict[str, str]]:
+    parts = folder.split("/") if folder else []
+    return [{"name": p, "path": "/".join(parts[: i + 1])} for i, p in enumerate(parts)]
+
+
+async def commits_page(ctx: Ctx) -> Response:
+    """``/{repo}/commits/{rev}``: the history of a revision, newest first, 100 a page (``?p=N``)."""
+    repo = await ctx.repo()
+    commit, rev, _ = await resolve_revision(ctx, repo, ctx.rest or ["main"], min_rest=0)
+    page = max(0, ctx.qint("p", 0))
+    history = await ctx.call(
+        ctx.registry.commits.history, repo, commit, offset=page * _HISTORY_PAGE, limit=_HISTORY_PAGE + 1
+    )
+    rows = [
+        {"id": c.id, "title": c.title, "author": c.author, "date": iso(c.created_at)}
+        for c in history[:_HISTORY_PAGE]
+    ]
     return _page(
-        "repo.html", repo=repo.repo_id, commit=commit, files=files, readme=readme_html, results=results
+        "commits.html",
+        repo=repo.repo_id,
+        rev=rev,
+        commits=rows,
+        page=page,
+        more=len(history) > _HISTORY_PAGE,
     )
 
 
-_MAX_RESULT_ROWS = 500
-
-
-def evaluation_rows(card_data: Mapping[str, object]) -> list[dict[str, str]]:
-    """The card's ``model-index`` results (fairness reports included) as table rows; malformed entries skip."""
-    rows: list[dict[str, str]] = []
-    index = card_data.get("model-index")
-    for model in index if isinstance(index, list) else []:
-        results = model.get("results") if isinstance(model, dict) else None
-        for result in results if isinstance(results, list) else []:
-            if not isinstance(result, dict):
-                continue
-            task, dataset = result.get("task"), result.get("dataset")
-            task_name = str(task.get("name") or task.get("type") or "") if isinstance(task, dict) else ""
-            data_name = (
-                str(dataset.get("name") or dataset.get("type") or "") if isinstance(dataset, dict) else ""
-            )
-            metrics = result.get("metrics")
-            for metric in metrics if isinstance(metrics, list) else []:
-                if isinstance(metric, dict) and len(rows) < _MAX_RESULT_ROWS:
-                    rows.append(
-                        {
-                            "task": task_name,
-                            "dataset": data_name,
-                            "metric": str(metric.get("name") or metric.get("type") or ""),
-                            "value": str(metric.get("value", "")),
-                        }
-                    )
-    return rows
+_HISTORY_PAGE = 100
 
 
 async def file_page(ctx: Ctx) -> Response:
+    """``/{repo}/blob/{rev}/{path}``: a file's facts, its scan verdict with findings, a text preview, and
+    the tensor table of a safetensors file (its header only, read with two range reads)."""
     repo = await ctx.repo(content=True)
     commit, rev, rest = await resolve_revision(ctx, repo, ctx.rest)
     path = check_path("/".join(rest))
@@ -116,4 +223,40 @@ async def file_page(ctx: Ctx) -> Response:
         raw = await ctx.call(ctx.registry.read_blob, entry.sha256, _PREVIEW_BYTES)
         if raw is not None and b"\0" not in raw[:8192]:
             text = raw.decode("utf-8", "replace")
-    return _page("file.html", repo=repo.repo_id, rev=rev, commit=commit, entry=entry, text=text)
+    status = await ctx.call(ctx.registry.trust.file_status, [entry])
+    verdict, found = status.get(entry.path, ("unscanned", None))
+    findings = [] if found is None else found.findings[:_MAX_FINDINGS]
+    tensors: list[dict[str, str]] = []
+    n_tensors = 0
+    if path.endswith(".safetensors"):
+
+        def read(start: int, end: int) -> bytes:
+            return b"".join(ctx.registry.iter_blob(entry.sha256, start, end))
+
+        tensors, n_tensors = await ctx.call(tensor_rows, read, entry.size, path)
+    return _page(
+        "file.html",
+        repo=repo.repo_id,
+        rev=rev,
+        commit=commit,
+        entry=entry,
+        size=human_size(entry.size),
+        text=text,
+        verdict=verdict,
+        findings=[_finding(f) for f in findings],
+        tensors=tensors,
+        n_tensors=n_tensors,
+        crumbs_list=_crumbs(path.rpartition("/")[0]),
+    )
+
+
+_MAX_FINDINGS = 200
+
+
+def _finding(f: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "severity": str(f.get("severity", "")),
+        "rule": str(f.get("rule", "")),
+        "construct": str(f.get("construct", "")),
+        "message": str(f.get("message", f.get("detail", "")))[:500],
+    }
