@@ -106,6 +106,7 @@ def test_model_page_shows_card_facts_trust_panels_and_per_file_verdicts(quaranti
     assert "Signature" in page and ">none<" in page
     assert "License check" in page
     assert ">safe<" in page  # model.safetensors and README.md
+    assert "1 file<" in page and ">1 flagged<" in page  # the extra/ folder row carries its flagged file
 
     folder = httpx.get(hub.url + "/alice/web-trust/tree/main/extra").text
     assert "evil.pkl" in folder and ">unsafe<" in folder and "1 finding" in folder
@@ -174,3 +175,20 @@ def test_index_sorts_by_likes(hub: LiveHub) -> None:
     assert text.index("alice/web-sort-a") < text.index("alice/web-sort-b")
     text = httpx.get(hub.url + "/", params={"search": "web-sort", "sort": "nonsense"}).text
     assert text.index("alice/web-sort-b") < text.index("alice/web-sort-a")  # newest first
+
+
+def test_card_summary_takes_any_shape_and_drops_repeated_tags() -> None:
+    from cairn.hub.web_views import card_summary, human_count, human_size, license_panel
+
+    got = card_summary(
+        {"license": "other", "license_name": "llama3", "base_model": ["a/b", {"x": 1}], "datasets": 5},
+        ("text-generation", "chat", "chat", "license:other", "transformers"),
+        ("text-generation", "transformers"),
+    )
+    assert got["license"] == "llama3" and got["base_models"] == ["a/b"] and got["datasets"] == []
+    assert got["tags"] == ["chat"]
+    assert human_size(999) == "999 B" and human_size(1_500_000) == "1.5 MB"
+    assert human_count(7_241_732_096) == "7.24B" and human_count(512) == "512"
+    assert license_panel({"licenseCheck": "not a dict"}) is None
+    panel = license_panel({"licenseCheck": {"status": "conflict", "conflicts": [{"message": "x"}, 3]}})
+    assert panel == {"status": "conflict", "license": "", "findings": [{"kind": "conflict", "message": "x"}]}

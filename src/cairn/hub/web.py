@@ -138,7 +138,7 @@ async def _top_of_repo(
     return {
         "readme": readme_html,
         "results": evaluation_rows(repo.card_data),
-        "card": card_summary(repo.card_data, repo.tags),
+        "card": card_summary(repo.card_data, repo.tags, (repo.pipeline_tag, repo.library_name)),
         "pipeline_tag": repo.pipeline_tag,
         "library": repo.library_name,
         "params": parameter_summary(record),
@@ -159,9 +159,12 @@ def _listing(
         rel = e.path[len(prefix) :]
         head, sep, _ = rel.partition("/")
         if sep:
-            d = dirs.setdefault(head, {"name": head, "path": prefix + head, "size": 0, "count": 0})
+            d = dirs.setdefault(
+                head, {"name": head, "path": prefix + head, "size": 0, "count": 0, "flagged": 0}
+            )
             d["size"] += e.size
             d["count"] += 1
+            d["flagged"] += status.get(e.path, ("unscanned", None))[0] not in {"safe", "unscanned"}
         else:
             verdict, found = status.get(e.path, ("unscanned", None))
             files.append(

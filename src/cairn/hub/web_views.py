@@ -52,8 +52,11 @@ def _strings(value: object) -> list[str]:
     return []
 
 
-def card_summary(card_data: Mapping[str, object], repo_tags: tuple[str, ...]) -> dict[str, Any]:
-    """The facts a model page puts next to the title: license, base models, datasets, tags."""
+def card_summary(
+    card_data: Mapping[str, object], repo_tags: tuple[str, ...], shown: tuple[str | None, ...] = ()
+) -> dict[str, Any]:
+    """The facts a model page puts next to the title: license, base models, datasets, and the tags not
+    already ``shown`` elsewhere on the page (pipeline, library) or spelled out (license, base model)."""
     license_name = card_data.get("license_name") if card_data.get("license") == "other" else None
     return {
         "license": ", ".join(_strings(license_name or card_data.get("license"))),
@@ -61,9 +64,11 @@ def card_summary(card_data: Mapping[str, object], repo_tags: tuple[str, ...]) ->
         "relation": ", ".join(_strings(card_data.get("base_model_relation"))),
         "datasets": _strings(card_data.get("datasets")),
         "languages": _strings(card_data.get("language")),
-        "tags": [t for t in repo_tags if not t.startswith(("license:", "base_model:", "dataset:"))][
-            :_MAX_LIST
-        ],
+        "tags": [
+            t
+            for t in dict.fromkeys(repo_tags)
+            if t not in shown and not t.startswith(("license:", "base_model:", "dataset:"))
+        ][:_MAX_LIST],
     }
 
 
