@@ -66,13 +66,9 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield b
 
 
-@pytest.fixture(scope="session")
-def hub(backend: Backend) -> Iterator[LiveHub]:
-    registry = Registry.open(backend.db_url, backend.blobs_url)
-    app = create_app(registry, HubConfig(page_size=3, regular_upload_cap=0, multipart_chunk_bytes=256 * 1024))
-    registry.users.create_user("alice")
-    registry.users.create_user("bob")
-    with ServerThread(app) as server:
+def _serve(registry: Registry, config: HubConfig) -> Iterator[LiveHub]:
+    """Serve ``registry`` on a loopback port with tokens for alice and bob; close it afterwards."""
+    with ServerThread(create_app(registry, config)) as server:
         yield LiveHub(
             url=f"http://127.0.0.1:{server.port}",
             registry=registry,
@@ -80,6 +76,16 @@ def hub(backend: Backend) -> Iterator[LiveHub]:
             other_token=registry.users.create_token("bob"),
         )
     registry.close()
+
+
+@pytest.fixture(scope="session")
+def hub(backend: Backend) -> Iterator[LiveHub]:
+    registry = Registry.open(backend.db_url, backend.blobs_url)
+    registry.users.create_user("alice")
+    registry.users.create_user("bob")
+    yield from _serve(
+        registry, HubConfig(page_size=3, regular_upload_cap=0, multipart_chunk_bytes=256 * 1024)
+    )
 
 
 @pytest.fixture
@@ -93,12 +99,4 @@ def quarantine_hub(backend: Backend, hub: LiveHub) -> Iterator[LiveHub]:
     them (alice is a hub admin), so pages and downloads of flagged files can be tested."""
     policy = TrustPolicy(on_unsafe="quarantine", admins=("alice",))
     registry = Registry.open(backend.db_url, backend.blobs_url, trust=policy)
-    app = create_app(registry, HubConfig(regular_upload_cap=0))
-    with ServerThread(app) as server:
-        yield LiveHub(
-            url=f"http://127.0.0.1:{server.port}",
-            registry=registry,
-            token=registry.users.create_token("alice"),
-            other_token=registry.users.create_token("bob"),
-        )
-    registry.close()
+    yield from _serve(registry, HubConfig(regular_upload_cap=0))
