@@ -290,3 +290,36 @@ def test_organisations_share_a_namespace(hub: LiveHub) -> None:
 
     with pytest.raises(AlreadyExistsError):
         hub.registry.users.create_user("acme")  # an organisation's name is taken for users too
+
+
+def test_get_safetensors_metadata_of_single_and_sharded_repos(hub: LiveHub) -> None:
+    """huggingface_hub reads tensor listings with Range requests on the header (bytes=0-100000 even on
+    tiny files, clipped at EOF) and, for sharded repos, through the index file."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save
+
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo("alice/st-meta-single")
+    one = save({"w": np.zeros((2, 3), np.float32), "b": np.zeros(3, np.float16)}, metadata={"format": "np"})
+    api.upload_file(path_or_fileobj=one, path_in_repo="model.safetensors", repo_id="alice/st-meta-single")
+    meta = api.get_safetensors_metadata("alice/st-meta-single")
+    assert not meta.sharded and meta.parameter_count == {"F32": 6, "F16": 3}
+    assert meta.files_metadata["model.safetensors"].metadata == {"format": "np"}
+
+    api.create_repo("alice/st-meta-sharded")
+    shards = {
+        "model-00001-of-00002.safetensors": save({"a": np.zeros((4, 4), np.float32)}),
+        "model-00002-of-00002.safetensors": save({"b": np.zeros(5, np.int64)}),
+    }
+    index = {
+        "metadata": {"total_size": 104},
+        "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"},
+    }
+    ops = [CommitOperationAdd(name, data) for name, data in shards.items()]
+    ops.append(CommitOperationAdd("model.safetensors.index.json", json.dumps(index).encode()))
+    api.create_commit("alice/st-meta-sharded", ops, commit_message="shards")
+    meta = api.get_safetensors_metadata("alice/st-meta-sharded")
+    assert meta.sharded and meta.weight_map == index["weight_map"]
+    assert meta.parameter_count == {"F32": 16, "I64": 5}
