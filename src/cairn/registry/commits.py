@@ -236,6 +236,7 @@ class CommitService:
                     select(blobs)
                     .join(repo_objects, repo_objects.c.sha256 == blobs.c.sha256)
                     .where(repo_objects.c.repo_id == repo.id, blobs.c.sha256 == op.sha256)
+                    .with_for_update(read=True)  # the garbage collector cannot take it meanwhile (gc.py)
                 ).first()
                 if blob is None or (op.size is not None and op.size != blob.size):
                     raise MissingBlobError(op.path, op.sha256)

@@ -28,6 +28,7 @@ from cairn.registry.audit import AuditService
 from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
 from cairn.registry.discovery import DiscoveryService
+from cairn.registry.gc import GcReport
 from cairn.registry.models import Commit, FileEntry, Operation, Principal, Repo
 from cairn.registry.names import is_commit_id
 from cairn.registry.orgs import OrgService
@@ -188,6 +189,13 @@ class Registry:
 
     def iter_blob(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         return self.store.iter_range(sha256, start, end)
+
+    def collect_garbage(self, *, grace_s: int, apply: bool = False, strays: bool = False) -> GcReport:
+        """Blobs no commit references, older than ``grace_s``: counted, and deleted with ``apply``
+        (see :mod:`cairn.registry.gc` for why this is safe while the hub serves)."""
+        from cairn.registry.gc import collect_garbage
+
+        return collect_garbage(self.db, self.store, grace_s=grace_s, apply=apply, strays=strays)
 
     # -- the hot path ----------------------------------------------------------------------------------
     def lookup_file(

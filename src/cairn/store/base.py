@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from cairn.errors import NotFoundError, UsageError
 
-__all__ = ["BlobNotFoundError", "BlobStore", "check_oid", "open_blob_store"]
+__all__ = ["BlobNotFoundError", "BlobStore", "check_oid", "is_oid", "open_blob_store"]
 
 _OID = re.compile(r"[0-9a-f]{64}")
 
@@ -23,6 +23,11 @@ class BlobNotFoundError(NotFoundError):
     def __init__(self, oid: str) -> None:
         super().__init__(f"blob {oid} not found")
         self.oid = oid
+
+
+def is_oid(text: str) -> bool:
+    """Whether ``text`` is a lower-case sha256 hex digest, the only names the stores use for blobs."""
+    return _OID.fullmatch(text) is not None
 
 
 def check_oid(oid: str) -> str:
@@ -60,6 +65,11 @@ class BlobStore(Protocol):
         ...
 
     def delete(self, oid: str) -> None: ...
+
+    def iter_objects(self) -> Iterator[tuple[str, int, float]]:
+        """Every stored blob as ``(oid, size, modification time as Unix seconds)``, in no order; names
+        that are not sha256 object ids (temporary files, foreign keys under the prefix) are skipped."""
+        ...
 
     def staging_dir(self) -> Path | None:
         """A directory for temporary files from which :meth:`put_file` is a cheap rename, or ``None``."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from cairn.store.base import BlobNotFoundError, check_oid
+from cairn.store.base import BlobNotFoundError, check_oid, is_oid
 
 __all__ = ["LocalBlobStore"]
 
@@ -97,6 +98,19 @@ class LocalBlobStore:
 
     def delete(self, oid: str) -> None:
         self._path(oid).unlink(missing_ok=True)
+
+    def iter_objects(self) -> Iterator[tuple[str, int, float]]:
+        for first in sorted(self.root.glob("[0-9a-f][0-9a-f]")):
+            for second in sorted(first.glob("[0-9a-f][0-9a-f]")):
+                for path in second.iterdir():
+                    if not is_oid(path.name) or not path.name.startswith(first.name + second.name):
+                        continue
+                    try:
+                        st = path.lstat()
+                    except FileNotFoundError:
+                        continue
+                    if stat.S_ISREG(st.st_mode):
+                        yield path.name, st.st_size, st.st_mtime
 
     def staging_dir(self) -> Path:
         """Where callers should write temporary files so that :meth:`put_file` is a rename."""

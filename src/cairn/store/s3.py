@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cairn.store.base import BlobNotFoundError, check_oid
+from cairn.store.base import BlobNotFoundError, check_oid, is_oid
 
 __all__ = ["S3BlobStore"]
 
@@ -106,6 +106,17 @@ class S3BlobStore:
 
     def delete(self, oid: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self._key(oid))
+
+    def iter_objects(self) -> Iterator[tuple[str, int, float]]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                key: str = obj["Key"]
+                oid = key.rpartition("/")[2]
+                if is_oid(oid) and key == self._key(oid):
+                    yield oid, int(obj["Size"]), obj["LastModified"].timestamp()
 
 
 def _status(err: Any) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from cairn.cli import trust_admin
 from cairn.cli.commands.serve import add_storage_options, storage_urls
-from cairn.cli.output import EXIT_OK, emit
+from cairn.cli.output import EXIT_OK, emit, human_size
 from cairn.errors import UsageError
 
 __all__ = ["register"]
@@ -55,6 +55,27 @@ def register(subparsers: Any) -> None:
     grant.add_argument("--json", action="store_true", help="print the result as JSON")
     add_storage_options(grant)
     grant.set_defaults(handler=grant_access)
+    gc = sub.add_parser(
+        "gc",
+        help="delete blobs no commit references (deleted repos, uploads never committed)",
+        description="Count the blobs that no commit of any repo references and that are older than the "
+        "grace period; with --apply, delete them. Safe while the hub serves (see docs/hub.md).",
+    )
+    gc.add_argument("--apply", action="store_true", help="delete them (default: only report)")
+    gc.add_argument(
+        "--grace-hours",
+        type=float,
+        default=24.0,
+        help="leave blobs younger than this (default 24, at least 1)",
+    )
+    gc.add_argument(
+        "--strays",
+        action="store_true",
+        help="with --apply, also delete stored objects that have no database row; ONLY with the hub stopped",
+    )
+    gc.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_storage_options(gc)
+    gc.set_defaults(handler=collect_garbage)
     trust_admin.add_admin_actions(sub, add_storage_options)
 
 
@@ -141,4 +162,37 @@ def revoke_token(args: argparse.Namespace) -> int:
         as_json=args.json,
         human=lambda d: f"token {d['id']} ({d['name']}) of {d['user']} revoked",
     )
+    return EXIT_OK
+
+
+def collect_garbage(args: argparse.Namespace) -> int:
+    if args.strays and not args.apply:
+        raise UsageError("--strays deletes, so it needs --apply")
+    registry = _open(args)
+    try:
+        report = registry.collect_garbage(
+            grace_s=int(args.grace_hours * 3600), apply=args.apply, strays=args.strays
+        )
+    finally:
+        registry.close()
+
+    def human(d: dict[str, Any]) -> str:
+        verb = "would delete" if d["dryRun"] else "deleted"
+        lines = [f"{verb} {d['blobs']} unreferenced blobs ({human_size(d['bytes'])})"]
+        if d["strayObjects"]:
+            what = (
+                "deleted"
+                if args.strays and args.apply
+                else "found (delete with --apply --strays, hub stopped)"
+            )
+            lines.append(
+                f"{what} {d['strayObjects']} stored objects without a row ({human_size(d['strayBytes'])})"
+            )
+        if d["keptRacing"]:
+            lines.append(f"kept {d['keptRacing']} that a commit referenced meanwhile")
+        if d["dryRun"] and d["blobs"]:
+            lines.append("run again with --apply to delete them")
+        return "\n".join(lines)
+
+    emit(report.to_dict(), as_json=args.json, human=human)
     return EXIT_OK
