@@ -183,3 +183,13 @@ def test_cli_gc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
             reg.collect_garbage(grace_s=60)
     finally:
         reg.close()
+
+
+def test_store_listing_names_every_blob_with_its_size_and_age(hub: LiveHub) -> None:
+    reg = hub.registry
+    blob = reg.ingest_bytes(b"listed by the store itself" * 7)
+    listed = {oid: (size, mtime) for oid, size, mtime in reg.store.iter_objects()}
+    size, mtime = listed[blob.sha256]
+    assert size == len(b"listed by the store itself" * 7)
+    assert abs(mtime - time.time()) < 3600
+    assert all(len(oid) == 64 for oid in listed)
