@@ -1,9 +1,9 @@
 """Hub repositories as governance sources: the license check, lineage, card, BOM and openness commands
 read a repo at a revision through the Hugging Face API, never downloading its weights.
 
-:class:`HubSource` pins ``org/name[@rev]`` to its commit id, lists the commit's files (tree API) and
+:class:`RemoteSource` pins ``org/name[@rev]`` to its commit id, lists the commit's files (tree API) and
 reads only small text files (card, LICENSE/NOTICE, config, ``cairn.json``) through ``resolve``, each
-bounded by the caller's limit. :class:`HubResolver` resolves a ``base_model`` reference to such a
+bounded by the caller's limit. :class:`RemoteResolver` resolves a ``base_model`` reference to such a
 source; :class:`ChainResolver` tries resolvers in order, so that a lineage can run from a local
 fine-tune to its hub base and on from hub repo to hub repo. A parent the hub does not show (404, a
 private repo, 401/403, an unreachable hub) becomes :class:`~cairn.governance.errors.ParentNotFoundError`
@@ -26,13 +26,13 @@ from cairn.governance.errors import ParentNotFoundError
 if TYPE_CHECKING:
     from cairn.governance.lineage import ModelSource, Resolver
 
-__all__ = ["ChainResolver", "HubResolver", "HubSource", "open_hub_source"]
+__all__ = ["ChainResolver", "RemoteResolver", "RemoteSource", "open_remote_source"]
 
 _MAX_TEXT = 1 << 20
 
 
 @dataclass
-class HubSource:
+class RemoteSource:
     """One repo revision on a hub, pinned to its commit (a ``ModelSource``)."""
 
     session: HubSession
@@ -88,21 +88,21 @@ class HubSource:
             return None
 
 
-def open_hub_source(session: HubSession, reference: str | RepoRef) -> HubSource:
+def open_remote_source(session: HubSession, reference: str | RepoRef) -> RemoteSource:
     """Pin ``org/name[@rev]`` to a commit and list it. Hub errors propagate typed (not found, denied,
     unreachable)."""
     ref = parse_repo_ref(reference) if isinstance(reference, str) else reference
     commit = resolve_commit(session, ref)
     files = {spec.path: spec for spec in list_files(session, ref, commit)}
-    return HubSource(session, ref, commit, files)
+    return RemoteSource(session, ref, commit, files)
 
 
 @dataclass
-class HubResolver:
+class RemoteResolver:
     """Resolves ``base_model`` references of the form ``org/name[@rev]`` on one hub."""
 
     session: HubSession
-    _cache: dict[str, HubSource] = field(default_factory=dict)
+    _cache: dict[str, RemoteSource] = field(default_factory=dict)
 
     def resolve(self, ref: str, *, child: ModelSource) -> ModelSource:
         try:
@@ -114,7 +114,7 @@ class HubResolver:
         key = str(parsed)
         if key not in self._cache:
             try:
-                self._cache[key] = open_hub_source(self.session, parsed)
+                self._cache[key] = open_remote_source(self.session, parsed)
             except CairnError as err:  # 404, private, 401/403, unreachable, a broken answer
                 raise ParentNotFoundError(
                     ref, child=child.ident, reason=f"{self.session.endpoint}: {err.message}"

@@ -28,6 +28,7 @@ from cairn.registry.audit import AuditService
 from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
 from cairn.registry.discovery import DiscoveryService
+from cairn.registry.lineage import LineageService
 from cairn.registry.models import Commit, FileEntry, Operation, Principal, Repo
 from cairn.registry.names import is_commit_id
 from cairn.registry.orgs import OrgService
@@ -99,6 +100,7 @@ class Registry:
         self._staging = local or self._own_staging
         self.trust = TrustService(db, store, self.staging_dir(), trust or TrustPolicy())
         self.discovery = DiscoveryService(db)
+        self.lineage = LineageService(db, store, self.staging_dir())
 
     @classmethod
     def open(
@@ -135,6 +137,7 @@ class Registry:
             info = existing
         else:
             self.trust.on_ingest(src, sha256)
+            self.lineage.on_ingest(src, sha256)
             self.store.put_file(sha256, src)
             with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
                 conn.execute(
@@ -258,6 +261,7 @@ class Registry:
         under the ``reject`` policy); the signature and the revision's trust record are checked and written
         in the commit's own transaction, so a rejected commit leaves nothing behind."""
         inspected = self.trust.prepare(operations)
+        self.lineage.ensure(operations)
 
         def on_tree(conn: Connection, commit_id: str, tree: dict[str, FileEntry]) -> None:
             self.trust.record(conn, repo, commit_id, tree, inspected)

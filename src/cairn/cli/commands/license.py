@@ -60,15 +60,15 @@ def open_root(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
             resolvers.append(LocalResolver(tuple(r.resolve() for r in roots)))
         source: Any = LocalSource(path.resolve()) if local else None
         if not local or chosen:
-            from cairn.client.governance import HubResolver, open_hub_source
+            from cairn.client.governance import RemoteResolver, open_remote_source
             from cairn.client.http import HubSession
             from cairn.client.settings import client_settings
 
             settings = client_settings(endpoint=args.endpoint, token=args.token)
             session = stack.enter_context(HubSession(settings.endpoint, settings.token))
-            resolvers.append(HubResolver(session))
+            resolvers.append(RemoteResolver(session))
             if source is None:
-                source = open_hub_source(session, args.path)
+                source = open_remote_source(session, args.path)
         from cairn.client.governance import ChainResolver
 
         yield source, ChainResolver(resolvers)
