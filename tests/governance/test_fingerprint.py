@@ -14,6 +14,7 @@ from cairn.errors import CairnError, FormatError, NotFoundError, UnsupportedForm
 from cairn.format.safetensors import write_safetensors
 from cairn.governance.fingerprint import (
     Fingerprint,
+    StreamingFingerprint,
     arch_key,
     compare,
     fingerprint_blob,
@@ -181,3 +182,37 @@ def test_lineage_cli_supports_refutes_and_finds_undeclared_parents(
     (family["fp16"] / "README.md").write_text("---\nbase_model: gone\n---\n")
     assert main(["lineage", str(family["fp16"])]) == 2
     assert "cannot be found" in capsys.readouterr().out
+
+
+def test_streaming_fingerprint_equals_the_file_one_for_any_chunking(tmp_path: Path) -> None:
+    import random
+
+    from safetensors.numpy import save
+
+    rng = np.random.default_rng(0)
+    data = save(
+        {
+            "a": rng.standard_normal((33, 17)).astype(np.float32),
+            "b": rng.standard_normal(5).astype(np.float16),
+            "empty": np.zeros((0, 3), np.float32),
+            "c": rng.standard_normal(200),
+            "d": np.arange(7, dtype=np.int8),
+        }
+    )
+    (tmp_path / "m.safetensors").write_bytes(data)
+    expected = fingerprint_file(tmp_path / "m.safetensors")
+    pick = random.Random(1)
+    for _ in range(200):
+        stream, i = StreamingFingerprint(len(data)), 0
+        while i < len(data):
+            k = pick.choice([1, 2, 3, 5, 7, 64, 1000, len(data)])
+            stream.update(data[i : i + k])
+            i += k
+        assert stream.result() == expected
+    cut = StreamingFingerprint(len(data))
+    cut.update(data[:-1])
+    assert cut.result() is None  # the last tensor never finished
+    for junk in (b"hello", b"\xff" * 8 + data[8:], b"PK\x03\x04" + bytes(60)):
+        s = StreamingFingerprint(len(junk))
+        s.update(junk)
+        assert s.result() is None

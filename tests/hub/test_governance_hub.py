@@ -271,3 +271,25 @@ def test_cli_card_bom_openness_on_a_repo(family: LiveHub, capsys: pytest.Capture
     assert weights.lfs is not None and weights.lfs.sha256 in json.dumps(bom)
     code, data = _cli(capsys, "openness", "alice/gv-ft", *hub, "--json")
     assert code in (0, 1) and data["name"]
+
+
+@pytest.mark.parametrize("rows", [16, 512], ids=["basic", "multipart"])
+def test_upload_fingerprints_safetensors_while_streaming(
+    family: LiveHub, rows: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored fingerprint of a safetensors upload comes from the upload's own pass over the bytes
+    (reading the staged file for it is disabled here), for plain and multipart LFS uploads alike."""
+    import cairn.registry.lineage as lineage_mod
+    from cairn.governance.fingerprint import fingerprint_file
+
+    def no_file_reads(path: Path) -> None:
+        raise AssertionError("the staged file was read again for its fingerprint")
+
+    monkeypatch.setattr(lineage_mod, "fingerprint_blob", no_file_reads)
+    rng = np.random.default_rng(rows)
+    weights = {f"w{i}": rng.standard_normal((rows, 256)).astype(np.float32) for i in range(3)}
+    (tmp_path / "model.safetensors").write_bytes(st_save(weights))
+    _upload(family, f"alice/gv-stream-{rows}", (tmp_path / "model.safetensors").read_bytes(), license="mit")
+    fp = _get(family, f"/api/models/alice/gv-stream-{rows}/fingerprint", family.token)
+    assert fp["notFingerprinted"] == []
+    assert fp["tensors"] == fingerprint_file(tmp_path / "model.safetensors").to_dict()

@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 
 from cairn.errors import CairnError, FormatError, NotFoundError, UnsupportedFormatError
-from cairn.format.safetensors import DTYPE_SIZES, read_header_path
+from cairn.format.safetensors import DTYPE_SIZES, MAX_HEADER_SIZE, read_header_path
 
 __all__ = [
     "SKETCH_SIZE",
     "WEIGHT_SUFFIXES",
     "Comparison",
     "Fingerprint",
+    "StreamingFingerprint",
     "TensorPrint",
     "arch_key",
     "compare",
@@ -147,7 +148,8 @@ def fingerprint_blob(path: str | Path) -> Fingerprint | None:
 
 
 class _Streamer:
-    """Hashes one tensor's bytes as they stream past and keeps the sketch elements."""
+    """Hashes one tensor's bytes as they stream past and keeps the sketch elements (an element split
+    across two chunks is completed from the next one)."""
 
     def __init__(self, numel: int, item: int) -> None:
         self.wanted = [pos * item for pos in _positions(numel)]
@@ -156,18 +158,113 @@ class _Streamer:
         self.picked = bytearray()
         self.done = 0
         self.w = 0
+        self.owed = 0  # bytes of a sketch element still to come from the next chunk
 
     def update(self, chunk: bytes | memoryview) -> None:
+        n = len(chunk)
         self.digest.update(chunk)
+        if self.owed:
+            take = min(self.owed, n)
+            self.picked += chunk[:take]
+            self.owed -= take
         wanted, w, done = self.wanted, self.w, self.done
-        while w < len(wanted) and wanted[w] < done + len(chunk):
-            self.picked += chunk[wanted[w] - done : wanted[w] - done + self.item]
+        while w < len(wanted) and wanted[w] < done + n:
+            piece = chunk[wanted[w] - done : wanted[w] - done + self.item]
+            self.picked += piece
+            self.owed = self.item - len(piece)
             w += 1
-        self.w, self.done = w, done + len(chunk)
+        self.w, self.done = w, done + n
 
     def result(self, dtype: str, shape: tuple[int, ...], nbytes: int) -> TensorPrint:
         sketch = tuple(_decode(bytes(self.picked), dtype))
         return TensorPrint(dtype, shape, nbytes, self.digest.hexdigest(), sketch)
+
+
+class StreamingFingerprint:
+    """The fingerprint of a safetensors file computed from its bytes as an upload streams them in, so
+    that the hub does not read the file a second time. Feed every byte in order with :meth:`update`;
+    :meth:`result` is the fingerprint, or ``None`` when the bytes are not a complete, well-formed
+    safetensors file (the caller then tries the stored file, e.g. for a torch zip). Memory: the header
+    (at most :data:`~cairn.format.safetensors.MAX_HEADER_SIZE`, and never more than the declared size)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.head = bytearray()
+        self.state = "head"  # head | data | done | off
+        self.pos = 0
+        self.data_start = 0
+        self.queue: list[Any] = []  # header tensors by offset, not yet finished
+        self.current: _Streamer | None = None
+        self.out: dict[str, TensorPrint] = {}
+
+    def update(self, data: bytes | memoryview) -> None:
+        if self.state in ("off", "done"):
+            return
+        mv = memoryview(data)
+        if self.state == "head":
+            mv = self._header(mv)
+        while mv and self.state == "data":
+            mv = self._feed(mv)
+
+    def _header(self, mv: memoryview) -> memoryview:
+        need = 8 if len(self.head) < 8 else 8 + int.from_bytes(self.head[:8], "little")
+        take = min(len(mv), need - len(self.head))
+        self.head += mv[:take]
+        mv = mv[take:]
+        if len(self.head) == 8:
+            n = int.from_bytes(self.head, "little")
+            if n > MAX_HEADER_SIZE or 8 + n > self.size or n < 2:
+                self.state = "off"
+                return mv
+            return self._header(mv) if mv else mv
+        if len(self.head) < need:
+            return mv
+        from cairn.format.safetensors import parse_header
+
+        try:
+            header = parse_header(bytes(self.head[8:]), data_size=self.size - len(self.head))
+        except CairnError:
+            self.state = "off"
+            return mv
+        self.data_start = self.pos = len(self.head)
+        self.head = bytearray()
+        self.queue = sorted(header.tensors.values(), key=lambda t: (t.begin, t.end))
+        self.state = "data"
+        self._advance()
+        return mv
+
+    def _advance(self) -> None:
+        """Finish tensors that end where the stream is, start the next one, or finish the file."""
+        while self.queue:
+            info = self.queue[0]
+            start, end = self.data_start + info.begin, self.data_start + info.end
+            if start < self.pos and self.current is None:  # overlapping tensors: read the file instead
+                self.state = "off"
+                return
+            if self.current is None and self.pos == start:
+                self.current = _Streamer(info.numel, DTYPE_SIZES[info.dtype])
+            if self.current is not None and self.pos == end:
+                self.out[info.name] = self.current.result(info.dtype, info.shape, info.nbytes)
+                self.current = None
+                self.queue.pop(0)
+                continue
+            return
+        self.state = "done"
+
+    def _feed(self, mv: memoryview) -> memoryview:
+        info = self.queue[0]
+        start, end = self.data_start + info.begin, self.data_start + info.end
+        step = min(len(mv), (start if self.current is None else end) - self.pos)
+        if self.current is not None:
+            self.current.update(mv[:step])
+        self.pos += step
+        self._advance()
+        return mv[step:]
+
+    def result(self) -> Fingerprint | None:
+        if self.state == "done" or (self.state == "data" and not self.queue):
+            return Fingerprint(dict(self.out))
+        return None
 
 
 def _fingerprint_safetensors(p: Path) -> Fingerprint:

@@ -28,6 +28,7 @@ from cairn.errors import CairnError
 from cairn.governance.fingerprint import (
     WEIGHT_SUFFIXES,
     Fingerprint,
+    StreamingFingerprint,
     arch_key,
     compare,
     fingerprint_blob,
@@ -41,7 +42,7 @@ from cairn.store import BlobStore
 if TYPE_CHECKING:
     from cairn.registry.service import Registry
 
-__all__ = ["MAX_CANDIDATES", "LineageService", "is_weight_file"]
+__all__ = ["MAX_CANDIDATES", "LineageService", "StreamingFingerprint", "is_weight_file"]
 
 MAX_CANDIDATES = 50
 _MAX_LOOKUP_TENSORS = 2000
@@ -68,9 +69,10 @@ class LineageService:
         self.staging = staging
 
     # -- fingerprints on upload ------------------------------------------------------------------------
-    def on_ingest(self, src: Path, sha256: str) -> None:
-        """Fingerprint a verified staged upload if it is a weight file (by content); else nothing."""
-        fp = _advisory(fingerprint_blob, src)
+    def on_ingest(self, src: Path, sha256: str, streamed: Fingerprint | None = None) -> None:
+        """Record the fingerprint of a verified staged upload: ``streamed`` when the upload computed it
+        on the way in (safetensors), else from the file if it holds weights (by content); else nothing."""
+        fp = streamed if streamed is not None else _advisory(fingerprint_blob, src)
         if fp is not None:
             self.save(sha256, fp)
 

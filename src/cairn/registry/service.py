@@ -21,6 +21,7 @@ from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.format.hashing import git_blob_sha1
+from cairn.governance.fingerprint import Fingerprint
 from cairn.meta import Database, blobs, now_us, repo_objects
 from cairn.meta.migrate import migrate
 from cairn.registry.access import AccessService
@@ -125,9 +126,19 @@ class Registry:
         return self._staging
 
     def ingest_blob(
-        self, src: Path, sha256: str, git_sha1: str, size: int, *, repo_id: int | None = None
+        self,
+        src: Path,
+        sha256: str,
+        git_sha1: str,
+        size: int,
+        *,
+        repo_id: int | None = None,
+        fingerprint: Fingerprint | None = None,
     ) -> BlobInfo:
         """Store a verified temporary file (consumed) and record it. Idempotent.
+
+        ``fingerprint``: its lineage fingerprint if the caller computed it while streaming the bytes in
+        (else the file is fingerprinted here when it holds weights).
 
         ``repo_id``: the repo the verified bytes were uploaded through; it may then reference the blob
         (:meth:`grant_object`). Only a caller that hashed the bytes itself may pass it."""
@@ -137,7 +148,7 @@ class Registry:
             info = existing
         else:
             self.trust.on_ingest(src, sha256)
-            self.lineage.on_ingest(src, sha256)
+            self.lineage.on_ingest(src, sha256, fingerprint)
             self.store.put_file(sha256, src)
             with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
                 conn.execute(
