@@ -293,3 +293,35 @@ def test_upload_fingerprints_safetensors_while_streaming(
     fp = _get(family, f"/api/models/alice/gv-stream-{rows}/fingerprint", family.token)
     assert fp["notFingerprinted"] == []
     assert fp["tensors"] == fingerprint_file(tmp_path / "model.safetensors").to_dict()
+
+
+def test_cli_lineage_of_a_local_model_searches_the_hub_for_undeclared_parents(
+    family: LiveHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = tmp_path / "quiet-ft"
+    local.mkdir()
+    (local / "model.safetensors").write_bytes(st_save(_finetune(_weights(1), 11)))
+    (local / "README.md").write_bytes(_card(license="mit"))
+    code, data = _cli(
+        capsys, "lineage", str(local), "--endpoint", family.url, "--token", family.token, "--json"
+    )
+    assert code == 0 and data["declared"] == []
+    found = {u["path"]: u["verdict"] for u in data["undeclared"]}
+    assert found.get("alice/gv-base") == "finetune" and "alice/gv-liar" not in found
+    # anonymous callers get only public repos; the private secret's weights are never compared
+    secret_ft = tmp_path / "secret-ft"
+    secret_ft.mkdir()
+    (secret_ft / "model.safetensors").write_bytes(st_save(_finetune(_weights(77), 12)))
+    r = httpx.post(f"{family.url}/api/cairn/lineage-search", timeout=60,
+                   json={"tensors": json.loads(json.dumps(_fp(secret_ft)))})  # fmt: skip
+    assert r.status_code == 200 and all(c["repo"] != "alice/gv-secret" for c in r.json()["candidates"])
+    bad = httpx.post(
+        f"{family.url}/api/cairn/lineage-search", json={"tensors": {"x": {"dtype": 1}}}, timeout=30
+    )
+    assert bad.status_code == 400 and "error" in bad.json()
+
+
+def _fp(path: Path) -> dict[str, Any]:
+    from cairn.governance.fingerprint import fingerprint_model
+
+    return fingerprint_model(path).to_dict()

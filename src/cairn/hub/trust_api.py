@@ -8,7 +8,8 @@ entries with ``expand=true``, likes (``POST``/``DELETE .../like``, ``GET .../lik
 - ``GET|PUT /api/{type}s/{repo}/trust``: the repo's signature requirement and trusted keys (owners);
 - ``POST /api/{type}s/{repo}/quarantine``: ``{"sha256": ..., "release": true|false}`` (hub admins);
 - ``GET  /api/models/{repo}/lineage[/{rev}]``: verified lineage (declared and undeclared parents);
-- ``GET  /api/models/{repo}/fingerprint[/{rev}]``: the revision's weight fingerprint.
+- ``GET  /api/models/{repo}/fingerprint[/{rev}]``: the revision's weight fingerprint;
+- ``POST /api/cairn/lineage-search``: likely parents on this hub of a posted fingerprint.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "like",
     "likers",
     "lineage",
+    "lineage_search",
     "quarantine",
     "security",
     "trust_settings",
@@ -212,6 +214,23 @@ async def fingerprint(ctx: Ctx) -> Response:
             "tensors": None if fp is None else fp.to_dict(),
         }
     )
+
+
+async def lineage_search(ctx: Ctx) -> Response:
+    """``POST /api/cairn/lineage-search`` with ``{"tensors": <fingerprint>, "exclude": [repo ids]}``:
+    the models the caller may read whose weights support a relation with the posted fingerprint."""
+    from cairn.governance.fingerprint import Fingerprint
+
+    data = await ctx.json()
+    tensors, exclude = data.get("tensors"), data.get("exclude", [])
+    if not isinstance(tensors, dict) or not isinstance(exclude, list):
+        raise UsageError('lineage search needs {"tensors": {...}, "exclude": [...]}')
+    fp = Fingerprint.from_dict(tensors)
+    reg = ctx.registry
+    found = await ctx.call(
+        reg.lineage.search, reg, fp, ctx.principal, exclude=[str(x) for x in exclude][:1000]
+    )
+    return JSONResponse({"candidates": found})
 
 
 REPO_OPS = {

@@ -165,13 +165,14 @@ class LineageService:
         return (Fingerprint(tensors) if tensors else None), missing
 
     def _related_repos(self, weight_shas: list[str], fp: Fingerprint) -> list[Repo]:
-        """Repos whose ``main`` holds a blob sharing a tensor or the architecture with ``weight_shas``."""
+        """Repos whose ``main`` holds a blob sharing a tensor with ``fp`` or the architecture of one of
+        ``weight_shas`` (or of ``fp`` itself, for a model that is not on the hub)."""
         big = sorted(
             (t for t in fp.tensors.values() if t.nbytes >= INDEXED_TENSOR_BYTES),
             key=lambda t: -t.nbytes,
         )[:_MAX_LOOKUP_TENSORS]
         with self.db.read() as conn:
-            archs = set(
+            archs = {arch_key(fp)} | set(
                 conn.execute(
                     select(blob_fingerprints.c.arch).where(blob_fingerprints.c.sha256.in_(weight_shas))
                 ).scalars()
@@ -250,6 +251,21 @@ class LineageService:
                 out["undeclared"].append({"repo": cand.repo_id, **cmp})
         out["undeclared"].sort(key=lambda r: (-r["identical"], -r["similarity"], r["repo"]))
         return out
+
+    def search(
+        self, reg: Registry, fp: Fingerprint, who: Principal | None, *, exclude: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Models on this hub, readable by ``who``, whose weights support a relation with ``fp`` (a model
+        that is not on the hub, such as a local directory), strongest first; ``exclude``: repo ids."""
+        found = []
+        for cand in self._related_repos([], fp):
+            if cand.repo_id in exclude or not self._may_read(reg, cand, who):
+                continue
+            cmp = self._compare(reg, fp, cand)
+            if cmp.get("supported"):
+                found.append({"repo": cand.repo_id, **cmp})
+        found.sort(key=lambda r: (-r["identical"], -r["similarity"], r["repo"]))
+        return found
 
     @staticmethod
     def _may_read(reg: Registry, repo: Repo, who: Principal | None) -> bool:

@@ -125,6 +125,15 @@ def _local_lineage(args: argparse.Namespace, source: Any, resolver: Any) -> int:
                     "similarity": cmp.similarity,
                 }
             )
+    session = next((r.session for r in resolver.resolvers if hasattr(r, "session")), None)
+    if session is not None:  # an endpoint was chosen: search the hub's models too
+        answer = session.json(
+            "POST",
+            "/api/cairn/lineage-search",
+            json={"tensors": mine.to_dict(), "exclude": [e.ref for e in node.parents]},
+        )
+        for cand in answer.get("candidates", []):
+            undeclared.append({"path": cand.get("repo"), **cand})
     emit(
         {"path": str(source.path), "declared": declared, "undeclared": undeclared},
         as_json=args.json,
