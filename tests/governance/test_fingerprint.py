@@ -135,13 +135,15 @@ def test_torch_zip_fingerprint_matches_its_safetensors_twin(tmp_path: Path) -> N
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
 
+    base = torch.randn(32, 16)
     sd = {
-        "w": torch.randn(32, 16),
+        "w": base,
+        "v": base[10:20],  # a view at a storage offset into the same storage
         "b": torch.randn(16).to(torch.bfloat16),
         "t": torch.randn(8, 8).t(),  # a non-contiguous view: hashed in C order like its safetensors copy
     }
     torch.save(sd, tmp_path / "pytorch_model.bin")
-    save_file({k: v.contiguous() for k, v in sd.items()}, tmp_path / "model.safetensors")
+    save_file({k: v.contiguous().clone() for k, v in sd.items()}, tmp_path / "model.safetensors")
     a, b = fingerprint_file(tmp_path / "pytorch_model.bin"), fingerprint_file(tmp_path / "model.safetensors")
     assert a == b and compare(a, b).verdict == "copy"
     assert fingerprint_blob(tmp_path / "pytorch_model.bin") == a
