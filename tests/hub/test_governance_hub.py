@@ -78,6 +78,13 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
 
 
 @pytest.fixture(scope="module")
+def carol(hub: LiveHub) -> str:
+    """A write token of a user of this module only (so that no other module's listings see her repos)."""
+    hub.registry.users.create_user("carol")
+    return hub.registry.users.create_token("carol")
+
+
+@pytest.fixture(scope="module")
 def family(hub: LiveHub) -> Iterator[LiveHub]:
     """base (cc-by-nc-4.0) → fine-tune, LoRA-merged, quantized (F16) copies; an unrelated model of the
     same architecture that claims the base; an undeclared fine-tune; a torch zip twin of the base."""
@@ -92,7 +99,7 @@ def family(hub: LiveHub) -> Iterator[LiveHub]:
     _upload(hub, "alice/gv-quant", st_save(half), license="cc-by-nc-4.0", base_model="alice/gv-base",
             base_model_relation="quantized")  # fmt: skip
     _upload(hub, "alice/gv-liar", st_save(_weights(9)), license="cc-by-nc-4.0", base_model="alice/gv-base")
-    _upload(hub, "alice/gv-hidden", st_save(_finetune(base, 4)), license="mit")
+    _upload(hub, "alice/gv-hidden", st_save(_finetune(base, 4)), license="bsd-3-clause")
     yield hub
 
 
@@ -154,34 +161,41 @@ def test_torch_zip_upload_is_fingerprinted_like_its_safetensors_twin(family: Liv
     assert row["verdict"] == "copy" and row["identical"] == 1.0
 
 
-def test_private_parent_is_not_leaked(family: LiveHub) -> None:
+def test_private_parent_is_not_leaked(family: LiveHub, carol: str) -> None:
     secret = _weights(77)
-    _upload(family, "alice/gv-secret", st_save(secret), private=True, license="mit")
+    _upload(family, "alice/gv-secret", st_save(secret), private=True, license="bsd-3-clause")
     _upload(
-        family, "alice/gv-open", st_save(_finetune(secret, 5)), license="mit", base_model="alice/gv-secret"
+        family,
+        "alice/gv-open",
+        st_save(_finetune(secret, 5)),
+        license="bsd-3-clause",
+        base_model="alice/gv-secret",
     )
     mine = _get(family, "/api/models/alice/gv-open/lineage", family.token)
     assert mine["declared"][0]["verdict"] == "finetune"
-    theirs = _get(family, "/api/models/alice/gv-open/lineage", family.other_token)
+    theirs = _get(family, "/api/models/alice/gv-open/lineage", carol)
     assert theirs["declared"][0]["supported"] is None and "verdict" not in theirs["declared"][0]
     assert "alice/gv-secret" not in json.dumps(theirs["undeclared"])
     missing = _get(family, "/api/models/alice/gv-open/lineage", None)
     assert (
         missing["declared"] == theirs["declared"]
-    )  # anonymous and bob: told exactly what a missing repo gets
+    )  # anonymous and carol: told exactly what a missing repo gets
     orphan = theirs["declared"][0]["error"].replace("alice/gv-secret", "alice/no-such-model")
-    _upload(family, "alice/gv-orphan2", st_save(_weights(3)), license="mit", base_model="alice/no-such-model")
-    assert (
-        _get(family, "/api/models/alice/gv-orphan2/lineage", family.other_token)["declared"][0]["error"]
-        == orphan
+    _upload(
+        family,
+        "alice/gv-orphan2",
+        st_save(_weights(3)),
+        license="bsd-3-clause",
+        base_model="alice/no-such-model",
     )
-    # bob's own copy of the secret weights does not reveal alice's private repo either
-    _upload(family, "bob/gv-copy", st_save(_finetune(secret, 6)), token=family.other_token, license="mit")
-    bob = _get(family, "/api/models/bob/gv-copy/lineage", family.other_token)
+    assert _get(family, "/api/models/alice/gv-orphan2/lineage", carol)["declared"][0]["error"] == orphan
+    # carol's own copy of the secret weights does not reveal alice's private repo either
+    _upload(family, "carol/gv-copy", st_save(_finetune(secret, 6)), token=carol, license="bsd-3-clause")
+    bob = _get(family, "/api/models/carol/gv-copy/lineage", carol)
     assert all(u["repo"] != "alice/gv-secret" for u in bob["undeclared"])
     assert any(u["repo"] == "alice/gv-open" for u in bob["undeclared"])  # public, older: fair game
     r = httpx.get(f"{family.url}/api/models/alice/gv-secret/fingerprint", timeout=30,
-                  headers={"authorization": f"Bearer {family.other_token}"})  # fmt: skip
+                  headers={"authorization": f"Bearer {carol}"})  # fmt: skip
     assert r.status_code == 404
 
 
@@ -218,7 +232,7 @@ def test_cli_license_check_walks_local_to_hub_and_hub_to_hub(
     # local → hub
     local = tmp_path / "local-child"
     local.mkdir()
-    (local / "README.md").write_bytes(_card(license="mit", base_model="alice/gv-ft"))
+    (local / "README.md").write_bytes(_card(license="bsd-3-clause", base_model="alice/gv-ft"))
     code, data = _cli(capsys, "license", "check", str(local), *hub)
     assert code == 1 and any(c["source"] == "alice/gv-base" for c in data["conflicts"]), data
     # without an endpoint a local model's hub parent is not looked up: needs review
@@ -230,7 +244,13 @@ def test_cli_unreachable_missing_and_unauthorised_are_undecidable(
     family: LiveHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub = ["--endpoint", family.url, "--token", family.token, "--json"]
-    _upload(family, "alice/gv-orphan", st_save(_weights(3)), license="mit", base_model="alice/no-such-model")
+    _upload(
+        family,
+        "alice/gv-orphan",
+        st_save(_weights(3)),
+        license="bsd-3-clause",
+        base_model="alice/no-such-model",
+    )
     code, data = _cli(capsys, "license", "check", "alice/gv-orphan", *hub)
     assert code == 2
     (review,) = [f for f in data["needs_review"] if f["code"] == "parent_not_found"]
@@ -242,7 +262,7 @@ def test_cli_unreachable_missing_and_unauthorised_are_undecidable(
     assert code == 2 and "authentication" in data["error"]["message"]
     local = tmp_path / "child"
     local.mkdir()
-    (local / "README.md").write_bytes(_card(license="mit", base_model="alice/gv-ft"))
+    (local / "README.md").write_bytes(_card(license="bsd-3-clause", base_model="alice/gv-ft"))
     code, data = _cli(capsys, "license", "check", str(local), "--endpoint", "http://127.0.0.1:9", "--json")
     assert code == 2
     assert "cannot reach the hub" in data["needs_review"][0]["message"]
@@ -289,7 +309,12 @@ def test_upload_fingerprints_safetensors_while_streaming(
     rng = np.random.default_rng(rows)
     weights = {f"w{i}": rng.standard_normal((rows, 256)).astype(np.float32) for i in range(3)}
     (tmp_path / "model.safetensors").write_bytes(st_save(weights))
-    _upload(family, f"alice/gv-stream-{rows}", (tmp_path / "model.safetensors").read_bytes(), license="mit")
+    _upload(
+        family,
+        f"alice/gv-stream-{rows}",
+        (tmp_path / "model.safetensors").read_bytes(),
+        license="bsd-3-clause",
+    )
     fp = _get(family, f"/api/models/alice/gv-stream-{rows}/fingerprint", family.token)
     assert fp["notFingerprinted"] == []
     assert fp["tensors"] == fingerprint_file(tmp_path / "model.safetensors").to_dict()
@@ -301,7 +326,7 @@ def test_cli_lineage_of_a_local_model_searches_the_hub_for_undeclared_parents(
     local = tmp_path / "quiet-ft"
     local.mkdir()
     (local / "model.safetensors").write_bytes(st_save(_finetune(_weights(1), 11)))
-    (local / "README.md").write_bytes(_card(license="mit"))
+    (local / "README.md").write_bytes(_card(license="bsd-3-clause"))
     code, data = _cli(
         capsys, "lineage", str(local), "--endpoint", family.url, "--token", family.token, "--json"
     )
