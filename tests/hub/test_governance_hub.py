@@ -191,9 +191,9 @@ def test_private_parent_is_not_leaked(family: LiveHub, carol: str) -> None:
     assert _get(family, "/api/models/alice/gv-orphan2/lineage", carol)["declared"][0]["error"] == orphan
     # carol's own copy of the secret weights does not reveal alice's private repo either
     _upload(family, "carol/gv-copy", st_save(_finetune(secret, 6)), token=carol, license="bsd-3-clause")
-    bob = _get(family, "/api/models/carol/gv-copy/lineage", carol)
-    assert all(u["repo"] != "alice/gv-secret" for u in bob["undeclared"])
-    assert any(u["repo"] == "alice/gv-open" for u in bob["undeclared"])  # public, older: fair game
+    copy = _get(family, "/api/models/carol/gv-copy/lineage", carol)
+    assert all(u["repo"] != "alice/gv-secret" for u in copy["undeclared"])
+    assert any(u["repo"] == "alice/gv-open" for u in copy["undeclared"])  # public, older: fair game
     r = httpx.get(f"{family.url}/api/models/alice/gv-secret/fingerprint", timeout=30,
                   headers={"authorization": f"Bearer {carol}"})  # fmt: skip
     assert r.status_code == 404
