@@ -344,6 +344,12 @@ def test_cli_lineage_of_a_local_model_searches_the_hub_for_undeclared_parents(
         f"{family.url}/api/cairn/lineage-search", json={"tensors": {"x": {"dtype": 1}}}, timeout=30
     )
     assert bad.status_code == 400 and "error" in bad.json()
+    many = {
+        f"t{i}": {"dtype": "F32", "shape": [1], "nbytes": 4, "sha256": "0" * 64, "sketch": []}
+        for i in range(20_001)
+    }
+    huge = httpx.post(f"{family.url}/api/cairn/lineage-search", json={"tensors": many}, timeout=60)
+    assert huge.status_code == 400 and "at most" in huge.json()["error"]
 
 
 def _fp(path: Path) -> dict[str, Any]:

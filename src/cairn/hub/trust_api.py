@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 
+MAX_SEARCH_TENSORS = 20_000  # a lineage search compares every candidate tensor by tensor
+
+
 def _iso(us: int) -> str:
     from cairn.hub.info import iso
 
@@ -225,6 +228,8 @@ async def lineage_search(ctx: Ctx) -> Response:
     tensors, exclude = data.get("tensors"), data.get("exclude", [])
     if not isinstance(tensors, dict) or not isinstance(exclude, list):
         raise UsageError('lineage search needs {"tensors": {...}, "exclude": [...]}')
+    if len(tensors) > MAX_SEARCH_TENSORS:  # each candidate is compared tensor by tensor
+        raise UsageError(f"a fingerprint to search may name at most {MAX_SEARCH_TENSORS} tensors")
     fp = Fingerprint.from_dict(tensors)
     reg = ctx.registry
     found = await ctx.call(
