@@ -59,7 +59,7 @@ def test_not_a_directory_is_a_typed_error_exit_2(tmp_path: Path, capsys: pytest.
     assert main(["license", "check", str(tmp_path / "missing"), "--json"]) == 2
     captured = capsys.readouterr()
     assert json.loads(captured.out)["error"]["code"] == "not_found"
-    assert "not a model directory" in captured.err
+    assert "neither a model directory nor a hub repository" in captured.err
 
 
 def test_bad_choice_is_a_usage_error(make_model: MakeModel) -> None:

@@ -10,9 +10,17 @@ import pytest
 from gov_fixtures import MakeModel
 
 from cairn.cli.main import main
-from cairn.errors import FormatError, NotFoundError, UnsupportedFormatError
+from cairn.errors import CairnError, FormatError, NotFoundError, UnsupportedFormatError
 from cairn.format.safetensors import write_safetensors
-from cairn.governance.fingerprint import Fingerprint, compare, fingerprint_file, fingerprint_model
+from cairn.governance.fingerprint import (
+    Fingerprint,
+    StreamingFingerprint,
+    arch_key,
+    compare,
+    fingerprint_blob,
+    fingerprint_file,
+    fingerprint_model,
+)
 
 Weights = dict[str, np.ndarray]
 
@@ -98,14 +106,51 @@ def test_fingerprint_is_small_and_round_trips_through_json(family: dict[str, Pat
         Fingerprint.from_dict({"t": {"dtype": "F32"}})
 
 
-def test_torch_pickles_are_not_supported_yet_and_never_loaded(tmp_path: Path) -> None:
-    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x02cos\nsystem\n(S'echo pwned'\ntR.")
-    with pytest.raises(UnsupportedFormatError, match="not supported for fingerprints yet"):
+def test_legacy_torch_pickles_are_not_supported_and_never_loaded(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    (tmp_path / "pytorch_model.bin").write_bytes(f"\x80\x02cos\nsystem\n(S'touch {marker}'\ntR.".encode())
+    with pytest.raises(UnsupportedFormatError, match="not legacy ones"):
         fingerprint_model(tmp_path)
     with pytest.raises(UnsupportedFormatError):
         fingerprint_file(tmp_path / "pytorch_model.bin")
+    assert fingerprint_blob(tmp_path / "pytorch_model.bin") is None
     with pytest.raises(NotFoundError):
         fingerprint_model(tmp_path / "nope")
+    assert not marker.exists()
+
+
+def test_hostile_torch_zip_is_walked_not_executed(tmp_path: Path) -> None:
+    import zipfile
+
+    marker = tmp_path / "pwned"
+    with zipfile.ZipFile(tmp_path / "evil.bin", "w") as zf:
+        zf.writestr("archive/data.pkl", f"\x80\x02cos\nsystem\n(S'touch {marker}'\ntR.".encode())
+    with pytest.raises(CairnError):
+        fingerprint_file(tmp_path / "evil.bin")
+    assert fingerprint_blob(tmp_path / "evil.bin") is None
+    assert not marker.exists()
+
+
+def test_torch_zip_fingerprint_matches_its_safetensors_twin(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    base = torch.randn(32, 16)
+    sd = {
+        "w": base,
+        "v": base[10:20],  # a view at a storage offset into the same storage
+        "b": torch.randn(16).to(torch.bfloat16),
+        "t": torch.randn(8, 8).t(),  # a non-contiguous view: hashed in C order like its safetensors copy
+    }
+    torch.save(sd, tmp_path / "pytorch_model.bin")
+    save_file({k: v.contiguous().clone() for k, v in sd.items()}, tmp_path / "model.safetensors")
+    a, b = fingerprint_file(tmp_path / "pytorch_model.bin"), fingerprint_file(tmp_path / "model.safetensors")
+    assert a == b and compare(a, b).verdict == "copy"
+    assert fingerprint_blob(tmp_path / "pytorch_model.bin") == a
+    assert fingerprint_blob(tmp_path / "model.safetensors") == b
+    assert arch_key(a) == arch_key(b)
+    (tmp_path / "model.safetensors").unlink()
+    assert fingerprint_model(tmp_path) == a  # a directory of torch weights only
 
 
 def test_truncated_and_hostile_safetensors_give_typed_errors(family: dict[str, Path], tmp_path: Path) -> None:
@@ -139,3 +184,37 @@ def test_lineage_cli_supports_refutes_and_finds_undeclared_parents(
     (family["fp16"] / "README.md").write_text("---\nbase_model: gone\n---\n")
     assert main(["lineage", str(family["fp16"])]) == 2
     assert "cannot be found" in capsys.readouterr().out
+
+
+def test_streaming_fingerprint_equals_the_file_one_for_any_chunking(tmp_path: Path) -> None:
+    import random
+
+    from safetensors.numpy import save
+
+    rng = np.random.default_rng(0)
+    data = save(
+        {
+            "a": rng.standard_normal((33, 17)).astype(np.float32),
+            "b": rng.standard_normal(5).astype(np.float16),
+            "empty": np.zeros((0, 3), np.float32),
+            "c": rng.standard_normal(200),
+            "d": np.arange(7, dtype=np.int8),
+        }
+    )
+    (tmp_path / "m.safetensors").write_bytes(data)
+    expected = fingerprint_file(tmp_path / "m.safetensors")
+    pick = random.Random(1)
+    for _ in range(200):
+        stream, i = StreamingFingerprint(len(data)), 0
+        while i < len(data):
+            k = pick.choice([1, 2, 3, 5, 7, 64, 1000, len(data)])
+            stream.update(data[i : i + k])
+            i += k
+        assert stream.result() == expected
+    cut = StreamingFingerprint(len(data))
+    cut.update(data[:-1])
+    assert cut.result() is None  # the last tensor never finished
+    for junk in (b"hello", b"\xff" * 8 + data[8:], b"PK\x03\x04" + bytes(60)):
+        s = StreamingFingerprint(len(junk))
+        s.update(junk)
+        assert s.result() is None

@@ -239,3 +239,34 @@ def test_card_of_a_cairn_checkpoint_carries_its_training_details(tmp_path: Path)
     assert "a\\|b c" in card  # a pipe or line break in a value cannot break the table
     assert "datasets:\n- toy-corpus" in card
     assert "README.md" in cairn.verify(ck).files  # the card is listed in the checkpoint's manifest
+
+
+def test_card_reports_scan_verdicts_and_signature_status(make_model: MakeModel) -> None:
+    import os
+    import pickle
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo pwned",))
+
+    d = make_model("scanned", license="mit")
+    save_file({"w": np.zeros((4, 4), np.float32)}, str(d / "model.safetensors"))
+    (d / "extra.pkl").write_bytes(pickle.dumps({"x": Evil()}))
+    (d / "notes.txt").write_text("hello", encoding="utf-8")
+    assert main(["card", str(d)]) == 0
+    text = (d / "README.md").read_text(encoding="utf-8")
+    section = text.split("<!-- cairn:begin security -->")[1].split("<!-- cairn:end security -->")[0]
+    assert "| `model.safetensors` | safe |" in section
+    assert "| `extra.pkl` | unsafe | critical |" in section
+    assert "| `notes.txt` | skipped | not a model format |" in section
+    assert "Signature: none (unsigned)" in section
+    (d / "model.sig").write_text("{}", encoding="utf-8")
+    assert main(["card", str(d)]) == 0
+    text = (d / "README.md").read_text(encoding="utf-8")
+    assert "a model.sig is present" in text and text.count("cairn:begin security") == 1
+    plain = make_model("plain", license="mit")
+    assert main(["card", str(plain), "--no-scan"]) == 0
+    assert "cairn:begin security" not in (plain / "README.md").read_text(encoding="utf-8")

@@ -193,3 +193,29 @@ def test_store_listing_names_every_blob_with_its_size_and_age(hub: LiveHub) -> N
     assert size == len(b"listed by the store itself" * 7)
     assert abs(mtime - time.time()) < 3600
     assert all(len(oid) == 64 for oid in listed)
+
+
+def test_a_collected_weights_file_takes_its_fingerprint_and_tensor_index_along(hub: LiveHub) -> None:
+    import numpy as np
+    from safetensors.numpy import save
+    from sqlalchemy import func, select
+
+    from cairn.meta.lineage_tables import blob_fingerprints, tensor_index
+
+    reg, api = hub.registry, HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo("alice/gc-weights")
+    weights = save({"w": np.arange(4096, dtype=np.float32).reshape(64, 64) + 0.5})
+    api.upload_file(path_or_fileobj=weights, path_in_repo="model.safetensors", repo_id="alice/gc-weights")
+    sha = _sha(api, "alice/gc-weights", "model.safetensors")
+
+    def rows() -> tuple[int, int]:
+        with reg.db.read() as conn:
+            fps = conn.execute(select(func.count()).where(blob_fingerprints.c.sha256 == sha)).scalar_one()
+            idx = conn.execute(select(func.count()).where(tensor_index.c.blob_sha256 == sha)).scalar_one()
+        return fps, idx
+
+    assert rows() == (1, 1)
+    api.delete_repo("alice/gc-weights")
+    _age(reg, sha)
+    assert sha in reg.collect_garbage(grace_s=DEFAULT_GRACE_S, apply=True).oids
+    assert rows() == (0, 0)

@@ -24,6 +24,7 @@ from cairn.governance.lineage import LineageGraph, ModelSource
 __all__ = [
     "TEMPLATE_SECTIONS",
     "CardUpdate",
+    "TrustStatus",
     "build_card",
     "checkpoint_metadata",
     "checkpoint_summary",
@@ -166,6 +167,28 @@ def _lineage_text(graph: LineageGraph) -> str:
     return "\n".join(lines) or "No parent model is declared."
 
 
+@dataclass(frozen=True)
+class TrustStatus:
+    """The security scan verdict of each file and the signature status, for the card's trust section.
+
+    ``files``: (path, verdict, note) with verdict ``safe`` | ``caution`` | ``unsafe`` | ``error`` (could
+    not be scanned) | ``skipped`` (not a model format) | ``unscanned``; ``source`` says where the facts
+    come from (a local scan, or the hub's trust record of a commit)."""
+
+    files: tuple[tuple[str, str, str], ...]
+    signature: str
+    source: str
+
+
+def _trust_text(trust: TrustStatus) -> str:
+    lines = [f"{trust.source}.", "", "| File | Scan verdict | Note |", "|---|---|---|"]
+    lines += [f"| `{_cell(p)}` | {_cell(v)} | {_cell(n)} |" for p, v, n in trust.files]
+    if not trust.files:
+        lines = [f"{trust.source}: no files."]
+    lines += ["", f"Signature: {trust.signature}"]
+    return "\n".join(lines)
+
+
 def _license_text(report: CheckReport) -> str:
     lines = [
         f"Declared license: `{report.license or 'none'}`. Terms inherited from: {', '.join(report.inherited) or 'none'}."
@@ -185,9 +208,15 @@ def _license_text(report: CheckReport) -> str:
 
 
 def build_card(
-    source: ModelSource, graph: LineageGraph, report: CheckReport, existing: ModelCard | None
+    source: ModelSource,
+    graph: LineageGraph,
+    report: CheckReport,
+    existing: ModelCard | None,
+    *,
+    trust: TrustStatus | None = None,
 ) -> CardUpdate:
-    """The updated card for ``source``; nothing is written here."""
+    """The updated card for ``source``; nothing is written here. ``trust`` adds the scan and signature
+    section."""
     meta: dict[str, Any] = dict(existing.metadata) if existing else {}
     before = dict(meta)
     root = graph.root
@@ -216,6 +245,8 @@ def build_card(
         )
     body = _managed(body, "lineage", "## Lineage\n\n" + _lineage_text(graph))
     body = _managed(body, "license", "## License and obligations\n\n" + _license_text(report))
+    if trust is not None:
+        body = _managed(body, "security", "## Security scan and signature\n\n" + _trust_text(trust))
     summary = training_summary(source)
     if summary:
         body = _managed(body, "training", "## Training results\n\n" + summary)

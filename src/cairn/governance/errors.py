@@ -45,7 +45,9 @@ class CardLimitError(CardError, LimitExceededError):
 class ParentNotFoundError(NotFoundError):
     code = "parent_not_found"
 
-    def __init__(self, ref: str, *, child: str) -> None:
-        super().__init__(f"parent model {ref!r} of {child} cannot be found")
+    def __init__(self, ref: str, *, child: str, reason: str | None = None) -> None:
+        why = f": {reason}" if reason else ""
+        super().__init__(f"parent model {ref!r} of {child} cannot be found{why}")
         self.ref = ref
         self.child = child
+        self.reason = reason

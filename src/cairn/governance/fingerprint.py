@@ -7,29 +7,39 @@ byte-weighted share of identical tensors and the byte-weighted cosine similarity
 changed ones, which tells a copy, a dtype-cast/quantized copy, a fine-tune, a partial update (a merged
 LoRA, frozen layers) and an unrelated model of the same architecture apart.
 
-Only safetensors is read (through :mod:`cairn.format.safetensors`); torch pickle files raise
-:class:`~cairn.errors.UnsupportedFormatError` ("not supported yet") and are never unpickled.
+Safetensors files are read through :mod:`cairn.format.safetensors`; torch zip checkpoints (``torch.save``
+since 1.6) through :mod:`cairn.format.torch_files`, which walks ``data.pkl`` by its opcodes (never
+unpickling) and locates every tensor's bytes in its zip member. A tensor's hash is over its elements in
+C order, little-endian, so the same tensor hashes alike in both formats. Legacy (non-zip) torch files
+raise :class:`~cairn.errors.UnsupportedFormatError`. :func:`fingerprint_blob` decides by content, for
+uploads whose name is not known yet; :func:`arch_key` names a model's architecture (tensor names and
+shapes, not dtypes), which the hub indexes to find same-architecture candidates.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cairn.errors import FormatError, NotFoundError, UnsupportedFormatError
-from cairn.format.safetensors import DTYPE_SIZES, read_header_path
+from cairn.errors import CairnError, FormatError, NotFoundError, UnsupportedFormatError
+from cairn.format.safetensors import DTYPE_SIZES, MAX_HEADER_SIZE, read_header_path
 
 __all__ = [
     "SKETCH_SIZE",
+    "WEIGHT_SUFFIXES",
     "Comparison",
     "Fingerprint",
+    "StreamingFingerprint",
     "TensorPrint",
+    "arch_key",
     "compare",
+    "fingerprint_blob",
     "fingerprint_file",
     "fingerprint_model",
 ]
@@ -37,6 +47,7 @@ __all__ = [
 SKETCH_SIZE = 64
 _CHUNK = 8 << 20
 _TORCH_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+WEIGHT_SUFFIXES = (".safetensors", *_TORCH_SUFFIXES)
 _NUMPY_DTYPES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
     "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "u1",
@@ -105,56 +116,226 @@ def _decode(raw: bytes, dtype: str) -> list[float]:
 
 
 def fingerprint_file(path: str | Path) -> Fingerprint:
-    """Fingerprint one weight file (safetensors)."""
+    """Fingerprint one weight file (safetensors, or a torch zip checkpoint), chosen by its suffix."""
     p = Path(path)
-    if p.suffix.lower() in _TORCH_SUFFIXES:
-        raise UnsupportedFormatError(
-            "torch pickle checkpoints are not supported for fingerprints yet", path=p
-        )
-    if p.suffix.lower() != ".safetensors":
-        raise UnsupportedFormatError("only .safetensors files can be fingerprinted", path=p)
+    suffix = p.suffix.lower()
+    if suffix in _TORCH_SUFFIXES:
+        if not zipfile.is_zipfile(p):
+            raise UnsupportedFormatError(
+                "only torch zip checkpoints (torch.save since 1.6) can be fingerprinted, not legacy ones",
+                path=p,
+            )
+        return _fingerprint_torch_zip(p)
+    if suffix != ".safetensors":
+        raise UnsupportedFormatError("only .safetensors and torch zip files can be fingerprinted", path=p)
+    return _fingerprint_safetensors(p)
+
+
+def fingerprint_blob(path: str | Path) -> Fingerprint | None:
+    """Fingerprint a file by its content (an upload whose name is not known): a safetensors file or a
+    torch zip checkpoint; ``None`` for anything else (including files that fail to parse as either)."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            head = f.read(9)
+        if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < p.stat().st_size:
+            return _fingerprint_safetensors(p)
+        if head[:4] == b"PK\x03\x04":
+            return _fingerprint_torch_zip(p)
+    except (CairnError, OSError, ValueError):
+        return None
+    return None
+
+
+class _Streamer:
+    """Hashes one tensor's bytes as they stream past and keeps the sketch elements (an element split
+    across two chunks is completed from the next one)."""
+
+    def __init__(self, numel: int, item: int) -> None:
+        self.wanted = [pos * item for pos in _positions(numel)]
+        self.item = item
+        self.digest = hashlib.sha256()
+        self.picked = bytearray()
+        self.done = 0
+        self.w = 0
+        self.owed = 0  # bytes of a sketch element still to come from the next chunk
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        n = len(chunk)
+        self.digest.update(chunk)
+        if self.owed:
+            take = min(self.owed, n)
+            self.picked += chunk[:take]
+            self.owed -= take
+        wanted, w, done = self.wanted, self.w, self.done
+        while w < len(wanted) and wanted[w] < done + n:
+            piece = chunk[wanted[w] - done : wanted[w] - done + self.item]
+            self.picked += piece
+            self.owed = self.item - len(piece)
+            w += 1
+        self.w, self.done = w, done + n
+
+    def result(self, dtype: str, shape: tuple[int, ...], nbytes: int) -> TensorPrint:
+        sketch = tuple(_decode(bytes(self.picked), dtype))
+        return TensorPrint(dtype, shape, nbytes, self.digest.hexdigest(), sketch)
+
+
+class StreamingFingerprint:
+    """The fingerprint of a safetensors file computed from its bytes as an upload streams them in, so
+    that the hub does not read the file a second time. Feed every byte in order with :meth:`update`;
+    :meth:`result` is the fingerprint, or ``None`` when the bytes are not a complete, well-formed
+    safetensors file (the caller then tries the stored file, e.g. for a torch zip). Memory: the header
+    (at most :data:`~cairn.format.safetensors.MAX_HEADER_SIZE`, and never more than the declared size)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.head = bytearray()
+        self.state = "head"  # head | data | done | off
+        self.pos = 0
+        self.data_start = 0
+        self.queue: list[Any] = []  # header tensors by offset, not yet finished
+        self.current: _Streamer | None = None
+        self.out: dict[str, TensorPrint] = {}
+
+    def update(self, data: bytes | memoryview) -> None:
+        if self.state in ("off", "done"):
+            return
+        mv = memoryview(data)
+        if self.state == "head":
+            mv = self._header(mv)
+        while mv and self.state == "data":
+            mv = self._feed(mv)
+
+    def _header(self, mv: memoryview) -> memoryview:
+        need = 8 if len(self.head) < 8 else 8 + int.from_bytes(self.head[:8], "little")
+        take = min(len(mv), need - len(self.head))
+        self.head += mv[:take]
+        mv = mv[take:]
+        if len(self.head) == 8:
+            n = int.from_bytes(self.head, "little")
+            if n > MAX_HEADER_SIZE or 8 + n > self.size or n < 2:
+                self.state = "off"
+                return mv
+            return self._header(mv) if mv else mv
+        if len(self.head) < need:
+            return mv
+        from cairn.format.safetensors import parse_header
+
+        try:
+            header = parse_header(bytes(self.head[8:]), data_size=self.size - len(self.head))
+        except CairnError:
+            self.state = "off"
+            return mv
+        self.data_start = self.pos = len(self.head)
+        self.head = bytearray()
+        self.queue = sorted(header.tensors.values(), key=lambda t: (t.begin, t.end))
+        self.state = "data"
+        self._advance()
+        return mv
+
+    def _advance(self) -> None:
+        """Finish tensors that end where the stream is, start the next one, or finish the file."""
+        while self.queue:
+            info = self.queue[0]
+            start, end = self.data_start + info.begin, self.data_start + info.end
+            if start < self.pos and self.current is None:  # overlapping tensors: read the file instead
+                self.state = "off"
+                return
+            if self.current is None and self.pos == start:
+                self.current = _Streamer(info.numel, DTYPE_SIZES[info.dtype])
+            if self.current is not None and self.pos == end:
+                self.out[info.name] = self.current.result(info.dtype, info.shape, info.nbytes)
+                self.current = None
+                self.queue.pop(0)
+                continue
+            return
+        self.state = "done"
+
+    def _feed(self, mv: memoryview) -> memoryview:
+        info = self.queue[0]
+        start, end = self.data_start + info.begin, self.data_start + info.end
+        step = min(len(mv), (start if self.current is None else end) - self.pos)
+        if self.current is not None:
+            self.current.update(mv[:step])
+        self.pos += step
+        self._advance()
+        return mv[step:]
+
+    def result(self) -> Fingerprint | None:
+        if self.state == "done" or (self.state == "data" and not self.queue):
+            return Fingerprint(dict(self.out))
+        return None
+
+
+def _fingerprint_safetensors(p: Path) -> Fingerprint:
     header = read_header_path(p)
     out: dict[str, TensorPrint] = {}
     with p.open("rb") as f:
         for info in sorted(header.tensors.values(), key=lambda t: t.begin):
             f.seek(header.data_start + info.begin)
-            item = DTYPE_SIZES[info.dtype]
-            wanted = [pos * item for pos in _positions(info.numel)]
-            digest, picked, done, w = hashlib.sha256(), bytearray(), 0, 0
-            while done < info.nbytes:
-                chunk = f.read(min(_CHUNK, info.nbytes - done))
+            stream = _Streamer(info.numel, DTYPE_SIZES[info.dtype])
+            while stream.done < info.nbytes:
+                chunk = f.read(min(_CHUNK, info.nbytes - stream.done))
                 if not chunk:
                     raise FormatError(f"file ends inside tensor {info.name!r}", path=p)
-                digest.update(chunk)
-                while w < len(wanted) and wanted[w] < done + len(chunk):
-                    picked += chunk[wanted[w] - done : wanted[w] - done + item]
-                    w += 1
-                done += len(chunk)
-            out[info.name] = TensorPrint(
-                info.dtype,
-                info.shape,
-                info.nbytes,
-                digest.hexdigest(),
-                tuple(_decode(bytes(picked), info.dtype)),
-            )
+                stream.update(chunk)
+            out[info.name] = stream.result(info.dtype, info.shape, info.nbytes)
     return Fingerprint(out)
 
 
+def _fingerprint_torch_zip(p: Path) -> Fingerprint:
+    """Tensors of a torch zip checkpoint, named by their path in the saved object (a plain state dict
+    gives the same names as its safetensors twin)."""
+    from cairn.format.arrays import iter_raw, numeric_dtype
+    from cairn.format.torch_files import read_torch_zip
+
+    records = read_torch_zip(p).inspection.tensors
+    out: dict[str, TensorPrint] = {}
+    size = p.stat().st_size
+    with p.open("rb") as f:
+        for rec in records:
+            if rec.offset is None or not numeric_dtype(rec) or rec.dtype not in DTYPE_SIZES:
+                continue  # meta tensors and types without a byte layout here carry no weights to compare
+            item = DTYPE_SIZES[rec.dtype]
+            stream = _Streamer(rec.numel, item)
+            nbytes = rec.numel * item
+            start = rec.offset + rec.storage_offset * item
+            if rec.member is None and rec.contiguous and not rec.big_endian and start + nbytes <= size:
+                f.seek(start)  # the common case: plain sequential reads, as for safetensors
+                while stream.done < nbytes:
+                    chunk = f.read(min(_CHUNK, nbytes - stream.done))
+                    if not chunk:
+                        raise FormatError(f"file ends inside tensor {rec.name!r}", path=p)
+                    stream.update(chunk)
+            else:  # views with strides, compressed members, big-endian files: element by element
+                for raw in iter_raw(rec, _CHUNK // item):
+                    arr = raw if raw.dtype.byteorder in "=<|" else raw.astype(raw.dtype.newbyteorder("<"))
+                    stream.update(np.ascontiguousarray(arr).view(np.uint8).data)
+            out[rec.name] = stream.result(rec.dtype, rec.shape, nbytes)
+    if not out:
+        raise UnsupportedFormatError("the torch checkpoint holds no tensors cairn can read", path=p)
+    return Fingerprint(out)
+
+
+def arch_key(fp: Fingerprint) -> str:
+    """A digest of the tensor names and shapes (not dtypes: a cast copy has the same architecture)."""
+    text = "".join(f"{n}\0{','.join(map(str, t.shape))}\n" for n, t in sorted(fp.tensors.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def fingerprint_model(path: str | Path) -> Fingerprint:
-    """Fingerprint a weight file, or every ``*.safetensors`` file of a model directory (shards merged)."""
+    """Fingerprint a weight file, or the weights of a model directory: every ``*.safetensors`` file, else
+    every torch checkpoint (shards merged)."""
     p = Path(path)
     if p.is_file():
         return fingerprint_file(p)
     if not p.is_dir():
         raise NotFoundError(f"{p} does not exist")
     files = sorted(p.glob("*.safetensors"))
+    if not files:  # safetensors win when both are present (the usual twin of pytorch_model.bin)
+        files = [f for f in sorted(p.iterdir()) if f.is_file() and f.suffix.lower() in _TORCH_SUFFIXES]
     if not files:
-        torch_files = [f for f in sorted(p.iterdir()) if f.suffix.lower() in _TORCH_SUFFIXES]
-        if torch_files:
-            raise UnsupportedFormatError(
-                "torch pickle checkpoints are not supported for fingerprints yet", path=torch_files[0]
-            )
-        raise NotFoundError(f"{p} holds no safetensors weights")
+        raise NotFoundError(f"{p} holds no safetensors or torch weights")
     tensors: dict[str, TensorPrint] = {}
     for f in files:
         for name, t in fingerprint_file(f).tensors.items():

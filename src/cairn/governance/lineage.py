@@ -1,7 +1,8 @@
 """Lineage: read a model's declared parents and walk them into a graph.
 
-A model is seen through a :class:`ModelSource` (a local directory here; the hub will provide one per repo
-revision). A :class:`Resolver` turns a parent reference from ``base_model`` or ``trained_on_outputs_of``
+A model is seen through a :class:`ModelSource`: a local directory here, a hub repo revision read through
+the HF API in :mod:`cairn.client.governance`, or a tree in the hub's own blob store in
+:mod:`cairn.registry.licensing`. A :class:`Resolver` turns a parent reference from ``base_model`` or ``trained_on_outputs_of``
 into another source; :class:`LocalResolver` looks in model directories on disk. :func:`read_node` gathers
 what the license check needs (card license, LICENSE/NOTICE texts, name, parents with their relation,
 inferred the way spec §1.4 describes when not stated), and :func:`walk` follows parents breadth-first,

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from cairn.errors import IntegrityError, UsageError
 from cairn.hub.context import Ctx
 from cairn.hub.upload import _OID, LFS_JSON, sign, verify_signature
+from cairn.registry.lineage import StreamingFingerprint
 
 __all__ = ["complete", "multipart_action", "put_part"]
 
@@ -111,6 +112,7 @@ def _assemble(ctx: Ctx, oid: str, size: int, count: int, repo_id: int) -> None:
     target = Path(name)
     sha256 = hashlib.sha256()
     sha1 = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
+    fingerprint = StreamingFingerprint(size)
     try:
         with os.fdopen(fd, "wb") as out:
             for n in range(1, count + 1):
@@ -118,13 +120,16 @@ def _assemble(ctx: Ctx, oid: str, size: int, count: int, repo_id: int) -> None:
                     while block := part.read(_COPY):
                         sha256.update(block)
                         sha1.update(block)
+                        fingerprint.update(block)
                         out.write(block)
             out.flush()
             os.fsync(out.fileno())
         if sha256.hexdigest() != oid:
             shutil.rmtree(folder, ignore_errors=True)  # the parts can never form this object
             raise IntegrityError(oid, what="sha256", expected=oid, actual=sha256.hexdigest())
-        ctx.registry.ingest_blob(target, oid, sha1.hexdigest(), size, repo_id=repo_id)
+        ctx.registry.ingest_blob(
+            target, oid, sha1.hexdigest(), size, repo_id=repo_id, fingerprint=fingerprint.result()
+        )
         shutil.rmtree(folder, ignore_errors=True)
     finally:
         target.unlink(missing_ok=True)

@@ -107,6 +107,8 @@ def _match_api(method: str, seg: list[str], ctx: Ctx) -> Handler | None:
     if seg[0] == "users" and len(seg) == 3 and seg[2] == "likes" and method == "GET":
         ctx.params["user"] = seg[1]
         return trust_api.user_likes
+    if seg == ["cairn", "lineage-search"]:
+        return trust_api.lineage_search if method == "POST" else None
     if seg[0] == "cairn" or (seg[0] == "organizations" and seg[2:] == ["members"]):
         handler: Handler | None = access_routes.match_cairn(method, seg, ctx)
         return handler

@@ -6,7 +6,10 @@ entries with ``expand=true``, likes (``POST``/``DELETE .../like``, ``GET .../lik
 
 - ``GET  /api/{type}s/{repo}/security[/{rev}]``: per-file verdicts and findings, the signature record;
 - ``GET|PUT /api/{type}s/{repo}/trust``: the repo's signature requirement and trusted keys (owners);
-- ``POST /api/{type}s/{repo}/quarantine``: ``{"sha256": ..., "release": true|false}`` (hub admins).
+- ``POST /api/{type}s/{repo}/quarantine``: ``{"sha256": ..., "release": true|false}`` (hub admins);
+- ``GET  /api/models/{repo}/lineage[/{rev}]``: verified lineage (declared and undeclared parents);
+- ``GET  /api/models/{repo}/fingerprint[/{rev}]``: the revision's weight fingerprint;
+- ``POST /api/cairn/lineage-search``: likely parents on this hub of a posted fingerprint.
 """
 
 from __future__ import annotations
@@ -25,15 +28,21 @@ from cairn.registry.trust import RepoTrustSettings
 __all__ = [
     "REPO_OPS",
     "file_security",
+    "fingerprint",
     "info_fields",
     "like",
     "likers",
+    "lineage",
+    "lineage_search",
     "quarantine",
     "security",
     "trust_settings",
     "unlike",
     "user_likes",
 ]
+
+
+MAX_SEARCH_TENSORS = 20_000  # a lineage search compares every candidate tensor by tensor
 
 
 def _iso(us: int) -> str:
@@ -185,6 +194,50 @@ async def user_likes(ctx: Ctx) -> Response:
     return JSONResponse(out)
 
 
+async def lineage(ctx: Ctx) -> Response:
+    """Verified lineage of a revision: declared parents with what the weights say, and undeclared likely
+    parents among the models the caller may read (weights-derived data: gated like the tree)."""
+    repo = await ctx.repo(content=True)
+    commit, _, _ = await resolve_revision(ctx, repo, ctx.rest or ["main"], min_rest=0)
+    reg = ctx.registry
+    return JSONResponse(await ctx.call(reg.lineage.verify, reg, repo, commit, ctx.principal))
+
+
+async def fingerprint(ctx: Ctx) -> Response:
+    """The merged weight fingerprint of a revision (per-tensor sha256 and sketch), so that a client can
+    compare a local model with it without downloading the weights."""
+    repo = await ctx.repo(content=True)
+    commit, _, _ = await resolve_revision(ctx, repo, ctx.rest or ["main"], min_rest=0)
+    entries = await ctx.call(ctx.registry.commits.files, commit)
+    fp, missing = await ctx.call(ctx.registry.lineage.tree_fingerprint, entries)
+    return JSONResponse(
+        {
+            "sha": commit,
+            "notFingerprinted": missing,
+            "tensors": None if fp is None else fp.to_dict(),
+        }
+    )
+
+
+async def lineage_search(ctx: Ctx) -> Response:
+    """``POST /api/cairn/lineage-search`` with ``{"tensors": <fingerprint>, "exclude": [repo ids]}``:
+    the models the caller may read whose weights support a relation with the posted fingerprint."""
+    from cairn.governance.fingerprint import Fingerprint
+
+    data = await ctx.json()
+    tensors, exclude = data.get("tensors"), data.get("exclude", [])
+    if not isinstance(tensors, dict) or not isinstance(exclude, list):
+        raise UsageError('lineage search needs {"tensors": {...}, "exclude": [...]}')
+    if len(tensors) > MAX_SEARCH_TENSORS:  # each candidate is compared tensor by tensor
+        raise UsageError(f"a fingerprint to search may name at most {MAX_SEARCH_TENSORS} tensors")
+    fp = Fingerprint.from_dict(tensors)
+    reg = ctx.registry
+    found = await ctx.call(
+        reg.lineage.search, reg, fp, ctx.principal, exclude=[str(x) for x in exclude][:1000]
+    )
+    return JSONResponse({"candidates": found})
+
+
 REPO_OPS = {
     ("POST", "like"): like,
     ("DELETE", "like"): unlike,
@@ -193,4 +246,6 @@ REPO_OPS = {
     ("GET", "trust"): trust_settings,
     ("PUT", "trust"): trust_settings,
     ("POST", "quarantine"): quarantine,
+    ("GET", "lineage"): lineage,
+    ("GET", "fingerprint"): fingerprint,
 }

@@ -27,6 +27,7 @@ from cairn.errors import IntegrityError, LimitExceededError, PermissionDeniedErr
 from cairn.hub.context import PREFIX, Ctx, ua_version
 from cairn.registry import AddFile, DeleteFile, DeleteFolder, Operation, check_path
 from cairn.registry.commits import LFS_THRESHOLD, MAX_OPERATIONS, is_lfs_path
+from cairn.registry.lineage import StreamingFingerprint
 
 __all__ = ["commit", "lfs_batch", "lfs_upload", "lfs_verify", "preupload", "sign", "verify_signature"]
 
@@ -173,22 +174,26 @@ async def lfs_upload(ctx: Ctx) -> Response:
     # even when the blob is stored already, the bytes are hashed: that proves the uploader has them
     staged = await _stage_stream(ctx, size)
     try:
-        sha256, git_sha1 = staged[1], staged[2]
+        sha256, git_sha1, fingerprint = staged[1], staged[2], staged[3].result()
         if sha256 != oid:
             raise IntegrityError(oid, what="sha256", expected=oid, actual=sha256)
-        await ctx.call(ctx.registry.ingest_blob, staged[0], oid, git_sha1, size, repo_id=repo_id)
+        await ctx.call(
+            ctx.registry.ingest_blob, staged[0], oid, git_sha1, size, repo_id=repo_id, fingerprint=fingerprint
+        )
     finally:
         staged[0].unlink(missing_ok=True)
     return JSONResponse({})
 
 
-async def _stage_stream(ctx: Ctx, size: int) -> tuple[Path, str, str]:
-    """Stream the request body into a staging file, hashing sha256 and git SHA-1 on the way."""
+async def _stage_stream(ctx: Ctx, size: int) -> tuple[Path, str, str, StreamingFingerprint]:
+    """Stream the request body into a staging file, hashing sha256 and git SHA-1 on the way, and the
+    lineage fingerprint when the bytes are a safetensors file (so the file is not read again for it)."""
     fd, name = tempfile.mkstemp(dir=ctx.registry.staging_dir(), prefix="upload-")
     path = Path(name)
     out = os.fdopen(fd, "wb", buffering=0)
     sha256 = hashlib.sha256()
     sha1 = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
+    fingerprint = StreamingFingerprint(size)
     total = 0
     buf: list[bytes] = []
     pending = 0
@@ -197,6 +202,7 @@ async def _stage_stream(ctx: Ctx, size: int) -> tuple[Path, str, str]:
         data = b"".join(parts)
         sha256.update(data)
         sha1.update(data)
+        fingerprint.update(data)
         view = memoryview(data)
         while view:
             view = view[out.write(view) or 0 :]
@@ -220,7 +226,7 @@ async def _stage_stream(ctx: Ctx, size: int) -> tuple[Path, str, str]:
         path.unlink(missing_ok=True)
         raise
     out.close()
-    return path, sha256.hexdigest(), sha1.hexdigest()
+    return path, sha256.hexdigest(), sha1.hexdigest(), fingerprint
 
 
 async def lfs_verify(ctx: Ctx) -> Response:

@@ -115,6 +115,7 @@ files = Table(
     Column("size", BigInteger, nullable=False),
     Column("lfs", Boolean, nullable=False),
     Column("last_commit", String(40), nullable=False),
+    Index("ix_files_sha256", "sha256"),  # v0009_blob_refs
 )
 
 refs = Table(

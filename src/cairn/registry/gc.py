@@ -33,6 +33,7 @@ from sqlalchemy import Table, delete, select
 
 from cairn.errors import UsageError
 from cairn.meta import Database, blobs, files, now_us, repo_objects
+from cairn.meta.lineage_tables import blob_fingerprints, tensor_index
 from cairn.meta.trust_tables import blob_inspections, quarantine_overrides
 from cairn.store import BlobStore
 
@@ -46,6 +47,8 @@ _MAX_LISTED = 1000
 _PER_BLOB: tuple[tuple[Table, str], ...] = (
     (blob_inspections, "sha256"),
     (quarantine_overrides, "sha256"),
+    (blob_fingerprints, "sha256"),
+    (tensor_index, "blob_sha256"),
     (repo_objects, "sha256"),
 )
 

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.format.hashing import git_blob_sha1
+from cairn.governance.fingerprint import Fingerprint
 from cairn.meta import Database, blobs, now_us, repo_objects
 from cairn.meta.migrate import migrate
 from cairn.registry.access import AccessService
@@ -29,6 +30,7 @@ from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
 from cairn.registry.discovery import DiscoveryService
 from cairn.registry.gc import GcReport
+from cairn.registry.lineage import LineageService
 from cairn.registry.models import Commit, FileEntry, Operation, Principal, Repo
 from cairn.registry.names import is_commit_id
 from cairn.registry.orgs import OrgService
@@ -100,6 +102,7 @@ class Registry:
         self._staging = local or self._own_staging
         self.trust = TrustService(db, store, self.staging_dir(), trust or TrustPolicy())
         self.discovery = DiscoveryService(db)
+        self.lineage = LineageService(db, store, self.staging_dir())
 
     @classmethod
     def open(
@@ -124,9 +127,19 @@ class Registry:
         return self._staging
 
     def ingest_blob(
-        self, src: Path, sha256: str, git_sha1: str, size: int, *, repo_id: int | None = None
+        self,
+        src: Path,
+        sha256: str,
+        git_sha1: str,
+        size: int,
+        *,
+        repo_id: int | None = None,
+        fingerprint: Fingerprint | None = None,
     ) -> BlobInfo:
         """Store a verified temporary file (consumed) and record it. Idempotent.
+
+        ``fingerprint``: its lineage fingerprint if the caller computed it while streaming the bytes in
+        (else the file is fingerprinted here when it holds weights).
 
         ``repo_id``: the repo the verified bytes were uploaded through; it may then reference the blob
         (:meth:`grant_object`). Only a caller that hashed the bytes itself may pass it."""
@@ -136,6 +149,7 @@ class Registry:
             info = existing
         else:
             self.trust.on_ingest(src, sha256)
+            self.lineage.on_ingest(src, sha256, fingerprint)
             self.store.put_file(sha256, src)
             with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
                 conn.execute(
@@ -266,6 +280,7 @@ class Registry:
         under the ``reject`` policy); the signature and the revision's trust record are checked and written
         in the commit's own transaction, so a rejected commit leaves nothing behind."""
         inspected = self.trust.prepare(operations)
+        self.lineage.ensure(operations)
 
         def on_tree(conn: Connection, commit_id: str, tree: dict[str, FileEntry]) -> None:
             self.trust.record(conn, repo, commit_id, tree, inspected)

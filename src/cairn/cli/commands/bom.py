@@ -1,4 +1,4 @@
-"""``cairn bom PATH --format cyclonedx|spdx [-o FILE]``: an AI bill of materials for a model directory."""
+"""``cairn bom PATH|REPO --format cyclonedx|spdx [-o FILE]``: an AI bill of materials for a model directory or hub repo."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cairn.cli.commands.license import add_lineage_arguments, resolve_root
+from cairn.cli.commands.license import add_lineage_arguments, open_root
 from cairn.cli.output import EXIT_OK
 
 __all__ = ["register"]
@@ -17,14 +17,16 @@ __all__ = ["register"]
 def _bom(args: argparse.Namespace) -> int:
     from cairn.governance.bom import BomInput, cyclonedx_bom, hash_directory
     from cairn.governance.check import check_lineage
-    from cairn.governance.lineage import walk
+    from cairn.governance.lineage import LocalSource, walk
     from cairn.governance.spdx import spdx_document
 
-    source, resolver = resolve_root(args)
-    graph = walk(source, resolver)
-    inp = BomInput(
-        graph, check_lineage(graph), hash_directory(source.path), download_location=source.path.as_uri()
-    )
+    with open_root(args) as (source, resolver):
+        graph = walk(source, resolver)
+        if isinstance(source, LocalSource):
+            hashes, location = hash_directory(source.path), source.path.as_uri()
+        else:  # a hub repo: digests from the listing (LFS) or of the small files, never the weights
+            hashes, location = source.sha256s(), source.url
+        inp = BomInput(graph, check_lineage(graph), hashes, download_location=location)
     doc = cyclonedx_bom(inp) if args.format == "cyclonedx" else spdx_document(inp)
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     if args.output and args.output != "-":

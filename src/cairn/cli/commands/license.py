@@ -1,20 +1,26 @@
-"""``cairn license check PATH``: the lineage-aware license check over local model directories."""
+"""``cairn license check PATH|REPO``: the lineage-aware license check over model directories and hub repos."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cairn.cli.output import emit
 from cairn.errors import NotFoundError
 
-__all__ = ["add_lineage_arguments", "register", "resolve_root"]
+__all__ = ["add_lineage_arguments", "open_root", "register"]
 
 
 def add_lineage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "path", metavar="PATH", help="a model directory (README.md with base_model, LICENSE files)"
+        "path",
+        metavar="PATH|REPO",
+        help="a model directory (README.md with base_model, LICENSE files), or a hub repo "
+        "org/name[@revision] (only its small files are read, never its weights)",
     )
     p.add_argument(
         "--models-dir",
@@ -24,17 +30,48 @@ def add_lineage_arguments(p: argparse.ArgumentParser) -> None:
         help="where parent models live as DIR/org/name, DIR/org--name or DIR/name (repeatable; "
         "default: the directory that holds PATH)",
     )
+    p.add_argument(
+        "--endpoint",
+        help="hub URL for REPO and for parents not found locally (default: $HF_ENDPOINT; parents are "
+        "looked up on a hub only when one is chosen, or when the model itself is a REPO)",
+    )
+    p.add_argument("--token", help="access token (default: $HF_TOKEN; needs an explicit endpoint)")
 
 
-def resolve_root(args: argparse.Namespace) -> tuple[Any, Any]:
-    """(source, resolver) for a command's PATH and --models-dir."""
+@contextlib.contextmanager
+def open_root(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
+    """(source, resolver) for a command's PATH|REPO, --models-dir and --endpoint/--token.
+
+    A local PATH resolves parents in the model directories, then on the hub when an endpoint was
+    chosen (``--endpoint`` or ``HF_ENDPOINT``); a REPO is read from the hub and resolves parents there
+    (and in ``--models-dir`` when given). A REPO the hub does not show is a typed error (exit 2)."""
+    from cairn.client.refs import looks_like_repo_ref
     from cairn.governance.lineage import LocalResolver, LocalSource
 
     path = Path(args.path)
-    if not path.is_dir():
-        raise NotFoundError(f"{path} is not a model directory (hub repositories are not supported here yet)")
-    roots = [Path(d) for d in args.models_dir] or [path.resolve().parent]
-    return LocalSource(path.resolve()), LocalResolver(tuple(r.resolve() for r in roots))
+    local = path.is_dir()
+    if not local and not looks_like_repo_ref(args.path):
+        raise NotFoundError(f"{path} is neither a model directory nor a hub repository (org/name[@rev])")
+    chosen = args.endpoint or os.environ.get("HF_ENDPOINT")
+    with contextlib.ExitStack() as stack:
+        resolvers: list[Any] = []
+        roots = [Path(d) for d in args.models_dir] or ([path.resolve().parent] if local else [])
+        if roots:
+            resolvers.append(LocalResolver(tuple(r.resolve() for r in roots)))
+        source: Any = LocalSource(path.resolve()) if local else None
+        if not local or chosen:
+            from cairn.client.governance import RemoteResolver, open_remote_source
+            from cairn.client.http import HubSession
+            from cairn.client.settings import client_settings
+
+            settings = client_settings(endpoint=args.endpoint, token=args.token)
+            session = stack.enter_context(HubSession(settings.endpoint, settings.token))
+            resolvers.append(RemoteResolver(session))
+            if source is None:
+                source = open_remote_source(session, args.path)
+        from cairn.client.governance import ChainResolver
+
+        yield source, ChainResolver(resolvers)
 
 
 def _human(data: dict[str, Any]) -> str:
@@ -59,8 +96,8 @@ def _check(args: argparse.Namespace) -> int:
     from cairn.governance.check import check_lineage
     from cairn.governance.lineage import walk
 
-    source, resolver = resolve_root(args)
-    report = check_lineage(walk(source, resolver, relation=args.relation), use=args.use)
+    with open_root(args) as (source, resolver):
+        report = check_lineage(walk(source, resolver, relation=args.relation), use=args.use)
     emit(report.to_dict(), as_json=args.json, human=_human)
     return report.exit_code
 

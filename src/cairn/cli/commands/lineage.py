@@ -1,4 +1,4 @@
-"""``cairn lineage PATH``: declared parents, whether the weights support them, and likely undeclared ones."""
+"""``cairn lineage PATH|REPO``: declared parents, whether the weights support them, and likely undeclared ones."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cairn.cli.commands.license import add_lineage_arguments, resolve_root
+from cairn.cli.commands.license import add_lineage_arguments, open_root
 from cairn.cli.output import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK, emit, table
 from cairn.errors import CairnError
 
@@ -52,21 +52,53 @@ def _human(d: dict[str, Any]) -> str:
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    from cairn.governance.fingerprint import compare, fingerprint_model
-    from cairn.governance.lineage import read_node
+    from cairn.governance.lineage import LocalSource
 
-    source, resolver = resolve_root(args)
+    with open_root(args) as (source, resolver):
+        if not isinstance(source, LocalSource):
+            return _hub_lineage(args, source)
+        return _local_lineage(args, source, resolver)
+
+
+def _hub_lineage(args: argparse.Namespace, source: Any) -> int:
+    """The hub's verified lineage of a repo revision (computed from the fingerprints it stored on upload)."""
+    data = source.session.json("GET", f"/api/models/{source.ref.repo_id}/lineage/{source.commit}")
+    for row in data.get("undeclared", []):
+        row.setdefault("path", row.get("repo"))
+    data["path"] = str(source.ref)
+    emit(data, as_json=args.json, human=_human)
+    declared = data.get("declared", [])
+    if any(r.get("supported") is None for r in declared):
+        return EXIT_ERROR
+    return EXIT_NEGATIVE if any(r.get("supported") is False for r in declared) else EXIT_OK
+
+
+def _parent_fingerprint(parent: Any) -> Any:
+    from cairn.governance.fingerprint import Fingerprint, fingerprint_model
+    from cairn.governance.lineage import LocalSource
+
+    if isinstance(parent, LocalSource):
+        return fingerprint_model(parent.path)
+    data = parent.session.json("GET", f"/api/models/{parent.ref.repo_id}/fingerprint/{parent.commit}")
+    return Fingerprint.from_dict(data.get("tensors") or {})
+
+
+def _local_lineage(args: argparse.Namespace, source: Any, resolver: Any) -> int:
+    from cairn.governance.fingerprint import compare, fingerprint_model
+    from cairn.governance.lineage import LocalSource, read_node
+
     mine = fingerprint_model(source.path)  # errors here (no weights, torch pickle) are exit 2
     node = read_node(source)
     declared, status, parents = [], EXIT_OK, {source.path}
     for edge in node.parents:
         row: dict[str, Any] = {"ref": edge.ref, "relation": edge.relation}
         try:
-            parent_path = Path(resolver.resolve(edge.ref, child=source).ident)
-            parents.add(parent_path)
-            cmp = compare(mine, fingerprint_model(parent_path))
+            parent = resolver.resolve(edge.ref, child=source)
+            if isinstance(parent, LocalSource):
+                parents.add(parent.path)
+            cmp = compare(mine, _parent_fingerprint(parent))
             row.update(
-                path=str(parent_path),
+                path=parent.ident,
                 verdict=cmp.verdict,
                 identical=cmp.identical,
                 similarity=cmp.similarity,
@@ -93,6 +125,15 @@ def _lineage(args: argparse.Namespace) -> int:
                     "similarity": cmp.similarity,
                 }
             )
+    session = next((r.session for r in resolver.resolvers if hasattr(r, "session")), None)
+    if session is not None:  # an endpoint was chosen: search the hub's models too
+        answer = session.json(
+            "POST",
+            "/api/cairn/lineage-search",
+            json={"tensors": mine.to_dict(), "exclude": [e.ref for e in node.parents]},
+        )
+        for cand in answer.get("candidates", []):
+            undeclared.append({"path": cand.get("repo"), **cand})
     emit(
         {"path": str(source.path), "declared": declared, "undeclared": undeclared},
         as_json=args.json,

@@ -1,4 +1,4 @@
-"""``cairn openness PATH``: the Model Openness Framework class of a model directory or a MOT record."""
+"""``cairn openness PATH|REPO``: the Model Openness Framework class of a model directory, a hub repo or a MOT record."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def _human(d: dict[str, Any]) -> str:
 
 
 def _openness(args: argparse.Namespace) -> int:
+    from cairn.cli.commands.license import open_root
+    from cairn.client.refs import looks_like_repo_ref
     from cairn.governance.lineage import LocalSource, read_node
     from cairn.governance.openness import classify, inventory_from_source, read_mot, write_mot
 
@@ -34,6 +36,9 @@ def _openness(args: argparse.Namespace) -> int:
     if path.is_dir():
         source = LocalSource(path.resolve())
         inv = inventory_from_source(source, read_node(source))
+    elif not path.exists() and looks_like_repo_ref(args.path):
+        with open_root(args) as (hub_source, _):
+            inv = inventory_from_source(hub_source, read_node(hub_source))
     elif path.is_file():
         if path.stat().st_size > _MAX_MOT_BYTES:
             from cairn.errors import LimitExceededError
@@ -41,7 +46,7 @@ def _openness(args: argparse.Namespace) -> int:
             raise LimitExceededError(f"MOT record is larger than {_MAX_MOT_BYTES} bytes", path=path)
         inv = read_mot(path.read_text(encoding="utf-8", errors="replace"))
     else:
-        raise NotFoundError(f"{path} is neither a model directory nor a MOT record")
+        raise NotFoundError(f"{path} is neither a model directory, a hub repo nor a MOT record")
     result = classify(inv)
     if args.export_mot:
         Path(args.export_mot).write_text(write_mot(inv), encoding="utf-8")
@@ -51,7 +56,14 @@ def _openness(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("openness", help="Model Openness Framework class (exit 1 when unclassified)")
-    p.add_argument("path", metavar="PATH", help="a model directory, or a Model Openness Tool YAML record")
+    p.add_argument(
+        "path",
+        metavar="PATH|REPO",
+        help="a model directory, a hub repo org/name[@revision], or a Model Openness Tool YAML record",
+    )
+    p.add_argument("--endpoint", help="hub URL for REPO (default: $HF_ENDPOINT)")
+    p.add_argument("--token", help="access token (default: $HF_TOKEN; needs an explicit endpoint)")
+    p.set_defaults(models_dir=[])
     p.add_argument("--export-mot", metavar="FILE", help="also write the inventory as a MOT YAML record")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_openness)
