@@ -23,6 +23,7 @@ __all__ = [
     "CHUNK_ELEMENTS",
     "NUMPY_DTYPES",
     "byte_view",
+    "flat_view",
     "iter_chunks",
     "iter_raw",
     "numeric_dtype",
@@ -90,8 +91,9 @@ def _span(rec: TensorRecord, itemsize: int) -> int:
     return (rec.storage_offset + last + 1) * itemsize
 
 
-def _mapped(rec: TensorRecord) -> np.ndarray:
-    """The tensor as a (possibly strided) read-only array over a memory map of its raw storage dtype."""
+def _storage(rec: TensorRecord) -> np.ndarray | None:
+    """The bytes the tensor's view reaches, as a flat read-only array of its storage dtype over a memory
+    map (from ``offset``); None when the view reaches no bytes. The span is checked against the file."""
     if rec.file is None or rec.offset is None:
         raise UnsupportedFormatError(f"tensor {rec.name!r} has no readable location", path=rec.file)
     if rec.member is not None:
@@ -105,10 +107,17 @@ def _mapped(rec: TensorRecord) -> np.ndarray:
             path=rec.file,
         )
     if span == 0:
-        return np.zeros(0 if _raw_bytes_only(rec) else rec.shape, dtype=dt)
+        return None
     with open(rec.file, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    flat = np.frombuffer(mm, dtype=dt, count=span // dt.itemsize, offset=rec.offset)
+    return np.frombuffer(mm, dtype=dt, count=span // dt.itemsize, offset=rec.offset)
+
+
+def _mapped(rec: TensorRecord) -> np.ndarray:
+    """The tensor as a (possibly strided) read-only array over a memory map of its raw storage dtype."""
+    flat = _storage(rec)
+    if flat is None:
+        return np.zeros(0 if _raw_bytes_only(rec) else rec.shape, dtype=_storage_dtype(rec))
     if _raw_bytes_only(rec):
         return flat
     if rec.strides is None:
@@ -116,9 +125,22 @@ def _mapped(rec: TensorRecord) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(
         flat[rec.storage_offset :],
         shape=rec.shape,
-        strides=tuple(s * dt.itemsize for s in rec.strides),
+        strides=tuple(s * flat.itemsize for s in rec.strides),
         writeable=False,
     )
+
+
+def flat_view(rec: TensorRecord) -> np.ndarray | None:
+    """The tensor's elements in C order as one flat read-only array of its storage dtype (BF16 as
+    uint16) straight over the memory map, without a copy; None when that is impossible (strided views,
+    compressed members, packed types) and :func:`iter_raw` must be used."""
+    if rec.member is not None or not rec.contiguous or _raw_bytes_only(rec):
+        return None
+    if rec.numel == 0:
+        return np.zeros(0, dtype=_storage_dtype(rec))
+    flat = _storage(rec)
+    assert flat is not None  # a non-empty tensor reaches at least one element
+    return flat[rec.storage_offset : rec.storage_offset + rec.numel]
 
 
 def _member_flat(rec: TensorRecord) -> Iterator[np.ndarray]:
