@@ -67,6 +67,20 @@ def _onnx(p: Path) -> None:
     onnx.save(helper.make_model(graph), p)
 
 
+def _onnx_typed(p: Path) -> None:
+    """Initializers in typed fields: varints (int64_data, int32_data) and packed doubles."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    tensors = [
+        helper.make_tensor("i", TensorProto.INT64, [2, 3], [1, -2, 3, 2**40, -(2**40), 0]),
+        helper.make_tensor("h", TensorProto.FLOAT16, [3], [1.5, -2.0, 0.0]),
+        helper.make_tensor("u", TensorProto.UINT8, [4], [0, 1, 255, 7]),
+        helper.make_tensor("d", TensorProto.DOUBLE, [2], [0.5, -0.25]),
+    ]
+    onnx.save(helper.make_model(helper.make_graph([], "g", [], [], initializer=tensors)), p)
+
+
 def _keras(p: Path) -> None:
     with zipfile.ZipFile(p, "w") as zf:
         zf.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}}))
@@ -100,6 +114,7 @@ MAKERS: dict[str, Callable[[Path], None]] = {
     "torch-legacy": lambda p: _torch(p, zip_format=False),
     "gguf": _gguf,
     "onnx": _onnx,
+    "onnx-typed": _onnx_typed,
     "keras": _keras,
     "keras-weights": _keras_h5,
     "hdf5": _hdf5,

@@ -98,6 +98,8 @@ def _storage(rec: TensorRecord) -> np.ndarray | None:
         raise UnsupportedFormatError(f"tensor {rec.name!r} has no readable location", path=rec.file)
     if rec.member is not None:
         raise UnsupportedFormatError(f"tensor {rec.name!r} is inside a compressed member", path=rec.file)
+    if rec.encoding is not None:
+        raise UnsupportedFormatError(f"tensor {rec.name!r} is stored encoded ({rec.encoding})", path=rec.file)
     dt = _storage_dtype(rec)
     span = _span(rec, dt.itemsize)
     size = Path(rec.file).stat().st_size
@@ -134,7 +136,7 @@ def flat_view(rec: TensorRecord) -> np.ndarray | None:
     """The tensor's elements in C order as one flat read-only array of its storage dtype (BF16 as
     uint16) straight over the memory map, without a copy; None when that is impossible (strided views,
     compressed members, packed types) and :func:`iter_raw` must be used."""
-    if rec.member is not None or not rec.contiguous or _raw_bytes_only(rec):
+    if rec.member is not None or rec.encoding is not None or not rec.contiguous or _raw_bytes_only(rec):
         return None
     if rec.numel == 0:
         return np.zeros(0, dtype=_storage_dtype(rec))
@@ -158,6 +160,16 @@ def _member_flat(rec: TensorRecord) -> Iterator[np.ndarray]:
             yield np.frombuffer(buf, dtype=dt)
 
 
+def _decoded(rec: TensorRecord, chunk: int) -> Iterator[np.ndarray]:
+    from cairn.format import onnx_typed  # only ONNX typed fields are encoded today
+
+    if not rec.encoding or not rec.encoding.startswith(onnx_typed.ENCODING + ":"):
+        raise UnsupportedFormatError(f"tensor {rec.name!r} has unknown encoding {rec.encoding!r}")
+    for values in onnx_typed.decode(rec):
+        for start in range(0, values.size, chunk):
+            yield values[start : start + chunk]
+
+
 def iter_raw(rec: TensorRecord, chunk: int | None = None) -> Iterator[np.ndarray]:
     """The tensor's elements in C order, as flat arrays of its storage dtype (BF16 as uint16)."""
     chunk = chunk or CHUNK_ELEMENTS
@@ -165,6 +177,9 @@ def iter_raw(rec: TensorRecord, chunk: int | None = None) -> Iterator[np.ndarray
         return
     if rec.member is not None:
         yield from _member_flat(rec)
+        return
+    if rec.encoding is not None:
+        yield from _decoded(rec, chunk)
         return
     arr = _mapped(rec)
     if rec.contiguous:
@@ -207,7 +222,7 @@ def byte_view(rec: TensorRecord) -> memoryview:
     """The tensor's bytes in C order and native byte order, as a flat byte view: zero-copy (straight
     from the memory map) when the tensor is contiguous and stored uncompressed, a copy otherwise."""
     dt = _storage_dtype(rec)
-    if rec.member is None and rec.contiguous and dt.isnative:
+    if rec.member is None and rec.encoding is None and rec.contiguous and dt.isnative:
         arr = np.ascontiguousarray(_mapped(rec))  # no copy: the mapped view is already C-ordered
         return arr.reshape(-1).view(np.uint8).data
     return to_array(rec).reshape(-1).view(np.uint8).data

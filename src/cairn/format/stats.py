@@ -1,7 +1,7 @@
 """Per-tensor statistics streamed through memory maps: mean, std, min, max, absmax, NaN/Inf, zeros.
 
 Data flow: every numeric tensor is cut into tasks of :data:`TASK_CHUNKS` chunks (contiguous tensors
-stored uncompressed; a strided view or a compressed member is one task read through
+stored uncompressed; a strided view, a compressed member or encoded values are one task read through
 :func:`cairn.format.arrays.iter_raw`). Worker threads (numpy releases the GIL in its reductions) take
 tasks in order; each task maps the file, reduces its chunks with
 :func:`cairn.format.stats_kernel.chunk_partial` and merges them in order. Task results are merged per
@@ -88,7 +88,7 @@ def _streamed_task(rec: TensorRecord) -> Partial:
 def _tasks(rec: TensorRecord) -> list[Callable[[], Partial]]:
     if rec.numel == 0:
         return []
-    if rec.member is not None or not rec.contiguous:
+    if rec.member is not None or rec.encoding is not None or not rec.contiguous:
         return [partial(_streamed_task, rec)]
     span = stats_kernel.CHUNK * TASK_CHUNKS
     return [partial(_range_task, rec, at, min(at + span, rec.numel)) for at in range(0, rec.numel, span)]
