@@ -94,6 +94,15 @@ def _hdf5(p: Path) -> None:
         f.create_dataset("c", data=np.ones((4, 4)), chunks=(2, 2))
 
 
+def _hdf5_dense(p: Path) -> None:
+    """A group of 40 links in dense storage: a v2 B-tree with inner nodes over a fractal heap."""
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(p, "w", libver="latest") as f:
+        g = f.create_group("g")
+        for i in range(40):
+            g.create_dataset(f"d{i:02d}", data=np.array([i], np.int16))
+
+
 def _keras_h5(p: Path) -> None:
     _hdf5(p.with_suffix(".h5"))
     with zipfile.ZipFile(p, "w") as zf:
@@ -118,6 +127,7 @@ MAKERS: dict[str, Callable[[Path], None]] = {
     "keras": _keras,
     "keras-weights": _keras_h5,
     "hdf5": _hdf5,
+    "hdf5-dense": _hdf5_dense,
     "index": _index,
 }
 
