@@ -81,6 +81,13 @@ def _onnx_typed(p: Path) -> None:
     onnx.save(helper.make_model(helper.make_graph([], "g", [], [], initializer=tensors)), p)
 
 
+def _torch_tar(p: Path) -> None:
+    """PyTorch's pre-1.0 tar layout, hand-built (see test_torch_tar.py)."""
+    from test_torch_tar import _simple  # type: ignore[import-not-found]
+
+    _simple(p)
+
+
 def _keras(p: Path) -> None:
     with zipfile.ZipFile(p, "w") as zf:
         zf.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}}))
@@ -121,6 +128,7 @@ MAKERS: dict[str, Callable[[Path], None]] = {
     "npz": _npz,
     "torch-zip": _torch,
     "torch-legacy": lambda p: _torch(p, zip_format=False),
+    "torch-tar": _torch_tar,
     "gguf": _gguf,
     "onnx": _onnx,
     "onnx-typed": _onnx_typed,

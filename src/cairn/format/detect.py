@@ -15,7 +15,7 @@ format              how it is recognised
 ``onnx``            a protobuf whose first field is ``ir_version`` (tag 0x08) followed by a known
                     ModelProto field (see :mod:`cairn.format.onnx`)
 ``json``            ``{`` after optional whitespace (``config.json``, safetensors index files)
-``tar``             ``ustar`` at offset 257 (PyTorch's pre-1.0 format: recognised, not supported)
+``tar``             ``ustar`` at offset 257 (PyTorch's pre-1.0 format: :mod:`cairn.format.torch_tar`)
 ==================  =========================================================================
 """
 
