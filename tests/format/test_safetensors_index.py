@@ -182,7 +182,7 @@ def test_directory_skips_other_json_and_symlinks(tmp_path: Path) -> None:
     assert any("tokenizer.json skipped" in w for w in info.warnings)
 
 
-def test_tar_archives_are_recognised_but_unsupported(tmp_path: Path) -> None:
+def test_tar_archives_without_torch_members_are_unsupported(tmp_path: Path) -> None:
     import tarfile
 
     from cairn.errors import UnsupportedFormatError
@@ -190,7 +190,7 @@ def test_tar_archives_are_recognised_but_unsupported(tmp_path: Path) -> None:
     (tmp_path / "pickle").write_bytes(b"\x80\x02}q\x00.")
     with tarfile.open(tmp_path / "old.pt", "w") as tf:
         tf.add(tmp_path / "pickle", arcname="pickle")
-    with pytest.raises(UnsupportedFormatError, match="tar archives"):
+    with pytest.raises(UnsupportedFormatError, match="not a PyTorch checkpoint .no storages, tensors"):
         inspect_path(tmp_path / "old.pt")
 
 
