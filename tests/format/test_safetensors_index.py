@@ -190,7 +190,7 @@ def test_tar_archives_without_torch_members_are_unsupported(tmp_path: Path) -> N
     (tmp_path / "pickle").write_bytes(b"\x80\x02}q\x00.")
     with tarfile.open(tmp_path / "old.pt", "w") as tf:
         tf.add(tmp_path / "pickle", arcname="pickle")
-    with pytest.raises(UnsupportedFormatError, match="not a PyTorch checkpoint .no storages, tensors"):
+    with pytest.raises(UnsupportedFormatError, match=r"not a PyTorch checkpoint \(no storages, tensors"):
         inspect_path(tmp_path / "old.pt")
 
 
