@@ -67,6 +67,27 @@ def _onnx(p: Path) -> None:
     onnx.save(helper.make_model(graph), p)
 
 
+def _onnx_typed(p: Path) -> None:
+    """Initializers in typed fields: varints (int64_data, int32_data) and packed doubles."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    tensors = [
+        helper.make_tensor("i", TensorProto.INT64, [2, 3], [1, -2, 3, 2**40, -(2**40), 0]),
+        helper.make_tensor("h", TensorProto.FLOAT16, [3], [1.5, -2.0, 0.0]),
+        helper.make_tensor("u", TensorProto.UINT8, [4], [0, 1, 255, 7]),
+        helper.make_tensor("d", TensorProto.DOUBLE, [2], [0.5, -0.25]),
+    ]
+    onnx.save(helper.make_model(helper.make_graph([], "g", [], [], initializer=tensors)), p)
+
+
+def _torch_tar(p: Path) -> None:
+    """PyTorch's pre-1.0 tar layout, hand-built (see test_torch_tar.py)."""
+    from test_torch_tar import _simple  # type: ignore[import-not-found]
+
+    _simple(p)
+
+
 def _keras(p: Path) -> None:
     with zipfile.ZipFile(p, "w") as zf:
         zf.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}}))
@@ -78,6 +99,15 @@ def _hdf5(p: Path) -> None:
     with h5py.File(p, "w") as f:
         f.create_dataset("layers/dense/vars/0", data=np.arange(6, dtype=np.float32))
         f.create_dataset("c", data=np.ones((4, 4)), chunks=(2, 2))
+
+
+def _hdf5_dense(p: Path) -> None:
+    """A group of 40 links in dense storage: a v2 B-tree with inner nodes over a fractal heap."""
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(p, "w", libver="latest") as f:
+        g = f.create_group("g")
+        for i in range(40):
+            g.create_dataset(f"d{i:02d}", data=np.array([i], np.int16))
 
 
 def _keras_h5(p: Path) -> None:
@@ -98,11 +128,14 @@ MAKERS: dict[str, Callable[[Path], None]] = {
     "npz": _npz,
     "torch-zip": _torch,
     "torch-legacy": lambda p: _torch(p, zip_format=False),
+    "torch-tar": _torch_tar,
     "gguf": _gguf,
     "onnx": _onnx,
+    "onnx-typed": _onnx_typed,
     "keras": _keras,
     "keras-weights": _keras_h5,
     "hdf5": _hdf5,
+    "hdf5-dense": _hdf5_dense,
     "index": _index,
 }
 

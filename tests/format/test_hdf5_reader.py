@@ -34,9 +34,7 @@ def test_datasets_in_every_layout(tmp_path: Path, libver: str) -> None:
     info = inspect_path(path)
     assert info.format == "hdf5"
     got = info.tensor_map()
-    if libver == "latest":  # 70 links exceed the compact limit: a fractal heap, which cairn does not read
-        assert any("many uses dense link storage" in w for w in info.warnings)
-        arrays = {k: v for k, v in arrays.items() if not k.startswith("many/")}
+    assert not any("dense" in w for w in info.warnings)  # "latest": 70 links are stored densely
     for name, arr in arrays.items():
         rec = got[name.replace("/", ".")]
         assert rec.shape == arr.shape
@@ -109,3 +107,89 @@ def test_continuation_cycle_in_a_v2_header_is_cut_off(tmp_path: Path) -> None:
     (tmp_path / "cycle.h5").write_bytes(bytes(data))
     with pytest.raises(LimitExceededError, match="blocks"):
         inspect_path(tmp_path / "cycle.h5")
+
+
+# -- dense link storage: v2 B-tree name index over a fractal heap ------------------------------------
+
+
+def _dense(path: Path, links: int, *, name_len: int = 8, track_order: bool = False) -> list[str]:
+    """A group of ``links`` hard links (to one small dataset) stored densely; returns the link names."""
+    names = [f"{i:0{name_len}d}" for i in range(links)]
+    with h5py.File(path, "w", libver="latest", track_order=track_order) as f:
+        target = f.create_dataset("target", data=np.arange(3, dtype=np.int32))
+        g = f.create_group("g", track_order=track_order)
+        for n in names:
+            g[n] = target
+    return names
+
+
+@pytest.mark.parametrize(
+    ("links", "name_len", "track_order"),
+    [(9, 8, False), (400, 8, True), (2600, 200, False)],  # leaf root; inner B-tree nodes; nested FHIB
+)
+def test_dense_groups_list_every_link(tmp_path: Path, links: int, name_len: int, track_order: bool) -> None:
+    from cairn.format.hdf5 import _File, _root
+    from cairn.format.hdf5_dense import dense_links
+
+    path = tmp_path / "d.h5"
+    names = _dense(path, links, name_len=name_len, track_order=track_order)
+    with path.open("rb") as fh:
+        size = path.stat().st_size
+        base, root = _root(fh, size, str(path))
+        h5 = _File(fh, size, str(path), base)
+        group = h5.header(base + dict(h5.header(base + root).links or [])["g"])
+        assert group.dense is not None
+        found = dense_links(h5, *group.dense)
+    assert sorted(n for n, _ in found) == names
+    assert len({addr for _, addr in found}) == 1  # every link names the one dataset
+    info = inspect_path(path)
+    assert not info.warnings and len(info.tensors) == 1  # each object is listed once, by its first name
+    np.testing.assert_array_equal(to_array(info.tensors[0]), [0, 1, 2])
+
+
+def _mutated(data: bytes, signature: bytes, at: int, new: bytes, which: int = 0) -> bytes:
+    pos = -1
+    for _ in range(which + 1):
+        pos = data.index(signature, pos + 1)
+    return data[: pos + at] + new + data[pos + at + len(new) :]
+
+
+@pytest.mark.parametrize(
+    ("signature", "at", "new", "which", "message"),
+    [
+        (b"BTHD", 0, b"XXXX", 0, "not a link name index"),
+        (b"BTHD", 12, (40).to_bytes(2, "little"), 0, "impossible geometry"),  # depth 40
+        (b"BTHD", 24, (0xFFFF).to_bytes(2, "little"), 0, "claims 65535 records"),
+        (b"BTLF", 0, b"BTIN", 0, "wrong signature"),
+        (b"BTLF", 6 + 4 + 1, b"\xff\xff\xff\x7f", 0, "in no block"),  # a heap offset past the heap
+        (b"BTLF", 6 + 4 + 1 + 4, b"\xff\x7f", 0, "runs past its block"),  # a huge object length
+        (b"FRHP", 110, b"\0\0", 0, "impossible geometry"),  # table width 0
+        (b"FHDB", 0, b"XXXX", 0, "direct block"),
+        (b"FHIB", 0, b"XXXX", 0, "indirect block"),
+    ],
+)
+def test_hostile_dense_groups_give_format_errors(
+    tmp_path: Path, signature: bytes, at: int, new: bytes, which: int, message: str
+) -> None:
+    path = tmp_path / "d.h5"
+    _dense(path, 400)
+    (tmp_path / "bad.h5").write_bytes(_mutated(path.read_bytes(), signature, at, new, which))
+    with pytest.raises(FormatError, match=message):
+        inspect_path(tmp_path / "bad.h5")
+
+
+def test_a_b_tree_child_reached_twice_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "d.h5"
+    _dense(path, 400)
+    data = path.read_bytes()
+    inner = data.index(b"BTIN")
+    head = data.index(b"BTHD")
+    rec_size = int.from_bytes(data[head + 10 : head + 12], "little")
+    count = int.from_bytes(data[head + 24 : head + 26], "little")
+    first = inner + 6 + count * rec_size  # the first child pointer: address, then its record count
+    pointer = data[first : first + 8]
+    second = first + 8 + 1  # leaf record counts fit one byte here (a 512-byte node holds < 256)
+    bad = data[:second] + pointer + data[second + 8 :]
+    (tmp_path / "bad.h5").write_bytes(bad)
+    with pytest.raises(FormatError, match="reached twice"):
+        inspect_path(tmp_path / "bad.h5")

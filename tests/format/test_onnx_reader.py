@@ -20,7 +20,7 @@ def _model(weights: np.ndarray | None = None) -> object:
         np.arange(12, dtype=np.float32).reshape(3, 4) if weights is None else weights, "W"
     )
     b = helper.make_tensor("B", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])  # packed float_data
-    i = helper.make_tensor("I", TensorProto.INT64, [2], [5, -6])  # varints: not addressable
+    i = helper.make_tensor("I", TensorProto.INT64, [2], [5, -6])  # varints: decoded on reading
     node = helper.make_node("Gemm", ["X", "W", "B"], ["Y"], transB=1)
     graph = helper.make_graph(
         [node, helper.make_node("Relu", ["Y"], ["Z"])],
@@ -41,7 +41,8 @@ def test_graph_initializers_and_opsets(tmp_path: Path) -> None:
     t = info.tensor_map()
     np.testing.assert_array_equal(to_array(t["W"]), np.arange(12, dtype=np.float32).reshape(3, 4))
     np.testing.assert_array_equal(to_array(t["B"]), np.array([1, 2, 3], np.float32))
-    assert t["I"].dtype == "I64" and t["I"].offset is None and info.warnings
+    assert t["I"].dtype == "I64" and t["I"].encoding == "onnx-typed:7" and not info.warnings
+    np.testing.assert_array_equal(to_array(t["I"]), [5, -6])
     m = info.metadata
     assert m["opsets"] == {"ai.onnx": 17} and m["producer_name"] == "cairn-test"
     assert m["inputs"] == [{"name": "X", "dtype": "F32", "shape": ["batch", 4]}]

@@ -182,7 +182,7 @@ def test_directory_skips_other_json_and_symlinks(tmp_path: Path) -> None:
     assert any("tokenizer.json skipped" in w for w in info.warnings)
 
 
-def test_tar_archives_are_recognised_but_unsupported(tmp_path: Path) -> None:
+def test_tar_archives_without_torch_members_are_unsupported(tmp_path: Path) -> None:
     import tarfile
 
     from cairn.errors import UnsupportedFormatError
@@ -190,5 +190,21 @@ def test_tar_archives_are_recognised_but_unsupported(tmp_path: Path) -> None:
     (tmp_path / "pickle").write_bytes(b"\x80\x02}q\x00.")
     with tarfile.open(tmp_path / "old.pt", "w") as tf:
         tf.add(tmp_path / "pickle", arcname="pickle")
-    with pytest.raises(UnsupportedFormatError, match="tar archives"):
+    with pytest.raises(UnsupportedFormatError, match=r"not a PyTorch checkpoint \(no storages, tensors"):
         inspect_path(tmp_path / "old.pt")
+
+
+@pytest.mark.parametrize("proto", [2, 3, 4, 5])
+def test_header_length_with_a_pickle_like_first_byte_is_still_safetensors(tmp_path: Path, proto: int) -> None:
+    """A header of 0x0380 bytes starts the file with 0x80 0x03: the pickle magic of protocol 3."""
+    from cairn.format.detect import detect
+
+    n = 0x80 + (proto << 8)
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    header += b" " * (n - len(header))
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(struct.pack("<Q", n) + header + np.array([1.5, 2.5], np.float32).tobytes())
+    assert path.read_bytes()[:2] == bytes([0x80, proto])
+    assert detect(path) == "safetensors"
+    (rec,) = inspect_path(path).tensors
+    np.testing.assert_array_equal(to_array(rec), [1.5, 2.5])

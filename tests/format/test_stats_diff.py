@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from cairn.format import arrays
+from cairn.format import arrays, stats_kernel
 from cairn.format.diff import diff_inspections
 from cairn.format.inspection import TensorRecord
 from cairn.format.reader import inspect_path
@@ -19,7 +19,7 @@ from cairn.format.stats import tensor_stats
 def test_stats_match_numpy_across_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mean: float
 ) -> None:
-    monkeypatch.setattr(arrays, "CHUNK_ELEMENTS", 1000)  # force many chunks on a small tensor
+    monkeypatch.setattr(stats_kernel, "CHUNK", 1000)  # force many chunks on a small tensor
     x = (np.random.default_rng(1).standard_normal(10_007) * 3 + mean).astype(np.float32)
     x[::10] = 0
     x[5], x[7], x[11] = np.nan, np.inf, -np.inf
@@ -111,3 +111,19 @@ def test_diff_across_formats_and_layouts(tmp_path: Path) -> None:
     save_file({"w": w}, tmp_path / "b.safetensors")
     result = diff_inspections(inspect_path(tmp_path / "a.npz"), inspect_path(tmp_path / "b.safetensors"))
     assert result.identical, result.to_dict()
+
+
+def test_stats_with_the_default_chunks_over_several_tasks(tmp_path: Path) -> None:
+    from cairn.format import stats
+
+    n = stats_kernel.CHUNK * stats.TASK_CHUNKS + stats_kernel.CHUNK + 3  # two tasks, a short last chunk
+    x = np.random.default_rng(2).standard_normal(n).astype(np.float32)
+    x[n - 1] = np.nan
+    save_file({"x": x}, tmp_path / "x.safetensors")
+    (rec,) = inspect_path(tmp_path / "x.safetensors").tensors
+    st = tensor_stats(rec, threads=2)
+    assert st is not None and st == tensor_stats(rec, threads=1)
+    finite = x[:-1].astype(np.float64)
+    assert (st.nan, st.min, st.max) == (1, finite.min(), finite.max())
+    assert st.mean == pytest.approx(finite.mean(), abs=1e-6)
+    assert st.std == pytest.approx(finite.std(), rel=1e-6)

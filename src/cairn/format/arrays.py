@@ -23,6 +23,7 @@ __all__ = [
     "CHUNK_ELEMENTS",
     "NUMPY_DTYPES",
     "byte_view",
+    "flat_view",
     "iter_chunks",
     "iter_raw",
     "numeric_dtype",
@@ -90,12 +91,15 @@ def _span(rec: TensorRecord, itemsize: int) -> int:
     return (rec.storage_offset + last + 1) * itemsize
 
 
-def _mapped(rec: TensorRecord) -> np.ndarray:
-    """The tensor as a (possibly strided) read-only array over a memory map of its raw storage dtype."""
+def _storage(rec: TensorRecord) -> np.ndarray | None:
+    """The bytes the tensor's view reaches, as a flat read-only array of its storage dtype over a memory
+    map (from ``offset``); None when the view reaches no bytes. The span is checked against the file."""
     if rec.file is None or rec.offset is None:
         raise UnsupportedFormatError(f"tensor {rec.name!r} has no readable location", path=rec.file)
     if rec.member is not None:
         raise UnsupportedFormatError(f"tensor {rec.name!r} is inside a compressed member", path=rec.file)
+    if rec.encoding is not None:
+        raise UnsupportedFormatError(f"tensor {rec.name!r} is stored encoded ({rec.encoding})", path=rec.file)
     dt = _storage_dtype(rec)
     span = _span(rec, dt.itemsize)
     size = Path(rec.file).stat().st_size
@@ -105,10 +109,17 @@ def _mapped(rec: TensorRecord) -> np.ndarray:
             path=rec.file,
         )
     if span == 0:
-        return np.zeros(0 if _raw_bytes_only(rec) else rec.shape, dtype=dt)
+        return None
     with open(rec.file, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    flat = np.frombuffer(mm, dtype=dt, count=span // dt.itemsize, offset=rec.offset)
+    return np.frombuffer(mm, dtype=dt, count=span // dt.itemsize, offset=rec.offset)
+
+
+def _mapped(rec: TensorRecord) -> np.ndarray:
+    """The tensor as a (possibly strided) read-only array over a memory map of its raw storage dtype."""
+    flat = _storage(rec)
+    if flat is None:
+        return np.zeros(0 if _raw_bytes_only(rec) else rec.shape, dtype=_storage_dtype(rec))
     if _raw_bytes_only(rec):
         return flat
     if rec.strides is None:
@@ -116,9 +127,22 @@ def _mapped(rec: TensorRecord) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(
         flat[rec.storage_offset :],
         shape=rec.shape,
-        strides=tuple(s * dt.itemsize for s in rec.strides),
+        strides=tuple(s * flat.itemsize for s in rec.strides),
         writeable=False,
     )
+
+
+def flat_view(rec: TensorRecord) -> np.ndarray | None:
+    """The tensor's elements in C order as one flat read-only array of its storage dtype (BF16 as
+    uint16) straight over the memory map, without a copy; None when that is impossible (strided views,
+    compressed members, packed types) and :func:`iter_raw` must be used."""
+    if rec.member is not None or rec.encoding is not None or not rec.contiguous or _raw_bytes_only(rec):
+        return None
+    if rec.numel == 0:
+        return np.zeros(0, dtype=_storage_dtype(rec))
+    flat = _storage(rec)
+    assert flat is not None  # a non-empty tensor reaches at least one element
+    return flat[rec.storage_offset : rec.storage_offset + rec.numel]
 
 
 def _member_flat(rec: TensorRecord) -> Iterator[np.ndarray]:
@@ -136,6 +160,16 @@ def _member_flat(rec: TensorRecord) -> Iterator[np.ndarray]:
             yield np.frombuffer(buf, dtype=dt)
 
 
+def _decoded(rec: TensorRecord, chunk: int) -> Iterator[np.ndarray]:
+    from cairn.format import onnx_typed  # only ONNX typed fields are encoded today
+
+    if not rec.encoding or not rec.encoding.startswith(onnx_typed.ENCODING + ":"):
+        raise UnsupportedFormatError(f"tensor {rec.name!r} has unknown encoding {rec.encoding!r}")
+    for values in onnx_typed.decode(rec):
+        for start in range(0, values.size, chunk):
+            yield values[start : start + chunk]
+
+
 def iter_raw(rec: TensorRecord, chunk: int | None = None) -> Iterator[np.ndarray]:
     """The tensor's elements in C order, as flat arrays of its storage dtype (BF16 as uint16)."""
     chunk = chunk or CHUNK_ELEMENTS
@@ -143,6 +177,9 @@ def iter_raw(rec: TensorRecord, chunk: int | None = None) -> Iterator[np.ndarray
         return
     if rec.member is not None:
         yield from _member_flat(rec)
+        return
+    if rec.encoding is not None:
+        yield from _decoded(rec, chunk)
         return
     arr = _mapped(rec)
     if rec.contiguous:
@@ -185,7 +222,7 @@ def byte_view(rec: TensorRecord) -> memoryview:
     """The tensor's bytes in C order and native byte order, as a flat byte view: zero-copy (straight
     from the memory map) when the tensor is contiguous and stored uncompressed, a copy otherwise."""
     dt = _storage_dtype(rec)
-    if rec.member is None and rec.contiguous and dt.isnative:
+    if rec.member is None and rec.encoding is None and rec.contiguous and dt.isnative:
         arr = np.ascontiguousarray(_mapped(rec))  # no copy: the mapped view is already C-ordered
         return arr.reshape(-1).view(np.uint8).data
     return to_array(rec).reshape(-1).view(np.uint8).data

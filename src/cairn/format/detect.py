@@ -15,7 +15,7 @@ format              how it is recognised
 ``onnx``            a protobuf whose first field is ``ir_version`` (tag 0x08) followed by a known
                     ModelProto field (see :mod:`cairn.format.onnx`)
 ``json``            ``{`` after optional whitespace (``config.json``, safetensors index files)
-``tar``             ``ustar`` at offset 257 (PyTorch's pre-1.0 format: recognised, not supported)
+``tar``             ``ustar`` at offset 257 (PyTorch's pre-1.0 format: :mod:`cairn.format.torch_tar`)
 ==================  =========================================================================
 """
 
@@ -49,6 +49,10 @@ def detect_bytes(head: bytes, size: int, *, tar_magic: bool = False) -> str:
         return "zip"
     if head.startswith(_LEGACY_PREFIX):
         return "torch-legacy"
+    if len(head) >= 9 and head[8:9] == b"{" and 0 < struct.unpack("<Q", head[:8])[0] <= size - 8:
+        # before the pickle test: a header length such as 0x380 starts with the bytes 0x80 0x03. A
+        # pickle cannot pass this: its bytes 2-7 would have to form a number below the file size
+        return "safetensors"
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "pickle"
     if len(head) >= 9:

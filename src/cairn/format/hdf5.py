@@ -4,8 +4,9 @@ Only the subset h5py writes by default is read (https://docs.hdfgroup.org/hdf5/d
 
 * superblock versions 0–3; offsets and lengths of 8 bytes;
 * object headers version 1 (and continuation blocks) and version 2 (``OHDR``/``OCHK``);
-* groups as symbol tables (v1 B-tree ``TREE`` of ``SNOD`` nodes, names in a local ``HEAP``) or as
-  compact link messages; dense link storage (fractal heaps) is reported as unsupported;
+* groups as symbol tables (v1 B-tree ``TREE`` of ``SNOD`` nodes, names in a local ``HEAP``), as
+  compact link messages, or in dense link storage (a v2 B-tree name index over a fractal heap:
+  :mod:`cairn.format.hdf5_dense`);
 * datasets: dataspace (v1, v2), datatype (fixed-point and IEEE float, either byte order; anything else is
   listed by class), data layout v1–v4 (contiguous and compact data are addressable; chunked is listed).
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cairn.errors import FormatError, LimitExceededError, UnsupportedFormatError
+from cairn.format.hdf5_dense import dense_links
 from cairn.format.inspection import Inspection, TensorRecord
 
 __all__ = ["MAX_DEPTH", "MAX_OBJECTS", "Readable", "inspect_hdf5", "list_datasets"]
@@ -51,7 +53,7 @@ class _Object:
     layout: str | None = None
     symbol_table: tuple[int, int] | None = None  # B-tree, local heap
     links: list[tuple[str, int]] | None = None
-    dense: bool = False
+    dense: tuple[int, int] | None = None  # fractal heap, v2 B-tree name index
 
 
 class _File:
@@ -145,9 +147,10 @@ class _File:
             obj.symbol_table = (self.u(data, 0, 8), self.u(data, 8, 8))
         elif mtype == 0x06:
             self._link(data, obj)
-        elif mtype == 0x02:
-            heap = self.u(data, 2 + (8 if data[1] & 1 else 0), 8) if len(data) >= 10 else _UNDEF
-            obj.dense = heap != _UNDEF
+        elif mtype == 0x02:  # link info: where a dense group keeps its links
+            at = 2 + (8 if data[1] & 1 else 0)
+            heap, index = self.u(data, at, 8), self.u(data, at + 8, 8)
+            obj.dense = (heap, index) if heap != _UNDEF else None
 
     def _dataspace(self, data: bytes, obj: _Object) -> None:
         version, rank = data[0], data[1]
@@ -196,7 +199,9 @@ class _File:
         length = self.u(data, pos, width)
         name = data[pos + width : pos + width + length].decode("utf-8", "replace")
         if link_type == 0:
-            obj.links = (obj.links or []) + [(name, self.u(data, pos + width + length, 8))]
+            if obj.links is None:
+                obj.links = []
+            obj.links.append((name, self.u(data, pos + width + length, 8)))  # appended: dense groups are big
 
     # -- groups ------------------------------------------------------------------------------------------
     def heap_name(self, heap: int, offset: int) -> str:
@@ -253,8 +258,11 @@ class _File:
         if obj.symbol_table is not None:
             btree, heap = obj.symbol_table
             children += self.btree(self.base + btree, self.base + heap, 0)
-        if obj.dense:
-            self.warnings.append(f"group {name or '/'} uses dense link storage: its members are not listed")
+        if obj.dense is not None:
+            try:
+                children += dense_links(self, *obj.dense)
+            except UnsupportedFormatError as exc:
+                self.warnings.append(f"group {name or '/'} uses dense link storage cairn cannot list: {exc}")
         for child, child_addr in children:
             self.walk(child_addr, f"{name}.{child}" if name else child, depth + 1)
 

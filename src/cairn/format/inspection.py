@@ -30,7 +30,9 @@ class TensorRecord:
     ``offset`` is the absolute file offset of the first byte of the tensor's *storage*, or, when ``member``
     names a (compressed) zip member, the offset inside that member's uncompressed bytes. ``storage_offset``
     and ``strides`` are in elements (as torch records them; None means C-contiguous). ``offset`` is None
-    when the bytes are not addressable at all (data inside a pickle, unknown layout).
+    when the bytes are not addressable at all (data inside a pickle, unknown layout). ``encoding`` names
+    values that are stored encoded (ONNX typed fields: ``offset``/``encoded_length`` delimit the message
+    that holds them) and are decoded on reading instead of mapped.
     """
 
     name: str
@@ -43,6 +45,8 @@ class TensorRecord:
     storage_offset: int = 0
     member: str | None = None
     big_endian: bool = False
+    encoding: str | None = None  # values must be decoded (``onnx-typed:<field>``), not mapped
+    encoded_length: int = 0  # bytes of the encoded message at ``offset``
 
     @property
     def numel(self) -> int:
@@ -75,6 +79,8 @@ class TensorRecord:
             out["offset"] = self.offset
         if self.big_endian:
             out["big_endian"] = True
+        if self.encoding is not None:
+            out["encoding"] = self.encoding
         if self.strides is not None:
             out["strides"] = list(self.strides)
             out["storage_offset"] = self.storage_offset

@@ -12,7 +12,8 @@ are reached, so a pickle built to explode is cut off), :data:`MAX_DIMS` dimensio
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from cairn.errors import FormatError, LimitExceededError
 from cairn.format.pickle_vm import Build, Call, Global, PersistentRef, Unknown
@@ -179,8 +180,9 @@ def _as_tensor(node: object) -> Call | None:
 
 
 class _Collector:
-    def __init__(self, path: str, tensors: bool) -> None:
+    def __init__(self, path: str, tensors: bool, persistent: Mapping[str, TensorRef] | None) -> None:
         self.path, self.want_tensors = path, tensors
+        self.persistent = persistent
         self.out = ObjTree()
         self.visits = 0
 
@@ -226,6 +228,11 @@ class _Collector:
         if isinstance(node, Unknown):
             return f"unknown ({node.reason})"
         if isinstance(node, PersistentRef):
+            if self.persistent is not None and self.want_tensors and isinstance(node.pid, str | int):
+                known = self.persistent.get(str(node.pid))
+                if known is not None:  # a pre-1.0 tar checkpoint names its tensors by persistent id
+                    self.out.tensors.append(replace(known, name=name))
+                    return f"tensor {known.dtype}{list(known.shape)}"
             return "persistent reference"
         if isinstance(node, bytes | bytearray):
             return f"<{len(node)} bytes>"
@@ -248,9 +255,12 @@ class _Collector:
         return shown
 
 
-def collect(value: object, *, path: str, tensors: bool = True) -> ObjTree:
-    """Tensor references (when ``tensors``) and a display structure for a walked pickle value."""
-    c = _Collector(path, tensors)
+def collect(
+    value: object, *, path: str, tensors: bool = True, persistent: Mapping[str, TensorRef] | None = None
+) -> ObjTree:
+    """Tensor references (when ``tensors``) and a display structure for a walked pickle value.
+    ``persistent`` maps persistent ids to tensors (the pre-1.0 tar format refers to tensors that way)."""
+    c = _Collector(path, tensors, persistent)
     try:
         c.out.structure = c.visit(value, "", 0)
     except RecursionError:

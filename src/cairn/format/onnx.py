@@ -5,14 +5,15 @@ Only the messages needed are decoded (field numbers from ``onnx/onnx.proto``)::
     ModelProto   1 ir_version  2 producer_name  3 producer_version  5 model_version  7 graph
                  8 opset_import (1 domain, 2 version)  14 metadata_props (1 key, 2 value)
     GraphProto   1 node (4 op_type)  2 name  5 initializer  11 input  12 output
-    TensorProto  1 dims  2 data_type  8 name  9 raw_data  4 float_data  10 double_data
-                 13 external_data (1 key, 2 value)  14 data_location (1 = EXTERNAL)
+    TensorProto  1 dims  2 data_type  8 name  9 raw_data  4 float_data  5 int32_data  7 int64_data
+                 10 double_data  11 uint64_data  13 external_data (1 key, 2 value)  14 data_location
     ValueInfoProto 1 name  2 type → 1 tensor_type → 1 elem_type, 2 shape → 1 dim → 1 dim_value | 2 dim_param
 
 The file is memory-mapped and walked by offsets: a 2 GB model costs no 2 GB read. Every length is checked
 against its enclosing message, varints longer than 10 bytes and group wire types are errors. Initializers
-stored as ``raw_data`` (what every exporter writes), packed ``float_data`` or ``double_data`` are
-addressable for ``stats``/``diff``. External data is resolved only to regular files inside the model's
+stored as ``raw_data`` (what every exporter writes) or one packed run of ``float_data``/``double_data``
+are addressable in place for ``stats``/``diff``; values in the other typed fields (varints, unpacked or
+split runs) are decoded on demand by :mod:`cairn.format.onnx_typed`. External data is resolved only to regular files inside the model's
 own folder: absolute paths, ``..`` and links leading out are refused.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from cairn.errors import FormatError, LimitExceededError
 from cairn.format.inspection import Inspection, TensorRecord
+from cairn.format.onnx_typed import ENCODING, TYPED_FIELD
 
 __all__ = ["MAX_DIMS", "ONNX_DTYPES", "inspect_onnx"]
 
@@ -157,6 +159,7 @@ class _Initializers:
         dims: list[int] = []
         dtype_id, name = 0, ""
         raw: Field | None = None
+        typed: dict[int, list[Field]] = {}  # typed field → its first two occurrences
         external: dict[str, str] = {}
         for g in r.fields(f[2], f[3]):
             if g[0] == 1:
@@ -165,8 +168,12 @@ class _Initializers:
                 dtype_id = g[2]
             elif g[0] == 8:
                 name = r.text(g)
-            elif g[0] in (9, 4, 10) and g[1] == 2:
-                raw = (g[0], 2, g[2], g[3])
+            elif g[0] == 9 and g[1] == 2:
+                raw = g
+            elif g[0] in (4, 5, 7, 10, 11):
+                seen = typed.setdefault(g[0], [])
+                if len(seen) < 2:
+                    seen.append(g)
             elif g[0] == 13 and g[1] == 2:
                 key, value = r.pairs(g)
                 external[key] = value
@@ -178,7 +185,27 @@ class _Initializers:
         if external:
             self.records.append(self._external(name, dtype, shape, nbytes, external))
             return
-        if raw is None or (raw[0] == 4 and dtype != "F32") or (raw[0] == 10 and dtype != "F64") or not bits:
+        field = TYPED_FIELD.get(dtype)
+        if raw is None and field in typed:
+            occurrences = typed[field]
+            if field in (4, 10) and len(occurrences) == 1 and occurrences[0][1] == 2:
+                raw = occurrences[0]  # one packed run of little-endian floats: mapped in place
+            else:
+                encoding = f"{ENCODING}:{field}"
+                self.records.append(
+                    TensorRecord(
+                        name,
+                        dtype,
+                        shape,
+                        nbytes,
+                        r.path,
+                        f[2],
+                        encoding=encoding,
+                        encoded_length=f[3] - f[2],
+                    )
+                )
+                return
+        if raw is None or not bits:
             self.unaddressable += 1
             self.records.append(TensorRecord(name, dtype, shape, nbytes))
             return
@@ -274,5 +301,8 @@ def _read(r: _Reader, size: int, folder: Path) -> Inspection:
         meta["metadata_props"] = props
     warnings: tuple[str, ...] = ()
     if inits.unaddressable:
-        warnings = (f"{inits.unaddressable} initializers store values in typed fields; stats/diff skip them",)
+        warnings = (
+            f"{inits.unaddressable} initializers have no readable values (strings, complex, 4/8-bit "
+            "types in typed fields, or none); stats/diff skip them",
+        )
     return Inspection(r.path, "onnx", tuple(inits.records), meta, warnings=warnings)

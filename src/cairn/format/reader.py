@@ -44,10 +44,6 @@ def _inspect_json(path: Path) -> Inspection:
     raise UnsupportedFormatError("JSON document is neither a model config nor a shard index", path=path)
 
 
-def _inspect_tar(path: Path) -> Inspection:
-    raise UnsupportedFormatError("tar archives (PyTorch's pre-1.0 format) are not supported", path=path)
-
-
 def _lazy(module: str, func: str) -> Callable[[Path], Inspection]:
     def run(path: Path) -> Inspection:
         import importlib
@@ -64,7 +60,7 @@ READERS: dict[str, Callable[[Path], Inspection]] = {
     "npy": inspect_npy,
     "npz": inspect_npz,
     "json": _inspect_json,
-    "tar": _inspect_tar,
+    "tar": _lazy("cairn.format.torch_tar", "inspect_torch_tar"),  # PyTorch's pre-1.0 format
     "torch-zip": _lazy("cairn.format.torch_files", "inspect_torch_zip"),
     "torch-legacy": _lazy("cairn.format.torch_files", "inspect_torch_legacy"),
     "pickle": _lazy("cairn.format.torch_files", "inspect_pickle"),
