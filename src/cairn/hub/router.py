@@ -10,7 +10,7 @@ from urllib.parse import unquote_to_bytes
 from starlette.responses import Response
 
 from cairn.errors import UsageError
-from cairn.hub import access_routes, download, info, manage, multipart, trust_api, upload, web
+from cairn.hub import access_routes, discussions, download, info, manage, multipart, trust_api, upload, web
 from cairn.hub.context import TYPES, Ctx
 
 __all__ = ["Handler", "match", "split_path"]
@@ -26,7 +26,8 @@ _REPO_OPS: dict[tuple[str, str], Handler] = {
     ("POST", "preupload"): upload.preupload,
     ("POST", "commit"): upload.commit,
     ("PUT", "settings"): manage.settings,
-    ("GET", "discussions"): manage.discussions,
+    ("GET", "discussions"): discussions.get_discussions,
+    ("POST", "discussions"): discussions.post_discussions,
     ("GET", "auth-check"): manage.auth_check,
     ("GET", "xet-read-token"): manage.xet_token,
     ("GET", "xet-write-token"): manage.xet_token,
