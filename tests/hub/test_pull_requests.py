@@ -4,7 +4,8 @@ and conflicts, permissions, listing filters and hostile input."""
 
 from __future__ import annotations
 
-import io
+import tempfile
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,8 +19,10 @@ def _api(hub: LiveHub, token: str | None = None) -> HfApi:
 
 
 def _text(api: HfApi, repo: str, path: str, revision: str = "main") -> str:
-    with open(api.hf_hub_download(repo, path, revision=revision), encoding="utf-8") as f:
-        return f.read()
+    """A fresh download (own cache: the session's cache would answer for another backend's repo)."""
+    with tempfile.TemporaryDirectory() as cache:
+        got = api.hf_hub_download(repo, path, revision=revision, cache_dir=cache)
+        return Path(got).read_text(encoding="utf-8")
 
 
 def _status(err: pytest.ExceptionInfo[HfHubHTTPError]) -> int:
@@ -85,7 +88,12 @@ def test_contributor_flow(hub: LiveHub, tmp_path: object) -> None:
     details = alice.get_discussion_details("alice/pr-flow", 1)
     assert details.status == "merged" and details.merge_commit_oid == alice.model_info("alice/pr-flow").sha
     assert _text(alice, "alice/pr-flow", "notes.txt") == "bob's notes\n"
-    assert hf_hub_download("alice/pr-flow", "extra.safetensors.bin", endpoint=hub.url, token=hub.token)
+    with tempfile.TemporaryDirectory() as cache:
+        got = hf_hub_download(
+            "alice/pr-flow", "extra.safetensors.bin", endpoint=hub.url, token=hub.token, cache_dir=cache
+        )
+        with open(got, "rb") as f:
+            assert f.read() == weights
     # a merged PR takes no more pushes and cannot be merged or reopened again
     with pytest.raises(HfHubHTTPError) as err:
         bob.upload_file(
@@ -305,11 +313,9 @@ def test_create_pr_from_parent_commit_and_failed_first_commit(hub: LiveHub) -> N
 
 
 def test_upload_folder_create_pr_with_lfs(hub: LiveHub, tmp_path: object) -> None:
-    from pathlib import Path
-
     folder = Path(str(tmp_path)) / "m"
     folder.mkdir()
-    (folder / "model.safetensors").write_bytes(io.BytesIO(b"\0" * 4096).getvalue())
+    (folder / "model.safetensors").write_bytes(b"\0" * 4096)
     (folder / "config.json").write_text('{"model_type": "bert"}')
     alice, bob = _api(hub), _api(hub, hub.other_token)
     alice.create_repo("alice/pr-folder")
@@ -318,3 +324,48 @@ def test_upload_folder_create_pr_with_lfs(hub: LiveHub, tmp_path: object) -> Non
     assert "model.safetensors" in alice.list_repo_files("alice/pr-folder", revision=info.pr_revision)
     alice.merge_pull_request("alice/pr-folder", info.pr_num)
     assert "model.safetensors" in alice.list_repo_files("alice/pr-folder")
+
+
+def test_gated_repo_content_rules_apply_to_pull_requests(hub: LiveHub) -> None:
+    alice, bob = _api(hub), _api(hub, hub.other_token)
+    alice.create_repo("alice/pr-gated")
+    alice.upload_file(path_or_fileobj=b"secret", path_in_repo="w.txt", repo_id="alice/pr-gated")
+    alice.update_repo_settings("alice/pr-gated", gated="manual")
+    # the conversation is public metadata, the files are not
+    d = bob.create_discussion("alice/pr-gated", "May I have access?")
+    assert [x.num for x in alice.get_repo_discussions("alice/pr-gated")] == [d.num]
+    with pytest.raises(HfHubHTTPError) as err:
+        bob.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="alice/pr-gated", create_pr=True)
+    assert _status(err) == 403 and err.value.response.headers.get("x-error-code") == "GatedRepo"
+    pr = alice.upload_file(
+        path_or_fileobj=b"y", path_in_repo="y.txt", repo_id="alice/pr-gated", create_pr=True
+    )
+    with pytest.raises(HfHubHTTPError) as err:  # the PR's files are the repo's files
+        _text(bob, "alice/pr-gated", "y.txt", pr.pr_revision)
+    assert _status(err) == 403
+    alice.grant_access("alice/pr-gated", "bob")
+    assert _text(bob, "alice/pr-gated", "y.txt", pr.pr_revision) == "y"
+
+
+def test_web_pages_list_and_show_discussions(hub: LiveHub) -> None:
+    alice, bob = _api(hub), _api(hub, hub.other_token)
+    alice.create_repo("alice/pr-web")
+    bob.create_discussion(
+        "alice/pr-web", "<script>alert(1)</script> title", description="**bold** <b>raw</b>"
+    )
+    pr = bob.upload_file(path_or_fileobj=b"z", path_in_repo="z.txt", repo_id="alice/pr-web", create_pr=True)
+    page = httpx.get(f"{hub.url}/alice/pr-web/discussions")
+    assert page.status_code == 200
+    assert "&lt;script&gt;" in page.text and "<script>alert" not in page.text
+    assert f'href="/alice/pr-web/discussions/{pr.pr_num}"' in page.text
+    only_prs = httpx.get(f"{hub.url}/alice/pr-web/discussions?type=pull_request&status=open").text
+    assert "alert(1)" not in only_prs and "Upload z.txt" in only_prs
+    thread = httpx.get(f"{hub.url}/alice/pr-web/discussions/1").text
+    assert "<strong>bold</strong>" in thread and "<b>raw</b>" not in thread
+    pr_page = httpx.get(f"{hub.url}/alice/pr-web/discussions/{pr.pr_num}").text
+    assert "refs/pr/" in pr_page and "pushed" in pr_page
+    assert httpx.get(f"{hub.url}/alice/pr-web/discussions/9").status_code == 404
+    assert httpx.get(f"{hub.url}/alice/pr-web/discussions/x").status_code == 400
+    assert 'href="/alice/pr-web/discussions"' in httpx.get(f"{hub.url}/alice/pr-web").text
+    # the tree of the PR's ref renders like a branch
+    assert "z.txt" in httpx.get(f"{hub.url}/alice/pr-web/tree/refs%2Fpr%2F{pr.pr_num}").text

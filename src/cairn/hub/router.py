@@ -10,7 +10,18 @@ from urllib.parse import unquote_to_bytes
 from starlette.responses import Response
 
 from cairn.errors import UsageError
-from cairn.hub import access_routes, discussions, download, info, manage, multipart, trust_api, upload, web
+from cairn.hub import (
+    access_routes,
+    discussions,
+    download,
+    info,
+    manage,
+    multipart,
+    trust_api,
+    upload,
+    web,
+    web_discussions,
+)
 from cairn.hub.context import TYPES, Ctx
 
 __all__ = ["Handler", "match", "split_path"]
@@ -96,6 +107,8 @@ def match(method: str, seg: list[str], ctx: Ctx) -> Handler | None:
         return web.repo_page
     if seg[2] == "commits":
         return web.commits_page
+    if seg[2] == "discussions" and len(seg) <= 4:
+        return web_discussions.discussions_page if len(seg) == 3 else web_discussions.discussion_page
     return None
 
 
