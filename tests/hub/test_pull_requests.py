@@ -369,3 +369,22 @@ def test_web_pages_list_and_show_discussions(hub: LiveHub) -> None:
     assert 'href="/alice/pr-web/discussions"' in httpx.get(f"{hub.url}/alice/pr-web").text
     # the tree of the PR's ref renders like a branch
     assert "z.txt" in httpx.get(f"{hub.url}/alice/pr-web/tree/refs%2Fpr%2F{pr.pr_num}").text
+
+
+def test_read_only_token_reads_but_does_not_take_part(hub: LiveHub) -> None:
+    alice = _api(hub)
+    alice.create_repo("alice/pr-readonly")
+    alice.create_discussion("alice/pr-readonly", "hello")
+    reader = _api(hub, hub.registry.users.create_token("bob", role="read"))
+    assert [d.title for d in reader.get_repo_discussions("alice/pr-readonly")] == ["hello"]
+    for attempt in (
+        lambda: reader.create_discussion("alice/pr-readonly", "from a read token"),
+        lambda: reader.comment_discussion("alice/pr-readonly", 1, "hi"),
+        lambda: reader.upload_file(
+            path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="alice/pr-readonly", create_pr=True
+        ),
+    ):
+        with pytest.raises(HfHubHTTPError) as err:
+            attempt()
+        assert _status(err) == 403
+    assert len(list(alice.get_repo_discussions("alice/pr-readonly"))) == 1
