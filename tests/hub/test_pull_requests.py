@@ -282,6 +282,19 @@ def test_hostile_input(hub: LiveHub) -> None:
         body = b'{"key": "header", "value": {"summary": "s"}}\n'
         r = httpx.post(f"{hub.url}/api/models/alice/pr-hostile/commit/{rev}", content=body, headers=auth)
         assert r.status_code == 404 and r.headers["x-error-code"] == "RevisionNotFound", rev
+    # a commit summary that is no valid title still opens a PR (one line, at most 200 characters)
+    long = alice.create_commit(
+        "alice/pr-hostile",
+        [CommitOperationAdd("t.txt", b"t")],
+        commit_message="x" * 300,
+        commit_description="line\n" * 20_000,
+        create_pr=True,
+    )
+    assert alice.get_discussion_details("alice/pr-hostile", long.pr_num).title == "x" * 200
+    tiny = alice.create_commit(
+        "alice/pr-hostile", [CommitOperationAdd("u.txt", b"u")], commit_message="a\nb", create_pr=True
+    )
+    assert alice.get_discussion_details("alice/pr-hostile", tiny.pr_num).title == "a b"
     # anonymous callers read but do not write
     assert httpx.get(base).status_code == 200
     assert httpx.post(base, json={"title": "anon", "description": "x"}).status_code == 401
@@ -369,6 +382,8 @@ def test_web_pages_list_and_show_discussions(hub: LiveHub) -> None:
     assert 'href="/alice/pr-web/discussions"' in httpx.get(f"{hub.url}/alice/pr-web").text
     # the tree of the PR's ref renders like a branch
     assert "z.txt" in httpx.get(f"{hub.url}/alice/pr-web/tree/refs%2Fpr%2F{pr.pr_num}").text
+    link = f'href="/alice/pr-web/tree/refs/pr/{pr.pr_num}"'  # the PR page's own link works too
+    assert link in pr_page and "z.txt" in httpx.get(f"{hub.url}/alice/pr-web/tree/refs/pr/{pr.pr_num}").text
 
 
 def test_read_only_token_reads_but_does_not_take_part(hub: LiveHub) -> None:

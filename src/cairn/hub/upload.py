@@ -27,6 +27,7 @@ from cairn.errors import IntegrityError, LimitExceededError, PermissionDeniedErr
 from cairn.hub.context import PREFIX, Ctx, ua_version
 from cairn.registry import AddFile, DeleteFile, DeleteFolder, Operation, Repo, check_path, pulls
 from cairn.registry.commits import LFS_THRESHOLD, MAX_OPERATIONS, is_lfs_path, is_pr_ref
+from cairn.registry.discussions import MAX_COMMENT_CHARS, MAX_TITLE_CHARS
 from cairn.registry.models import Commit
 
 __all__ = ["commit", "lfs_batch", "lfs_upload", "lfs_verify", "preupload", "sign", "verify_signature"]
@@ -320,6 +321,12 @@ async def commit(ctx: Ctx) -> Response:
     )
 
 
+def _pr_title(summary: str) -> str:
+    """A PR's title from its first commit's summary: one line, 3-200 characters."""
+    title = " ".join(summary.split())[:MAX_TITLE_CHARS]
+    return title if len(title) >= 3 else "Upload files"
+
+
 async def _commit_to_pr(
     ctx: Ctx, repo: Repo, rev: str, ops: list[Operation], title: str, message: str, parent: str | None
 ) -> tuple[Commit, str]:
@@ -332,8 +339,8 @@ async def _commit_to_pr(
             ctx.registry,
             repo,
             ctx.principal,
-            title if len(title.strip()) >= 3 else f"Upload: {title}".strip(),
-            message or None,
+            _pr_title(title),
+            message[:MAX_COMMENT_CHARS] or None,
             target=rev,
             base=parent,
         )
