@@ -94,6 +94,13 @@ def test_contributor_flow(hub: LiveHub, tmp_path: object) -> None:
         )
         with open(got, "rb") as f:
             assert f.read() == weights
+    audit = httpx.get(
+        f"{hub.url}/api/models/alice/pr-flow/audit?limit=1000",
+        headers={"authorization": f"Bearer {hub.token}"},
+    )
+    actions = [(e["actor"], e["action"], e["target"]) for e in audit.json()]
+    assert ("bob", "pr.open", "refs/pr/1") in actions and ("alice", "pr.merge", "refs/pr/1") in actions
+    assert ("bob", "repo.commit", "refs/pr/1") in actions
     # a merged PR takes no more pushes and cannot be merged or reopened again
     with pytest.raises(HfHubHTTPError) as err:
         bob.upload_file(

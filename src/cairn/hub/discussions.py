@@ -186,14 +186,13 @@ async def _title(ctx: Ctx) -> Response:
 
 async def _status(ctx: Ctx) -> Response:
     repo, d = await _discussion(ctx)
-    who = pulls.may_change(ctx.principal, repo, d)
     data = await ctx.json()
     status, comment = data.get("status"), data.get("comment")
     if not isinstance(status, str):
         raise UsageError("'status' must be 'open' or 'closed'")
     if comment is not None:
         comment = check_comment(comment)
-    event = await ctx.call(ctx.registry.discussions.set_status, d, who.user.name, status, comment)
+    event = await ctx.call(pulls.set_status, ctx.registry, repo, ctx.principal, d, status, comment)
     return JSONResponse({"newStatus": event_json(event)})
 
 

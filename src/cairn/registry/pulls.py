@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection
 
 from cairn.errors import ConflictError, PermissionDeniedError, UsageError
-from cairn.registry.discussions import Discussion, DiscussionStateError, may_moderate
+from cairn.registry.discussions import Discussion, DiscussionStateError, Event, may_moderate
 from cairn.registry.errors import RevisionNotFoundError, StaleParentError
 from cairn.registry.models import AddFile, Commit, DeleteFile, FileEntry, Operation, Principal, Repo
 from cairn.registry.service import Registry
@@ -33,6 +33,7 @@ __all__ = [
     "may_change",
     "merge_pull_request",
     "open_pull_request",
+    "set_status",
     "three_way",
 ]
 
@@ -85,7 +86,7 @@ def open_pull_request(
         raise UsageError(f"a pull request targets a branch, not {kind} {target!r}")
     if base is not None:
         base = reg.commits.get_commit(repo, base).id
-    return reg.discussions.create(
+    d = reg.discussions.create(
         repo,
         user.user.name,
         title,
@@ -94,6 +95,8 @@ def open_pull_request(
         target_branch=target,
         base_commit=base or commit,
     )
+    reg.audit.record(user.user.name, "pr.open", repo=repo, target=d.ref, detail={"into": target})
+    return d
 
 
 def check_push(reg: Registry, repo: Repo, who: Principal | None, d: Discussion) -> Principal:
@@ -216,7 +219,7 @@ def merge_pull_request(
             raise MergeConflictError(d.num, conflicts)
         assert d.target_branch is not None
         try:
-            return reg.commit(
+            done = reg.commit(
                 repo,
                 d.target_branch,
                 ops,
@@ -228,6 +231,14 @@ def merge_pull_request(
             )
         except StaleParentError:
             continue  # the target moved: merge again onto its new head
+        reg.audit.record(
+            user.user.name,
+            "pr.merge",
+            repo=repo,
+            target=d.ref,
+            detail={"commit": done.id, "into": d.target_branch},
+        )
+        return done
     raise ConflictError(f"{d.target_branch} kept moving while merging #{d.num}; retry")
 
 
@@ -237,3 +248,13 @@ def may_change(who: Principal | None, repo: Repo, d: Discussion) -> Principal:
     if not may_moderate(user, repo, d):
         raise PermissionDeniedError(f"only the author of #{d.num} and the repo's writers may change it")
     return user
+
+
+def set_status(
+    reg: Registry, repo: Repo, who: Principal | None, d: Discussion, status: str, comment: str | None = None
+) -> Event:
+    """Close or reopen ``d`` (its author or the repo's writers), recorded in the audit log."""
+    user = may_change(who, repo, d)
+    event = reg.discussions.set_status(d, user.user.name, status, comment)
+    reg.audit.record(user.user.name, "discussion.status", repo=repo, target=f"#{d.num}", detail=event.data)
+    return event
