@@ -410,3 +410,23 @@ def test_read_only_token_reads_but_does_not_take_part(hub: LiveHub) -> None:
             attempt()
         assert _status(err) == 403
     assert len(list(alice.get_repo_discussions("alice/pr-readonly"))) == 1
+
+
+def test_concurrent_openings_get_distinct_numbers(hub: LiveHub) -> None:
+    import concurrent.futures
+
+    alice, bob = _api(hub), _api(hub, hub.other_token)
+    alice.create_repo("alice/pr-numbers")
+
+    def open_one(i: int) -> int:
+        api = alice if i % 2 else bob
+        if i % 3 == 0:
+            return api.create_pull_request("alice/pr-numbers", f"pr {i}").num
+        return api.create_discussion("alice/pr-numbers", f"discussion {i}").num
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        nums = list(pool.map(open_one, range(24)))
+    assert sorted(nums) == list(range(1, 25))
+    refs = alice.list_repo_refs("alice/pr-numbers", include_pull_requests=True).pull_requests or []
+    prs = [d.num for d in alice.get_repo_discussions("alice/pr-numbers", discussion_type="pull_request")]
+    assert sorted(int(r.name.rsplit("/", 1)[1]) for r in refs) == sorted(prs) and len(prs) == 8

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Row, and_, delete, func, insert, select, upda
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.errors import ConflictError, LimitExceededError, NotFoundError, PermissionDeniedError, UsageError
-from cairn.meta import Database, now_us, refs
+from cairn.meta import Database, now_us, refs, repos
 from cairn.meta.schema import discussion_events, discussions
 from cairn.registry.commits import pr_ref
 from cairn.registry.models import Principal, Repo
@@ -246,7 +246,7 @@ class DiscussionService:
         description = check_comment(description, "description") if description else None
         if pull_request and (target_branch is None or base_commit is None):
             raise UsageError("a pull request needs a target branch and a base commit")
-        for _ in range(5):  # two writers may pick the same number (PostgreSQL): the loser retries
+        for _ in range(5):  # should two writers still pick the same number, the loser retries
             try:
                 return self._create(
                     repo, author, title, description, pull_request, target_branch, base_commit
@@ -267,6 +267,10 @@ class DiscussionService:
     ) -> Discussion:
         now = now_us()
         with self.db.write() as conn:
+            # one number allocator per repo: the repo's row is locked (PostgreSQL; SQLite has one writer)
+            conn.execute(
+                select(repos.c.id).where(repos.c.id == repo.id).with_for_update(key_share=True)
+            ).first()
             last = conn.execute(
                 select(func.max(discussions.c.num)).where(discussions.c.repo_id == repo.id)
             ).scalar()
