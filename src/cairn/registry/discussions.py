@@ -379,11 +379,13 @@ class DiscussionService:
                 status_to = current if current in {"open", "draft"} else "open"
             else:
                 status_to = "closed"
-            conn.execute(
+            changed = conn.execute(
                 update(discussions)
                 .where(discussions.c.id == d.id, discussions.c.status == current)
                 .values(status=status_to, updated_at=now)
-            )
+            ).rowcount
+            if changed != 1:  # another request changed the status after we read it
+                raise DiscussionStateError(d.num, self._status(conn, d), f"change the status to {status}")
             if comment:
                 self._add_event(conn, d.id, "comment", author, _comment_data(comment, author, now), now)
             return self._add_event(conn, d.id, "status-change", author, {"status": status_to}, now)
@@ -392,13 +394,14 @@ class DiscussionService:
     def record_commit(self, conn: Connection, d: Discussion, author: str, commit_id: str, title: str) -> None:
         """A commit landed on ``refs/pr/N``: a draft becomes open. Refused (rolling the commit back) if the
         PR was closed or merged meanwhile."""
-        current = self._status(conn, d)
-        if current not in {"open", "draft"}:
-            raise DiscussionStateError(d.num, current, "push to this pull request")
         now = now_us()
-        conn.execute(
-            update(discussions).where(discussions.c.id == d.id).values(status="open", updated_at=now)
-        )
+        opened = conn.execute(  # conditional, so a close racing this commit is never undone
+            update(discussions)
+            .where(discussions.c.id == d.id, discussions.c.status.in_(["open", "draft"]))
+            .values(status="open", updated_at=now)
+        ).rowcount
+        if opened != 1:
+            raise DiscussionStateError(d.num, self._status(conn, d), "push to this pull request")
         self._add_event(conn, d.id, "commit", author, {"subject": title[:200], "oid": commit_id}, now)
 
     def record_merge(self, conn: Connection, d: Discussion, author: str, commit_id: str) -> None:
