@@ -149,8 +149,11 @@ def test_merge_is_three_way_and_conflicts_are_listed(hub: LiveHub) -> None:
     assert details.conflicting_files == ["c.txt"]
     head = alice.model_info("alice/pr-merge").sha
     with pytest.raises(HfHubHTTPError) as err:
-        alice.merge_pull_request("alice/pr-merge", pr2.pr_num)
+        alice.merge_pull_request("alice/pr-merge", pr2.pr_num, comment="merging")
     assert _status(err) == 409 and "c.txt" in str(err.value)
+    assert not [
+        e for e in alice.get_discussion_details("alice/pr-merge", pr2.pr_num).events if e.type == "comment"
+    ]
     assert alice.model_info("alice/pr-merge").sha == head  # nothing moved
     assert alice.get_discussion_details("alice/pr-merge", pr2.pr_num).status == "open"
     # the author fixes it on the PR branch by agreeing with main: no more conflict

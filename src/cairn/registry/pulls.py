@@ -206,8 +206,6 @@ def merge_pull_request(
         raise UsageError(f"#{d.num} is a discussion, not a pull request")
     if d.status not in {"open", "draft"}:
         raise DiscussionStateError(d.num, d.status, "merge")
-    if comment:
-        reg.discussions.comment(d, user.user.name, comment)
 
     def then(conn: Connection, commit_id: str) -> None:
         reg.discussions.record_merge(conn, d, user.user.name, commit_id)
@@ -231,6 +229,8 @@ def merge_pull_request(
             )
         except StaleParentError:
             continue  # the target moved: merge again onto its new head
+        if comment:  # only once merged: a refused merge leaves the thread as it was
+            reg.discussions.comment(d, user.user.name, comment)
         reg.audit.record(
             user.user.name,
             "pr.merge",
