@@ -137,6 +137,7 @@ def _endpoints(name: str, who: str) -> dict[str, list[Call]]:
                     "json": {
                         "operation": "upload",
                         "transfers": ["basic"],
+                        "ref": {"name": "main"},  # without a ref it is a pull request's upload
                         "objects": [{"oid": oid, "size": 1}],
                     }
                 },

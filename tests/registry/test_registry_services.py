@@ -43,9 +43,9 @@ def _alice(reg: Registry) -> Principal:
 def test_migrations_reach_head_and_are_idempotent(reg: Registry) -> None:
     from cairn.meta.migrate import migrate
 
-    assert current_revision(reg.db) == "0009_blob_refs"
+    assert current_revision(reg.db) == "0010_discussions"
     migrate(reg.db)
-    assert current_revision(reg.db) == "0009_blob_refs"
+    assert current_revision(reg.db) == "0010_discussions"
 
 
 def test_tokens_are_hashed_and_authenticate(reg: Registry) -> None:

@@ -243,15 +243,9 @@ async def _json_paths(raw: bytes) -> list[str]:
 async def refs(ctx: Ctx) -> Response:
     repo = await ctx.repo()
     found = await ctx.call(ctx.registry.commits.refs, repo)
+    full = {"branch": "refs/heads/", "tag": "refs/tags/", "pr": ""}
     as_json = [
-        (
-            r.kind,
-            {
-                "name": r.name,
-                "ref": f"refs/{'heads' if r.kind == 'branch' else 'tags'}/{r.name}",
-                "targetCommit": r.commit_id,
-            },
-        )
+        (r.kind, {"name": r.name, "ref": f"{full[r.kind]}{r.name}", "targetCommit": r.commit_id})
         for r in found
     ]
     body: dict[str, Any] = {
@@ -260,7 +254,8 @@ async def refs(ctx: Ctx) -> Response:
         "tags": [j for k, j in as_json if k == "tag"],
     }
     if ctx.qbool("include_prs"):
-        body["pullRequests"] = []
+        prs = [j for k, j in as_json if k == "pr"]
+        body["pullRequests"] = sorted(prs, key=lambda j: int(j["name"].rsplit("/", 1)[1]))
     return JSONResponse(body)
 
 

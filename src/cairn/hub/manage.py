@@ -24,7 +24,6 @@ __all__ = [
     "delete_branch",
     "delete_repo",
     "delete_tag",
-    "discussions",
     "move_repo",
     "settings",
     "validate_yaml",
@@ -199,11 +198,6 @@ async def validate_yaml(ctx: Ctx) -> Response:
 
 async def agent_harnesses(ctx: Ctx) -> Response:
     return JSONResponse({"standardEnvVars": [], "harnesses": {}})
-
-
-async def discussions(ctx: Ctx) -> Response:
-    await ctx.repo()
-    return JSONResponse({"discussions": [], "count": 0, "start": 0, "numClosedDiscussions": 0})
 
 
 async def auth_check(ctx: Ctx) -> Response:

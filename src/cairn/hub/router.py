@@ -10,7 +10,18 @@ from urllib.parse import unquote_to_bytes
 from starlette.responses import Response
 
 from cairn.errors import UsageError
-from cairn.hub import access_routes, download, info, manage, multipart, trust_api, upload, web
+from cairn.hub import (
+    access_routes,
+    discussions,
+    download,
+    info,
+    manage,
+    multipart,
+    trust_api,
+    upload,
+    web,
+    web_discussions,
+)
 from cairn.hub.context import TYPES, Ctx
 
 __all__ = ["Handler", "match", "split_path"]
@@ -26,7 +37,8 @@ _REPO_OPS: dict[tuple[str, str], Handler] = {
     ("POST", "preupload"): upload.preupload,
     ("POST", "commit"): upload.commit,
     ("PUT", "settings"): manage.settings,
-    ("GET", "discussions"): manage.discussions,
+    ("GET", "discussions"): discussions.get_discussions,
+    ("POST", "discussions"): discussions.post_discussions,
     ("GET", "auth-check"): manage.auth_check,
     ("GET", "xet-read-token"): manage.xet_token,
     ("GET", "xet-write-token"): manage.xet_token,
@@ -95,6 +107,8 @@ def match(method: str, seg: list[str], ctx: Ctx) -> Handler | None:
         return web.repo_page
     if seg[2] == "commits":
         return web.commits_page
+    if seg[2] == "discussions" and len(seg) <= 4:
+        return web_discussions.discussions_page if len(seg) == 3 else web_discussions.discussion_page
     return None
 
 

@@ -25,9 +25,11 @@ from starlette.responses import JSONResponse, Response
 
 from cairn.errors import IntegrityError, LimitExceededError, PermissionDeniedError, UsageError
 from cairn.hub.context import PREFIX, Ctx, ua_version
-from cairn.registry import AddFile, DeleteFile, DeleteFolder, Operation, check_path
-from cairn.registry.commits import LFS_THRESHOLD, MAX_OPERATIONS, is_lfs_path
+from cairn.registry import AddFile, DeleteFile, DeleteFolder, Operation, Repo, check_path, pulls
+from cairn.registry.commits import LFS_THRESHOLD, MAX_OPERATIONS, is_lfs_path, is_pr_ref
+from cairn.registry.discussions import MAX_COMMENT_CHARS, MAX_TITLE_CHARS
 from cairn.registry.lineage import StreamingFingerprint
+from cairn.registry.models import Commit
 
 __all__ = ["commit", "lfs_batch", "lfs_upload", "lfs_verify", "preupload", "sign", "verify_signature"]
 
@@ -60,13 +62,30 @@ def verify_signature(secret: bytes, oid: str, token: str) -> tuple[int, int]:
 
 
 def _branch_only(kind: str, rev: str) -> None:
-    if kind != "branch":
-        raise UsageError(f"cannot commit to {kind} {rev!r}: commits go to branches")
+    if kind not in {"branch", "pr"}:
+        raise UsageError(f"cannot commit to {kind} {rev!r}: commits go to branches and refs/pr/N")
+
+
+async def _target_repo(ctx: Ctx, rev: str) -> Repo:
+    """The repo of an upload to ``rev``: writers only, except that opening a pull request
+    (``create_pr=1``) needs only read access, and ``refs/pr/N`` its author's or a writer's
+    (:func:`cairn.registry.pulls.check_push`)."""
+    if ctx.qbool("create_pr"):
+        repo = await ctx.repo(content=True)
+        pulls.acting_user(ctx.principal)
+        return repo
+    if is_pr_ref(rev):
+        repo = await ctx.repo()
+        await ctx.call(ctx.registry.commits.resolve, repo, rev)  # RevisionNotFound for a missing PR
+        d = await ctx.call(ctx.registry.discussions.get, repo, int(rev.rsplit("/", 1)[1]))
+        await ctx.call(pulls.check_push, ctx.registry, repo, ctx.principal, d)
+        return repo
+    return await ctx.repo(write=True)
 
 
 async def preupload(ctx: Ctx) -> Response:
-    repo = await ctx.repo(write=True)
     rev = ctx.rest[0] if ctx.rest else "main"
+    repo = await _target_repo(ctx, rev)
     head, kind = await ctx.call(ctx.registry.commits.resolve, repo, rev)
     _branch_only(kind, rev)
     data = await ctx.json()
@@ -105,8 +124,18 @@ async def preupload(ctx: Ctx) -> Response:
 
 
 async def lfs_batch(ctx: Ctx) -> Response:
-    repo = await ctx.repo(write=True)
     data = await ctx.json()
+    ref = data.get("ref")
+    name = ref.get("name") if isinstance(ref, dict) else None
+    if ref is None or (isinstance(name, str) and is_pr_ref(name)):
+        # no ref: the client is opening a pull request (its bytes are hashed like any other upload);
+        # refs/pr/N: that PR's author or a writer
+        repo = await ctx.repo(content=True)
+        pulls.acting_user(ctx.principal)
+        if isinstance(name, str):
+            await _target_repo(ctx, name)
+    else:
+        repo = await ctx.repo(write=True)
     if data.get("operation") != "upload":
         raise UsageError("only the 'upload' LFS operation is supported; download through /resolve")
     transfers = data.get("transfers") or ["basic"]
@@ -230,7 +259,8 @@ async def _stage_stream(ctx: Ctx, size: int) -> tuple[Path, str, str, StreamingF
 
 
 async def lfs_verify(ctx: Ctx) -> Response:
-    repo = await ctx.repo(write=True)
+    repo = await ctx.repo(content=True)  # uploads for pull requests verify too; nothing is written here
+    pulls.acting_user(ctx.principal)
     data = await ctx.json()
     oid, size = data.get("oid"), data.get("size")
     if not isinstance(oid, str) or not _OID.fullmatch(oid) or not isinstance(size, int):
@@ -249,11 +279,9 @@ def _op(ctx: Ctx, line: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 async def commit(ctx: Ctx) -> Response:
-    repo = await ctx.repo(write=True)
-    who = ctx.require_user()
-    if ctx.qbool("create_pr"):
-        raise UsageError("pull requests are not supported by this hub; commit to a branch instead")
     rev = ctx.rest[0] if ctx.rest else "main"
+    repo = await _target_repo(ctx, rev)
+    who = ctx.require_user()
     _, kind = await ctx.call(ctx.registry.commits.resolve, repo, rev)
     _branch_only(kind, rev)
     header: dict[str, Any] | None = None
@@ -279,20 +307,69 @@ async def commit(ctx: Ctx) -> Response:
         raise UsageError("header needs a string 'summary'")
     if parent is not None and (not isinstance(parent, str) or not re.fullmatch(r"[0-9a-f]{40}", parent)):
         raise UsageError("'parentCommit' must be a 40-hex commit id")
-    done = await ctx.call(
-        ctx.registry.commit,
-        repo,
-        rev,
-        ops,
-        title=summary,
-        message=description or "",
-        author=who.user.name,
-        parent=parent,
-    )
+    if ctx.qbool("create_pr") or kind == "pr":
+        done, pr_url = await _commit_to_pr(ctx, repo, rev, ops, summary, description or "", parent)
+    else:
+        done = await ctx.call(
+            ctx.registry.commit,
+            repo,
+            rev,
+            ops,
+            title=summary,
+            message=description or "",
+            author=who.user.name,
+            parent=parent,
+        )
+        pr_url = None
     url = f"{ctx.base_url()}/{PREFIX[repo.type]}{repo.repo_id}/commit/{done.id}"
     return JSONResponse(
-        {"success": True, "commitOid": done.id, "commitUrl": url, "hookOutput": "", "pullRequestUrl": None}
+        {"success": True, "commitOid": done.id, "commitUrl": url, "hookOutput": "", "pullRequestUrl": pr_url}
     )
+
+
+def _pr_title(summary: str) -> str:
+    """A PR's title from its first commit's summary: one line, 3-200 characters."""
+    title = " ".join(summary.split())[:MAX_TITLE_CHARS]
+    return title if len(title) >= 3 else "Upload files"
+
+
+async def _commit_to_pr(
+    ctx: Ctx, repo: Repo, rev: str, ops: list[Operation], title: str, message: str, parent: str | None
+) -> tuple[Commit, str]:
+    """Commit to ``refs/pr/N``, or with ``create_pr=1`` open a PR into branch ``rev`` (based on
+    ``parent`` when given) and commit to it; a PR whose first commit fails is removed again."""
+    created = None
+    if ctx.qbool("create_pr"):
+        created = await ctx.call(
+            pulls.open_pull_request,
+            ctx.registry,
+            repo,
+            ctx.principal,
+            _pr_title(title),
+            message[:MAX_COMMENT_CHARS] or None,
+            target=rev,
+            base=parent,
+        )
+        d, parent = created, None
+    else:
+        d = await ctx.call(ctx.registry.discussions.get, repo, int(rev.rsplit("/", 1)[1]))
+    try:
+        done = await ctx.call(
+            pulls.commit_to_pull_request,
+            ctx.registry,
+            repo,
+            ctx.principal,
+            d,
+            ops,
+            title=title,
+            message=message,
+            parent=parent,
+        )
+    except BaseException:
+        if created is not None:
+            await ctx.call(ctx.registry.discussions.delete, repo, created)
+        raise
+    return done, f"{ctx.repo_url(repo)}/discussions/{d.num}"
 
 
 async def _operation(ctx: Ctx, repo_id: int, key: str, value: dict[str, Any]) -> Operation:

@@ -24,6 +24,8 @@ __all__ = [
     "audit_events",
     "blobs",
     "commits",
+    "discussion_events",
+    "discussions",
     "files",
     "metadata",
     "org_members",
@@ -198,4 +200,40 @@ audit_events = Table(
     Column("detail", Text, nullable=False, default="{}", server_default="{}"),
     Index("ix_audit_repo", "repo_id", "id"),
     Index("ix_audit_namespace", "namespace", "id"),
+)
+
+# v0010_discussions: discussions and pull requests share one number sequence per repo. A pull request's
+# changes live on the ref ``refs/pr/N`` (``refs`` row of kind "pr"); ``base_commit`` is the target's head
+# when it was opened (the merge base), ``merge_commit`` the commit its merge made on the target.
+discussions = Table(
+    "discussions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    Column("num", Integer, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("author", String(96), nullable=False),
+    Column("is_pull_request", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("target_branch", String(256), nullable=True),
+    Column("base_commit", String(40), nullable=True),
+    Column("merge_commit", String(40), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("repo_id", "num", name="uq_discussions_repo_num"),
+)
+
+# One row per event of a discussion: kind comment | status-change | title-change | commit. ``data`` is
+# JSON (a comment's edit history, a status, a title change, a commit's id and title).
+discussion_events = Table(
+    "discussion_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("discussion_id", Integer, ForeignKey("discussions.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("author", String(96), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("hidden", Boolean, nullable=False, default=False),
+    Column("data", Text, nullable=False, default="{}"),
+    Index("ix_discussion_events_discussion", "discussion_id", "id"),
 )

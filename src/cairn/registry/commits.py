@@ -27,7 +27,15 @@ from cairn.registry.errors import (
 from cairn.registry.models import AddFile, Commit, DeleteFile, DeleteFolder, FileEntry, Operation, Ref, Repo
 from cairn.registry.names import check_path, check_ref_name, is_commit_id
 
-__all__ = ["LFS_PATTERNS", "LFS_THRESHOLD", "MAX_OPERATIONS", "CommitService", "is_lfs_path"]
+__all__ = [
+    "LFS_PATTERNS",
+    "LFS_THRESHOLD",
+    "MAX_OPERATIONS",
+    "CommitService",
+    "is_lfs_path",
+    "is_pr_ref",
+    "pr_ref",
+]
 
 LFS_THRESHOLD = 10 * 1024 * 1024
 MAX_OPERATIONS = 25_000  # per commit
@@ -37,6 +45,16 @@ LFS_PATTERNS = frozenset(
     | {"safetensors", "tar", "tflite", "tgz", "wasm", "xz", "zip", "zst"}
 )
 _HEX_PREFIX = re.compile(r"[0-9a-f]{5,39}")
+_PR_REF = re.compile(r"refs/pr/[1-9][0-9]{0,8}")
+
+
+def pr_ref(num: int) -> str:
+    """The ref a pull request's commits go to (a ``refs`` row of kind ``pr`` with this name)."""
+    return f"refs/pr/{num}"
+
+
+def is_pr_ref(name: str) -> bool:
+    return _PR_REF.fullmatch(name) is not None
 
 
 def is_lfs_path(path: str) -> bool:
@@ -57,8 +75,8 @@ class CommitService:
         self.db = db
 
     # -- revisions -------------------------------------------------------------------------------------
-    def resolve(self, repo: Repo, revision: str) -> tuple[str, Literal["branch", "tag", "commit"]]:
-        """Branch, then tag, then full commit id, then unique commit-id prefix."""
+    def resolve(self, repo: Repo, revision: str) -> tuple[str, Literal["branch", "tag", "pr", "commit"]]:
+        """Branch, then tag, then pull-request ref, then full commit id, then unique commit-id prefix."""
         with self.db.read() as conn:
             rows = conn.execute(
                 select(refs.c.kind, refs.c.commit_id).where(
@@ -70,6 +88,8 @@ class CommitService:
                 return by_kind["branch"], "branch"
             if "tag" in by_kind:
                 return by_kind["tag"], "tag"
+            if "pr" in by_kind:
+                return by_kind["pr"], "pr"
             if is_commit_id(revision):
                 found = conn.execute(
                     select(commits.c.id).where(commits.c.id == revision, commits.c.repo_id == repo.id)
@@ -152,6 +172,7 @@ class CommitService:
         on_tree: Callable[[Connection, str, dict[str, FileEntry]], None] | None = None,
     ) -> Commit:
         """Apply ``operations`` in order on the head of ``branch`` and move the branch, atomically.
+        ``branch`` may be a pull request's ref ``refs/pr/N``, which moves the same way.
 
         ``parent``: the commit the caller based its work on; :class:`StaleParentError` if the branch has
         moved since. A lost compare-and-swap raises :class:`RefMovedError`; in both cases nothing changes.
@@ -163,8 +184,9 @@ class CommitService:
         for op in operations:
             check_path(op.path.rstrip("/") if isinstance(op, DeleteFolder) else op.path)
         created = now_us()
+        kind = "pr" if is_pr_ref(branch) else "branch"
         with self.db.write() as conn:
-            head = self._ref(conn, repo, "branch", branch)
+            head = self._ref(conn, repo, kind, branch)
             if head is None:
                 raise RevisionNotFoundError(repo.repo_id, branch)
             if parent is not None and parent != head:
@@ -206,7 +228,7 @@ class CommitService:
                 update(refs)
                 .where(
                     refs.c.repo_id == repo.id,
-                    refs.c.kind == "branch",
+                    refs.c.kind == kind,
                     refs.c.name == branch,
                     refs.c.commit_id == head,
                 )
@@ -214,10 +236,8 @@ class CommitService:
             ).rowcount
             if moved != 1:  # another writer moved the branch after we read it: roll back everything
                 if parent is not None:
-                    raise StaleParentError(
-                        branch, parent, self._ref(conn, repo, "branch", branch) or "(deleted)"
-                    )
-                raise RefMovedError(f"refs/heads/{branch}", head)
+                    raise StaleParentError(branch, parent, self._ref(conn, repo, kind, branch) or "(deleted)")
+                raise RefMovedError(branch if kind == "pr" else f"refs/heads/{branch}", head)
         return Commit(commit_id, head, title[:1000] or "Update files", message[:65536], author, created)
 
     def _apply(

@@ -169,7 +169,7 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class Ref:
-    kind: Literal["branch", "tag"]
+    kind: Literal["branch", "tag", "pr"]  # "pr": a pull request's ref refs/pr/N
     name: str
     commit_id: str
 

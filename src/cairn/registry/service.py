@@ -13,7 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from cairn.registry.audit import AuditService
 from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
 from cairn.registry.discovery import DiscoveryService
+from cairn.registry.discussions import DiscussionService
 from cairn.registry.gc import GcReport
 from cairn.registry.lineage import LineageService
 from cairn.registry.models import Commit, FileEntry, Operation, Principal, Repo
@@ -103,6 +104,7 @@ class Registry:
         self.trust = TrustService(db, store, self.staging_dir(), trust or TrustPolicy())
         self.discovery = DiscoveryService(db)
         self.lineage = LineageService(db, store, self.staging_dir())
+        self.discussions = DiscussionService(db)
 
     @classmethod
     def open(
@@ -273,17 +275,21 @@ class Registry:
         message: str = "",
         author: str,
         parent: str | None = None,
+        then: Callable[[Connection, str], None] | None = None,
     ) -> Commit:
         """Commit, then refresh the repo's derived metadata (tags, card) when ``main`` moved.
 
         Every added file is inspected first (:meth:`TrustService.prepare`: unsafe files fail the commit
         under the ``reject`` policy); the signature and the revision's trust record are checked and written
-        in the commit's own transaction, so a rejected commit leaves nothing behind."""
+        in the commit's own transaction, so a rejected commit leaves nothing behind. ``then(conn,
+        commit_id)`` runs last in that transaction (a pull request records its commit or merge there)."""
         inspected = self.trust.prepare(operations)
         self.lineage.ensure(operations)
 
         def on_tree(conn: Connection, commit_id: str, tree: dict[str, FileEntry]) -> None:
             self.trust.record(conn, repo, commit_id, tree, inspected)
+            if then is not None:
+                then(conn, commit_id)
 
         commit = self.commits.commit(
             repo,

@@ -1,0 +1,76 @@
+"""Web pages for discussions and pull requests: ``/{repo}/discussions`` (filterable list) and
+``/{repo}/discussions/{num}`` (the thread with its events). Same registry services and visibility rules
+as the API; comments are Markdown rendered with raw HTML disabled."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from cairn.errors import UsageError
+from cairn.hub.context import Ctx
+from cairn.hub.discussions import parse_num
+from cairn.hub.info import iso
+from cairn.hub.web import _page, render_markdown
+from cairn.registry import pulls
+
+__all__ = ["discussion_page", "discussions_page"]
+
+_PAGE = 50
+_KINDS = (("all", "All"), ("discussion", "Discussions"), ("pull_request", "Pull requests"))
+_STATUSES = (("all", "any status"), ("open", "open"), ("closed", "closed"))
+
+
+async def discussions_page(ctx: Ctx) -> Response:
+    repo = await ctx.repo()
+    kind, status = ctx.q("type") or "all", ctx.q("status") or "all"
+    if kind not in dict(_KINDS) or status not in dict(_STATUSES):
+        raise UsageError("type must be all|discussion|pull_request and status all|open|closed")
+    page = ctx.qint("p", 0, lo=0, hi=1 << 20)
+    items, total, _ = await ctx.call(
+        ctx.registry.discussions.find,
+        repo,
+        kind=None if kind == "all" else kind,
+        status=None if status == "all" else status,
+        offset=page * _PAGE,
+        limit=_PAGE,
+    )
+    rows = [{**d.__dict__, "date": iso(d.created_at)} for d in items]
+    return _page(
+        "discussions.html",
+        repo=repo.repo_id,
+        items=rows,
+        kind=kind,
+        state=status,
+        kinds=_KINDS,
+        statuses=_STATUSES,
+        page=page,
+        more=(page + 1) * _PAGE < total,
+    )
+
+
+async def discussion_page(ctx: Ctx) -> Response:
+    repo = await ctx.repo()
+    d = await ctx.call(ctx.registry.discussions.get, repo, parse_num(ctx.rest[0]))
+    events = await ctx.call(ctx.registry.discussions.events, d)
+    conflicts = await ctx.call(pulls.conflicting_files, ctx.registry, repo, d)
+    rows = []
+    for e in events:
+        row = {
+            "kind": e.kind,
+            "author": e.author,
+            "date": iso(e.created_at),
+            "hidden": e.hidden,
+            "data": e.data,
+        }
+        if e.kind == "comment":
+            row["edited"] = bool(e.data.get("edited"))
+            row["html"] = "" if e.hidden else render_markdown(e.data["history"][0]["raw"])
+        rows.append(row)
+    return _page(
+        "discussion.html",
+        repo=repo.repo_id,
+        d=d,
+        opened=iso(d.created_at),
+        events=rows,
+        conflicts=conflicts,
+    )
