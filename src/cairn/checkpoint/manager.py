@@ -31,6 +31,7 @@ from cairn.checkpoint.api import LoadResult, _check_json, _objects, load
 from cairn.checkpoint.atomic import WriterLock, clean_stale, remove_dir
 from cairn.checkpoint.environment import collect
 from cairn.checkpoint.policies import BestN, CheckpointInfo, KeepAll, KeepPolicy, LastSave, SavePolicy
+from cairn.checkpoint.reader import Verify
 from cairn.checkpoint.snapshot import BufferPool, Snapshot, take_snapshot
 from cairn.checkpoint.writer import DEFAULT_MAX_SHARD_SIZE, write_checkpoint
 from cairn.errors import BackgroundSaveError, CairnError, ConflictError, NotFoundError, UsageError
@@ -273,7 +274,7 @@ class CheckpointManager:
         extra: Mapping[str, Any] | None = None,
         strict: bool = True,
         rng_state: bool = True,
-        verify: bool = True,
+        verify: Verify = True,
         endpoint: str | None = None,
         token: str | None = None,
     ) -> LoadResult:
