@@ -3,6 +3,7 @@ wrote or hashed them; every other case re-hashes, and a damaged cache never give
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -179,3 +180,22 @@ def test_cache_files_are_private(saved: Path, cache_dir: Path) -> None:
     assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
     for record in cache_dir.iterdir():
         assert stat.S_IMODE(record.stat().st_mode) == 0o600
+
+
+def test_a_full_hash_drops_an_entry_that_vouched_for_bad_bytes(saved: Path) -> None:
+    """Bytes changed beneath the filesystem keep the stamp; only a full hash sees them, and from then on
+    the entry no longer vouches. Simulated here by a cache entry that lies about the current stamp."""
+    path = saved / "model.safetensors"
+    _flip_byte_keep_mtime(path)
+    manifest_sha = json.loads((saved / "cairn.json").read_text())["files"]["model.safetensors"]["sha256"]
+    cache = default_cache()
+    assert cache is not None
+    record = cache.open(saved)
+    time.sleep(MARGIN_S)
+    assert record.add("model.safetensors", Stamp.of(path.stat()), manifest_sha, taken_ns=time.time_ns())
+    record.save()
+    assert cairn.load(saved, model=_target()).checked == {"model.safetensors": "cached"}  # the documented gap
+    with pytest.raises(IntegrityError):
+        cairn.load(saved, model=_target(), verify="full")
+    with pytest.raises(IntegrityError):
+        cairn.load(saved, model=_target())  # the lying entry is gone

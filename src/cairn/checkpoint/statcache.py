@@ -30,6 +30,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -118,10 +119,12 @@ class DirRecord:
         self.directory = directory
         self._entries = entries
         self._dirty = False
+        self._lock = threading.Lock()  # files are read, and found bad, on several threads at once
 
     def vouches(self, rel: str, stamp: Stamp, sha256: str) -> bool:
         """Whether ``rel``, as it is now (``stamp``), is known to hash to ``sha256``."""
-        return self._entries.get(rel) == (stamp, sha256)
+        with self._lock:
+            return self._entries.get(rel) == (stamp, sha256)
 
     def add(self, rel: str, stamp: Stamp, sha256: str, *, taken_ns: int) -> bool:
         """Record that ``rel`` with ``stamp`` (stat taken no earlier than ``taken_ns``) hashes to ``sha256``.
@@ -129,20 +132,25 @@ class DirRecord:
         if is_racy(stamp, taken_ns):
             self.forget(rel)
             return False
-        if self._entries.get(rel) != (stamp, sha256):
-            self._entries[rel] = (stamp, sha256)
-            self._dirty = True
+        with self._lock:
+            if self._entries.get(rel) != (stamp, sha256):
+                self._entries[rel] = (stamp, sha256)
+                self._dirty = True
         return True
 
     def forget(self, rel: str) -> None:
-        if self._entries.pop(rel, None) is not None:
-            self._dirty = True
+        with self._lock:
+            if self._entries.pop(rel, None) is not None:
+                self._dirty = True
 
     def save(self) -> None:
         """Write the record if it changed; failures are ignored (the cache is an optimisation)."""
-        if self._dirty:
-            self._cache.write(self.directory, self._entries)
+        with self._lock:
+            if not self._dirty:
+                return
+            entries = dict(self._entries)
             self._dirty = False
+        self._cache.write(self.directory, entries)
 
 
 class VerifiedCache:
