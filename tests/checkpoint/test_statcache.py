@@ -199,3 +199,28 @@ def test_a_full_hash_drops_an_entry_that_vouched_for_bad_bytes(saved: Path) -> N
         cairn.load(saved, model=_target(), verify="full")
     with pytest.raises(IntegrityError):
         cairn.load(saved, model=_target())  # the lying entry is gone
+
+
+def test_records_follow_overwrites_and_deletions(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "_WAIT_FOR_RACY_BYTES", 0)
+    root = tmp_path / "run"
+    manager = cairn.CheckpointManager(root, async_save=False, keep_policy=cairn.policies.LatestN(1))
+    manager.save(1, model=_state())
+    manager.save(2, model=_state())  # the keep policy deletes step 1: its record goes with it
+    records = [json.loads(p.read_text())["directory"] for p in cache_dir.glob("*.json")]
+    assert records == [os.path.realpath(manager.path(2))]
+    manager.close()
+    for record in cache_dir.glob("*.json"):
+        record.unlink()
+    ck = tmp_path / "ck"
+    cairn.save(ck, model=_state(), optimizer={"m": np.ones(3, np.float32)}, rng_state=False)
+    (record,) = cache_dir.glob("*.json")
+    assert set(json.loads(record.read_text())["files"]) == {
+        "model.safetensors",
+        "optimizer.json",
+        "optimizer.safetensors",
+    }
+    cairn.save(ck, model=_state(), rng_state=False, overwrite=True)  # entries of the old files go
+    assert set(json.loads(record.read_text())["files"]) == {"model.safetensors"}

@@ -179,6 +179,20 @@ class VerifiedCache:
         key = os.path.realpath(directory)
         return DirRecord(self, key, self._read(key))
 
+    def fresh(self, directory: str | Path) -> DirRecord:
+        """An empty record that replaces whatever was known of ``directory`` when saved (a directory
+        whose files were all just written)."""
+        record = DirRecord(self, os.path.realpath(directory), {})
+        record._dirty = True
+        return record
+
+    def drop(self, directory: str | Path) -> None:
+        """Forget a directory (deleted checkpoints); failures are ignored."""
+        try:
+            self._file(os.path.realpath(directory)).unlink(missing_ok=True)
+        except OSError:
+            return
+
     def _read(self, key: str) -> dict[str, tuple[Stamp, str]]:
         if not self._trusted_root():
             return {}

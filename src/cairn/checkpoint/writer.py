@@ -199,7 +199,7 @@ def _remember(final: Path, files: Mapping[str, FileEntry]) -> None:
     if cache is None:
         return
     try:
-        record = cache.open(final)
+        record = cache.fresh(final)  # every file is new: entries of a checkpoint it replaced go
         stamps = _stamps(final, files)
         racy = [(rel, st, t) for rel, (st, t) in stamps.items() if is_racy(st, t)]
         if racy and sum(files[rel].size for rel, _, _ in racy) >= _WAIT_FOR_RACY_BYTES:
