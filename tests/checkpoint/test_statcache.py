@@ -224,3 +224,21 @@ def test_records_follow_overwrites_and_deletions(
     }
     cairn.save(ck, model=_state(), rng_state=False, overwrite=True)  # entries of the old files go
     assert set(json.loads(record.read_text())["files"]) == {"model.safetensors"}
+
+
+def test_the_cache_prunes_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cairn.checkpoint import statcache
+
+    monkeypatch.setattr(statcache, "_PRUNE_ABOVE", 8)
+    cache = VerifiedCache(tmp_path / "cache")
+    live = [tmp_path / f"live{i}" for i in range(12)]
+    for d in live:
+        d.mkdir()
+    for i in range(4):  # records of directories deleted since
+        cache.fresh(tmp_path / f"gone{i}").save()
+    for d in live:
+        cache.fresh(d).save()
+    kept = {json.loads(p.read_text())["directory"] for p in cache.root.glob("*.json")}
+    assert len(kept) <= 8
+    assert not any("gone" in k for k in kept)
+    assert os.path.realpath(live[-1]) in kept  # never the record just written

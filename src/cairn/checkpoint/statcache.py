@@ -232,24 +232,33 @@ class VerifiedCache:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-            self._maybe_prune()
+            self._maybe_prune(keep=target)
         except OSError:
             return
 
-    def _maybe_prune(self) -> None:
-        """Drop the records of directories that no longer exist once the cache grows large."""
-        names = [p for p in self.root.iterdir() if p.suffix == ".json"]
+    def _maybe_prune(self, *, keep: Path) -> None:
+        """Once the cache holds more than ``_PRUNE_ABOVE`` records, drop those of directories that no
+        longer exist, then the least recently written, down to three quarters of the limit (never
+        ``keep``, the record just written)."""
+        names = [p for p in self.root.iterdir() if p.suffix == ".json" and p != keep]
         if len(names) <= _PRUNE_ABOVE:
             return
+        alive: list[tuple[int, Path]] = []
         for path in names:
             try:
                 doc = json.loads(path.read_bytes())
                 gone = not (isinstance(doc, dict) and isinstance(doc.get("directory"), str)) or not (
                     os.path.isdir(doc["directory"])
                 )
+                if not gone:
+                    alive.append((path.stat().st_mtime_ns, path))
+                    continue
             except (OSError, ValueError, RecursionError):
-                gone = True
-            if gone:
+                pass
+            path.unlink(missing_ok=True)
+        if len(alive) >= _PRUNE_ABOVE:
+            alive.sort()
+            for _, path in alive[: len(alive) + 1 - _PRUNE_ABOVE * 3 // 4]:
                 path.unlink(missing_ok=True)
 
 
