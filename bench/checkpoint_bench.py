@@ -229,12 +229,13 @@ def main() -> None:
         opt.load_state_dict({"state": state, "param_groups": opt_template["param_groups"]})
         return touch()
 
-    checked: dict[str, set[str]] = {}
+    checked: dict[str, dict[str, set[str]]] = {}  # label -> outcome -> files
 
     def cairn_load(verify: bool | str, cache: str, label: str) -> float:
         os.environ[ENV_VAR] = cache
         result = cairn.load(ck, model=model, optimizer=opt, verify=verify)  # type: ignore[arg-type]
-        checked.setdefault(label, set()).update(result.checked.values())
+        for rel, outcome in result.checked.items():
+            checked.setdefault(label, {}).setdefault(outcome, set()).add(rel)
         return touch()
 
     cache_dir = str(args.dir / "verified-cache")
@@ -255,7 +256,14 @@ def main() -> None:
     for mine in loads[2:]:
         for name, t, _ in loads[:2]:
             print(f"  {mine[0]} speed vs {name}: {t / mine[1]:.2f}x")
-    print("  files were checked: " + "; ".join(f"{k}: {'/'.join(sorted(v))}" for k, v in checked.items()))
+    for label, outcomes in checked.items():
+        print(
+            f"  {label} loads: "
+            + "; ".join(f"{o}: {', '.join(sorted(f))}" for o, f in sorted(outcomes.items()))
+        )
+    print(
+        "  (a file written within the racy-timestamp margin before a save ended is hashed by the next load)"
+    )
 
     root = args.dir / "run"
     shutil.rmtree(root, ignore_errors=True)
