@@ -2,7 +2,8 @@
 
 Steps: make a temporary directory → for each part, lay its tensors out (tied tensors once, widest dtypes
 first so every tensor stays aligned), stream them into safetensors files (sharded above
-``max_shard_size``), hashing on the way, and fsync → write JSON skeletons, ``config.json`` → write the
+``max_shard_size``) with early writeback, then fsync while a helper thread hashes the same buffers →
+write JSON skeletons, ``config.json`` → write the
 manifest last → rename into place → record the files in the verified-file stat cache (:mod:`statcache`).
 """
 
@@ -31,7 +32,7 @@ from cairn.format.threads import run_all
 
 __all__ = ["DEFAULT_MAX_SHARD_SIZE", "write_checkpoint"]
 
-#: tensor files written at once (each also hashes in a helper thread)
+#: tensor files written at once (each is hashed by a helper thread while it is fsynced)
 _WRITERS = 2
 
 #: the Hugging Face default for sharding weights
@@ -91,16 +92,21 @@ class _DirWriter:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             writeback = BackgroundWriteback(fd)
+
+            def durable() -> None:
+                writeback.close()
+                os.fsync(fd)
+
             try:
                 result = write_safetensors_fd(
                     fd,
                     ((k, v.dtype, v.shape, v.data) for k, v in views),
                     metadata={"format": fmt},
                     progress=writeback.advance,
+                    hash_while=durable,  # the hash runs while the disk catches up
                 )
             finally:
                 writeback.close()
-            os.fsync(fd)
         finally:
             os.close(fd)
         return FileEntry(result.size, result.sha256)

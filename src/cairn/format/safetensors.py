@@ -324,15 +324,24 @@ def _stream(
     write: Callable[[list[memoryview]], None],
     tensors: Iterable[tuple[str, str, tuple[int, ...], memoryview]],
     metadata: Mapping[str, str] | None,
+    hash_while: Callable[[], None] | None = None,
 ) -> WriteResult:
     prefix, header, views = _prepare(tensors, metadata)
     hasher = _Hasher()
     size = 0
+    held: list[list[memoryview]] = []
     try:
         for batch in _batches([memoryview(prefix), *views]):
-            hasher.feed(batch)
+            if hash_while is None:
+                hasher.feed(batch)
+            else:
+                held.append(batch)
             write(list(batch))  # the writer may trim its copy of the list; the hasher's stays whole
             size += sum(len(v) for v in batch)
+        if hash_while is not None:
+            for batch in held:
+                hasher.feed(batch)
+            hash_while()
     finally:
         hasher.close()
     return WriteResult(size, hasher.hexdigest(), header)
@@ -362,9 +371,15 @@ def write_safetensors_fd(
     metadata: Mapping[str, str] | None = None,
     *,
     progress: Callable[[int], None] | None = None,
+    hash_while: Callable[[], None] | None = None,
 ) -> WriteResult:
     """:func:`write_safetensors` into a file descriptor, with one ``writev`` per batch of up to 16 MiB
-    (small tensors are gathered, none copied). ``progress(n)`` is called with the bytes written so far."""
+    (small tensors are gathered, none copied). ``progress(n)`` is called with the bytes written so far.
+
+    With ``hash_while`` (say, an fsync), hashing starts only once every byte is written and runs while
+    ``hash_while()`` does: on a busy machine the writes, which keep the disk fed, then do not wait for CPU
+    behind the hash, and the hash uses the CPU while the caller waits for the disk.
+    """
     written = 0
 
     def write(batch: list[memoryview]) -> None:
@@ -375,4 +390,4 @@ def write_safetensors_fd(
         if progress is not None:
             progress(written)
 
-    return _stream(write, tensors, metadata)
+    return _stream(write, tensors, metadata, hash_while)
