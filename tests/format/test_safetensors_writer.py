@@ -32,7 +32,7 @@ def test_fd_writer_round_trips_and_hashes_the_file(tmp_path: Path, deferred: boo
     tensors = _tensors(1500)  # more small tensors than one writev takes
     path = tmp_path / "t.safetensors"
     seen: list[int] = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)  # deferred hashing reads the file
     try:
         result = write_safetensors_fd(
             fd,
@@ -51,6 +51,22 @@ def test_fd_writer_round_trips_and_hashes_the_file(tmp_path: Path, deferred: boo
     for key, value in tensors.items():
         assert np.array_equal(back[key], value)
     assert read_header_path(path).metadata == {"format": "np"}
+
+
+def test_deferred_hash_is_of_the_file_not_of_a_buffer_changed_meanwhile(tmp_path: Path) -> None:
+    """A caller's buffer that changes after being written (a training thread updating weights during a
+    synchronous save) cannot make the digest disagree with the file."""
+    w = np.ones(1 << 20, np.float32)
+    path = tmp_path / "t.safetensors"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        result = write_safetensors_fd(
+            fd, [("w", "F32", (w.size,), w.view(np.uint8).data)], hash_while=lambda: w.fill(2.0)
+        )
+    finally:
+        os.close(fd)
+    assert result.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (load_file(str(path))["w"] == 1.0).all()
 
 
 def test_file_writer_matches_fd_writer(tmp_path: Path) -> None:
@@ -75,3 +91,17 @@ def test_a_buffer_of_the_wrong_length_is_refused_before_writing(tmp_path: Path) 
     finally:
         os.close(fd)
     assert (tmp_path / "c").stat().st_size == 0
+
+
+def test_an_error_in_hash_while_propagates(tmp_path: Path) -> None:
+    w = np.ones(1 << 16, np.float32)
+    fd = os.open(tmp_path / "t", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def fail() -> None:
+        raise OSError(5, "fsync failed")
+
+    try:
+        with pytest.raises(OSError, match="fsync failed"):
+            write_safetensors_fd(fd, [("w", "F32", (w.size,), w.view(np.uint8).data)], hash_while=fail)
+    finally:
+        os.close(fd)

@@ -2,7 +2,7 @@
 
 Steps: make a temporary directory → for each part, lay its tensors out (tied tensors once, widest dtypes
 first so every tensor stays aligned), stream them into safetensors files (sharded above
-``max_shard_size``) with early writeback, then fsync while a helper thread hashes the same buffers →
+``max_shard_size``) with early writeback, then fsync while a helper thread hashes the file's bytes →
 write JSON skeletons, ``config.json`` → write the
 manifest last → rename into place → record the files in the verified-file stat cache (:mod:`statcache`).
 """
@@ -89,7 +89,8 @@ class _DirWriter:
 
     @staticmethod
     def _write_tensors(path: Path, views: list[tuple[str, TensorView]], fmt: str) -> FileEntry:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        # read as well as write: the file itself is hashed, so the manifest describes its bytes exactly
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             writeback = BackgroundWriteback(fd)
 

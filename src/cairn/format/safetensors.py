@@ -11,16 +11,19 @@ file size, each tensor's byte length against ``prod(shape) * itemsize``, offsets
 tensors must tile the buffer without overlap or holes, as the reference implementation requires.
 
 The writer streams: it writes the header, then each tensor's bytes straight from the caller's buffers
-(gathered into ``writev`` batches), and a helper thread hashes the same buffers meanwhile, so that a save
-costs no second copy of the state and no second read.
+(gathered into ``writev`` batches), so that a save costs no second copy of the state. A helper thread
+hashes either the same buffers meanwhile, or (``write_safetensors_fd(hash_while=...)``) the written file
+through a map of the page cache while the caller fsyncs it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import math
+import mmap
 import os
 import queue
 import struct
@@ -324,23 +327,26 @@ def _stream(
     write: Callable[[list[memoryview]], None],
     tensors: Iterable[tuple[str, str, tuple[int, ...], memoryview]],
     metadata: Mapping[str, str] | None,
+    written: Callable[[int], memoryview] | None = None,
     hash_while: Callable[[], None] | None = None,
 ) -> WriteResult:
+    """Write the file batch by batch. Without ``written`` the batches are hashed as they are written;
+    with it, ``written(size)`` gives the file's bytes once all are written, and those are hashed while
+    ``hash_while()`` runs."""
     prefix, header, views = _prepare(tensors, metadata)
     hasher = _Hasher()
     size = 0
-    held: list[list[memoryview]] = []
     try:
         for batch in _batches([memoryview(prefix), *views]):
-            if hash_while is None:
+            if written is None:
                 hasher.feed(batch)
-            else:
-                held.append(batch)
             write(list(batch))  # the writer may trim its copy of the list; the hasher's stays whole
             size += sum(len(v) for v in batch)
+        if written is not None:
+            on_disk = written(size)
+            for pos in range(0, size, _BATCH):
+                hasher.feed([on_disk[pos : pos + _BATCH]])
         if hash_while is not None:
-            for batch in held:
-                hasher.feed(batch)
             hash_while()
     finally:
         hasher.close()
@@ -376,18 +382,33 @@ def write_safetensors_fd(
     """:func:`write_safetensors` into a file descriptor, with one ``writev`` per batch of up to 16 MiB
     (small tensors are gathered, none copied). ``progress(n)`` is called with the bytes written so far.
 
-    With ``hash_while`` (say, an fsync), hashing starts only once every byte is written and runs while
-    ``hash_while()`` does: on a busy machine the writes, which keep the disk fed, then do not wait for CPU
-    behind the hash, and the hash uses the CPU while the caller waits for the disk.
+    With ``hash_while`` (say, an fsync), ``fd`` must also be open for reading: once every byte is written,
+    the file itself is memory-mapped and hashed while ``hash_while()`` runs. So the digest is that of the
+    bytes in the file even if a caller's buffer changed while it was being written, and on a busy machine
+    the writes, which keep the disk fed, do not wait for CPU behind the hash, which uses the CPU while the
+    caller waits for the disk.
     """
-    written = 0
+    done = 0
 
     def write(batch: list[memoryview]) -> None:
-        nonlocal written
+        nonlocal done
         n = sum(len(v) for v in batch)
         _writev_all(fd, batch)
-        written += n
+        done += n
         if progress is not None:
-            progress(written)
+            progress(done)
 
-    return _stream(write, tensors, metadata, hash_while)
+    if hash_while is None:
+        return _stream(write, tensors, metadata)
+    maps: list[mmap.mmap] = []
+
+    def written(size: int) -> memoryview:
+        maps.append(mmap.mmap(fd, size, prot=mmap.PROT_READ))
+        return memoryview(maps[0])
+
+    try:
+        return _stream(write, tensors, metadata, written, hash_while)
+    finally:
+        for m in maps:
+            with contextlib.suppress(BufferError):  # a traceback still holds a view: unmapped when freed
+                m.close()
