@@ -18,7 +18,6 @@ through a map of the page cache while the caller fsyncs it.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
@@ -264,22 +263,37 @@ class _Hasher:
 
     def __init__(self) -> None:
         self._digest = hashlib.sha256()
-        self._queue: queue.SimpleQueue[list[memoryview] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[memoryview] | tuple[int, int] | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="cairn-hash", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    for view in batch:
-                        self._digest.update(view)
+                    if isinstance(item, tuple):
+                        self._hash_file(*item)
+                    else:
+                        for view in item:
+                            self._digest.update(view)
                 except BaseException as exc:
                     self._error = exc
 
+    def _hash_file(self, fd: int, size: int) -> None:
+        """Hash a file's first ``size`` bytes through one small map of its page cache at a time (a map
+        of the whole file would count every page in this process's resident memory)."""
+        for pos in range(0, size, _BATCH):
+            length = min(_BATCH, size - pos)
+            with mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=pos) as window, memoryview(window) as view:
+                self._digest.update(view)
+
     def feed(self, batch: list[memoryview]) -> None:
         self._queue.put(batch)
+
+    def feed_file(self, fd: int, size: int) -> None:
+        """Hash the file behind ``fd`` (open for reading) up to ``size``, after whatever was fed before."""
+        self._queue.put((fd, size))
 
     def hexdigest(self) -> str:
         """Wait for every batch fed so far; the digest (or the hashing thread's error)."""
@@ -327,25 +341,22 @@ def _stream(
     write: Callable[[list[memoryview]], None],
     tensors: Iterable[tuple[str, str, tuple[int, ...], memoryview]],
     metadata: Mapping[str, str] | None,
-    written: Callable[[int], memoryview] | None = None,
+    file_fd: int | None = None,
     hash_while: Callable[[], None] | None = None,
 ) -> WriteResult:
-    """Write the file batch by batch. Without ``written`` the batches are hashed as they are written;
-    with it, ``written(size)`` gives the file's bytes once all are written, and those are hashed while
-    ``hash_while()`` runs."""
+    """Write the file batch by batch. Without ``file_fd`` the batches are hashed as they are written;
+    with it, the written file is hashed once all is written, while ``hash_while()`` runs."""
     prefix, header, views = _prepare(tensors, metadata)
     hasher = _Hasher()
     size = 0
     try:
         for batch in _batches([memoryview(prefix), *views]):
-            if written is None:
+            if file_fd is None:
                 hasher.feed(batch)
             write(list(batch))  # the writer may trim its copy of the list; the hasher's stays whole
             size += sum(len(v) for v in batch)
-        if written is not None:
-            on_disk = written(size)
-            for pos in range(0, size, _BATCH):
-                hasher.feed([on_disk[pos : pos + _BATCH]])
+        if file_fd is not None:
+            hasher.feed_file(file_fd, size)
         if hash_while is not None:
             hash_while()
     finally:
@@ -400,15 +411,4 @@ def write_safetensors_fd(
 
     if hash_while is None:
         return _stream(write, tensors, metadata)
-    maps: list[mmap.mmap] = []
-
-    def written(size: int) -> memoryview:
-        maps.append(mmap.mmap(fd, size, prot=mmap.PROT_READ))
-        return memoryview(maps[0])
-
-    try:
-        return _stream(write, tensors, metadata, written, hash_while)
-    finally:
-        for m in maps:
-            with contextlib.suppress(BufferError):  # a traceback still holds a view: unmapped when freed
-                m.close()
+    return _stream(write, tensors, metadata, fd, hash_while)
