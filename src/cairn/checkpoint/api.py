@@ -15,7 +15,7 @@ from typing import Any
 
 from cairn.checkpoint import adapters, rng
 from cairn.checkpoint.environment import collect
-from cairn.checkpoint.reader import read_parts
+from cairn.checkpoint.reader import Verify, check_for, hash_files, read_parts
 from cairn.checkpoint.snapshot import part_names, take_snapshot
 from cairn.checkpoint.tensors import is_numpy_array, is_torch_tensor
 from cairn.checkpoint.validate import compare
@@ -49,6 +49,8 @@ class LoadResult:
     manifest: Manifest
     mismatches: tuple[Mismatch, ...] = ()  # with strict=False: what did not fit and was skipped or cast
     states: Mapping[str, Any] = field(default_factory=dict, repr=False)  # parts that had no target
+    #: how each file read was checked: "hashed", "cached" (the stat cache vouched for it), "unverified"
+    checked: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -131,6 +133,11 @@ def _local(directory: str | Path, endpoint: str | None, token: str | None, *, ve
         ) from None
 
 
+def _check_verify(verify: object) -> None:
+    if verify is not True and verify is not False and verify != "full":
+        raise UsageError(f"verify must be True, False or 'full', not {verify!r}")
+
+
 def _kind_for(target: Any) -> str | None:
     state = adapters.target_state(target)
     if isinstance(state, Mapping):
@@ -151,7 +158,7 @@ def load(
     extra: Mapping[str, Any] | None = None,
     strict: bool = True,
     rng_state: bool = True,
-    verify: bool = True,
+    verify: Verify = True,
     endpoint: str | None = None,
     token: str | None = None,
 ) -> LoadResult:
@@ -159,14 +166,19 @@ def load(
 
     Raises :class:`~cairn.errors.StateMismatchError` listing every missing/unexpected key and shape/dtype
     change (nothing applied). With ``strict=False`` what fits is loaded and the rest is reported in
-    :attr:`LoadResult.mismatches`. ``verify=True`` checks the sha256 of every byte read; ``verify=False``
-    memory-maps the files and checks sizes and headers only.
+    :attr:`LoadResult.mismatches`.
+
+    ``verify=True`` checks the sha256 of every file read, except files the verified-file stat cache vouches
+    for (cairn wrote or hashed them and their inode, size, mtime and ctime have not changed since; see
+    ``docs/checkpoint.md``); ``verify="full"`` hashes every byte regardless; ``verify=False`` memory-maps
+    the files and checks sizes and headers only.
 
     ``directory`` may also be a hub reference ``org/name[@rev]`` (when no such local path exists): the
     checkpoint is pulled into the local cache first, from ``endpoint`` with ``token`` (defaults:
     ``HF_ENDPOINT``, ``HF_TOKEN``; see :func:`cairn.client.client_settings`).
     """
-    root = _local(directory, endpoint, token, verified=verify)
+    _check_verify(verify)
+    root = _local(directory, endpoint, token, verified=verify is not False)
     manifest = read_manifest(root)
     verify_files(root, manifest, hashes=False)
     targets = _objects(model, optimizer, scheduler, extra)
@@ -174,7 +186,8 @@ def load(
     kinds = {name: _kind_for(target) for name, target in targets.items()}
     if rng_state and "rng" in manifest.parts:
         kinds["rng"] = None
-    states = read_parts(root, manifest, kinds, verify=verify)
+    check = check_for(root, verify)
+    states = read_parts(root, manifest, kinds, check=check)
     mismatches: list[Mismatch] = []
     for name, target in targets.items():
         mismatches += compare(name, states[name], adapters.target_state(target))
@@ -207,7 +220,7 @@ def load(
         applied.append(name)
     if prepared_rng is not None:
         rng.apply(prepared_rng)
-    return LoadResult(manifest, tuple(mismatches))
+    return LoadResult(manifest, tuple(mismatches), checked=dict(sorted(check.outcomes.items())))
 
 
 def load_state(
@@ -215,24 +228,29 @@ def load_state(
     part: str = "model",
     *,
     kind: str | None = None,
-    verify: bool = True,
+    verify: Verify = True,
     endpoint: str | None = None,
     token: str | None = None,
 ) -> Any:
     """The saved state of one part (``model``, ``optimizer``, ``extra/NAME``…) without a target object.
-    ``directory`` may be a hub reference, as for :func:`load`."""
-    root = _local(directory, endpoint, token, verified=verify)
+    ``directory`` may be a hub reference and ``verify`` is the same policy, as for :func:`load`."""
+    _check_verify(verify)
+    root = _local(directory, endpoint, token, verified=verify is not False)
     manifest = read_manifest(root)
     verify_files(root, manifest, hashes=False)
-    return read_parts(root, manifest, {part: kind}, verify=verify)[part]
+    return read_parts(root, manifest, {part: kind}, check=check_for(root, verify))[part]
 
 
 def verify(directory: str | Path, *, endpoint: str | None = None, token: str | None = None) -> Manifest:
     """Check a checkpoint completely: manifest, every file's size and sha256, no stray files, headers.
-    ``directory`` may be a hub reference, as for :func:`load`."""
+    ``directory`` may be a hub reference, as for :func:`load`.
+
+    Every byte is hashed (in parallel over files), whatever the stat cache holds; files that match are
+    recorded in it, so a following ``load`` need not hash them again."""
     root = _local(directory, endpoint, token, verified=True)
     manifest = read_manifest(root)
-    verify_files(root, manifest, hashes=True)
+    verify_files(root, manifest, hashes=False)
+    hash_files(root, manifest, check_for(root, "full"))
     for name, part in manifest.parts.items():
         count = 0
         for rel in part.files:

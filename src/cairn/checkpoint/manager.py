@@ -31,7 +31,9 @@ from cairn.checkpoint.api import LoadResult, _check_json, _objects, load
 from cairn.checkpoint.atomic import WriterLock, clean_stale, remove_dir
 from cairn.checkpoint.environment import collect
 from cairn.checkpoint.policies import BestN, CheckpointInfo, KeepAll, KeepPolicy, LastSave, SavePolicy
+from cairn.checkpoint.reader import Verify
 from cairn.checkpoint.snapshot import BufferPool, Snapshot, take_snapshot
+from cairn.checkpoint.statcache import default_cache
 from cairn.checkpoint.writer import DEFAULT_MAX_SHARD_SIZE, write_checkpoint
 from cairn.errors import BackgroundSaveError, CairnError, ConflictError, NotFoundError, UsageError
 from cairn.format.manifest import MANIFEST_NAME, read_manifest
@@ -215,10 +217,13 @@ class CheckpointManager:
         if not infos:
             return
         keep = self.keep_policy.keep(infos) | {infos[-1].step, protect}
+        cache = default_cache()
         for info in infos:
             if info.step not in keep:
                 remove_dir(self.path(info.step))
                 self._infos.pop(info.step, None)
+                if cache is not None:
+                    cache.drop(self.path(info.step))
 
     def _raise_error(self) -> None:
         if self._error is not None:
@@ -273,7 +278,7 @@ class CheckpointManager:
         extra: Mapping[str, Any] | None = None,
         strict: bool = True,
         rng_state: bool = True,
-        verify: bool = True,
+        verify: Verify = True,
         endpoint: str | None = None,
         token: str | None = None,
     ) -> LoadResult:

@@ -1,21 +1,25 @@
 """Start the disk writeback of a file while it is still being written (Linux ``sync_file_range``).
 
-A durable save ends with fsync, which otherwise waits for every dirty page at once. Asking the kernel to
-begin writing each finished range early overlaps the disk with the rest of the save (serialising, hashing),
-so the final fsync has little left to do. Where the call is unavailable this is a plain file.
+A durable save ends with fsync, which otherwise waits for every dirty page at once: the disk idles while
+the file is written, then the CPU idles while the disk works. Asking the kernel to begin writing each
+finished range early overlaps the two, so the final fsync has little left to do.
+
+The request is made from a helper thread: ``sync_file_range`` can block while the device queue is full,
+and the writing thread must not wait for it (measured: issued inline it made saves slower than none at
+all; from a helper it made them faster). Where the call is unavailable this does nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
-from typing import Any, BinaryIO
+import threading
+from typing import Any
 
-__all__ = ["EarlyWriteback"]
+__all__ = ["BackgroundWriteback"]
 
 _SYNC_FILE_RANGE_WRITE = 2
-_STEP = 64 << 20
+_STEP = 32 << 20
 
 
 def _libc_sync_file_range() -> Any:
@@ -29,31 +33,49 @@ def _libc_sync_file_range() -> Any:
 _sync_file_range = _libc_sync_file_range()
 
 
-class EarlyWriteback:
-    """A binary file wrapper whose ``write`` starts writeback of every full 64 MiB written so far."""
+class BackgroundWriteback:
+    """Tell it how far a file descriptor has been written (:meth:`advance`); a helper thread starts the
+    writeback of every further ``32 MiB``. :meth:`close` stops the helper (before the caller's fsync).
 
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
+    Errors of ``sync_file_range`` are ignored: it is only a hint, and the fsync that follows reports any
+    real write error.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
         self._written = 0
-        self._started = 0
+        self._done = False
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        if _sync_file_range is not None:
+            self._thread = threading.Thread(target=self._run, name="cairn-writeback", daemon=True)
+            self._thread.start()
 
-    def write(self, data: Any) -> int:
-        n = self._f.write(data)
-        self._written += len(memoryview(data).cast("B"))
-        if _sync_file_range is not None and self._written - self._started >= _STEP:
-            self._f.flush()
-            _sync_file_range(
-                self._f.fileno(), self._started, self._written - self._started, _SYNC_FILE_RANGE_WRITE
-            )
-            self._started = self._written
-        return n if n is not None else 0
+    def advance(self, written: int) -> None:
+        """The file now holds its first ``written`` bytes."""
+        if self._thread is None:
+            return
+        with self._cv:
+            self._written = written
+            self._cv.notify()
 
-    def flush(self) -> None:
-        self._f.flush()
+    def _run(self) -> None:
+        started = 0
+        while True:
+            with self._cv:
+                while not self._done and self._written - started < _STEP:
+                    self._cv.wait()
+                if self._done:
+                    return
+                written = self._written
+            _sync_file_range(self._fd, started, written - started, _SYNC_FILE_RANGE_WRITE)
+            started = written
 
-    def fileno(self) -> int:
-        return self._f.fileno()
-
-    def fsync(self) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
+    def close(self) -> None:
+        if self._thread is None:
+            return
+        with self._cv:
+            self._done = True
+            self._cv.notify()
+        self._thread.join()
+        self._thread = None

@@ -10,23 +10,29 @@ Every limit is checked before anything is allocated: the header size against :da
 file size, each tensor's byte length against ``prod(shape) * itemsize``, offsets against the buffer, and the
 tensors must tile the buffer without overlap or holes, as the reference implementation requires.
 
-The writer streams: it writes the header, then each tensor's bytes straight from the caller's buffers, and
-hashes what it writes on the way, so that a save costs no second copy of the state and no second read.
+The writer streams: it writes the header, then each tensor's bytes straight from the caller's buffers
+(gathered into ``writev`` batches), so that a save costs no second copy of the state. A helper thread
+hashes either the same buffers meanwhile, or (``write_safetensors_fd(hash_while=...)``) the written file
+through a map of the page cache while the caller fsyncs it.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
+import mmap
+import os
+import queue
 import struct
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from cairn.errors import FormatError, LimitExceededError
-from cairn.format.threads import Overlap
 
 __all__ = [
     "DTYPE_SIZES",
@@ -39,6 +45,7 @@ __all__ = [
     "read_header",
     "read_header_path",
     "write_safetensors",
+    "write_safetensors_fd",
 ]
 
 #: the reference implementation refuses headers over 100 MB; so do we
@@ -67,8 +74,6 @@ DTYPE_SIZES: dict[str, int] = {
     "I64": 8,
     "U64": 8,
 }
-
-_CHUNK = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,137 @@ class SupportsWrite(Protocol):
     def write(self, data: Any, /) -> int: ...
 
 
+#: most bytes, and most separate buffers, handed to one write call
+_BATCH = 16 << 20
+_IOV_MAX = 512
+
+
+def _batches(views: Iterable[memoryview]) -> Iterator[list[memoryview]]:
+    """The bytes of ``views`` in order, regrouped into lists of at most ``_BATCH`` bytes and ``_IOV_MAX``
+    buffers: big tensors are cut, runs of small ones are written by one call (no bytes are copied)."""
+    batch: list[memoryview] = []
+    size = 0
+    for view in views:
+        pos = 0
+        while pos < len(view):
+            take = min(len(view) - pos, _BATCH - size)
+            batch.append(view[pos : pos + take])
+            size += take
+            pos += take
+            if size >= _BATCH or len(batch) >= _IOV_MAX:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+class _Hasher:
+    """sha256 of the batches fed to it, in order, computed on a helper thread while the caller writes
+    (hashlib releases the GIL), so a save costs about the slower of writing and hashing, not their sum."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._queue: queue.SimpleQueue[list[memoryview] | tuple[int, int] | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="cairn-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    if isinstance(item, tuple):
+                        self._hash_file(*item)
+                    else:
+                        for view in item:
+                            self._digest.update(view)
+                except BaseException as exc:
+                    self._error = exc
+
+    def _hash_file(self, fd: int, size: int) -> None:
+        """Hash a file's first ``size`` bytes through one small map of its page cache at a time (a map
+        of the whole file would count every page in this process's resident memory)."""
+        for pos in range(0, size, _BATCH):
+            length = min(_BATCH, size - pos)
+            with mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=pos) as window, memoryview(window) as view:
+                self._digest.update(view)
+
+    def feed(self, batch: list[memoryview]) -> None:
+        self._queue.put(batch)
+
+    def feed_file(self, fd: int, size: int) -> None:
+        """Hash the file behind ``fd`` (open for reading) up to ``size``, after whatever was fed before."""
+        self._queue.put((fd, size))
+
+    def hexdigest(self) -> str:
+        """Wait for every batch fed so far; the digest (or the hashing thread's error)."""
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+def _writev_all(fd: int, batch: list[memoryview]) -> None:
+    """``os.writev`` until every byte of ``batch`` is written (a regular file may take fewer at once)."""
+    i = 0
+    while i < len(batch):
+        n = os.writev(fd, batch[i : i + _IOV_MAX])
+        if n <= 0:
+            raise OSError(errno.EIO, "writev wrote nothing")
+        while i < len(batch) and n >= len(batch[i]):
+            n -= len(batch[i])
+            i += 1
+        if n:
+            batch[i] = batch[i][n:]
+
+
+def _prepare(
+    tensors: Iterable[tuple[str, str, tuple[int, ...], memoryview]], metadata: Mapping[str, str] | None
+) -> tuple[bytes, SafetensorsHeader, list[memoryview]]:
+    items = list(tensors)
+    prefix, header = build_header(((n, d, s) for n, d, s, _ in items), metadata)
+    views = []
+    for name, _dtype, _shape, buf in items:
+        if buf.nbytes != header.tensors[name].nbytes:
+            raise FormatError(
+                f"tensor {name!r}: buffer holds {buf.nbytes} bytes, expected {header.tensors[name].nbytes}"
+            )
+        views.append(buf.cast("B") if buf.format != "B" or buf.ndim != 1 else buf)
+    return prefix, header, views
+
+
+def _stream(
+    write: Callable[[list[memoryview]], None],
+    tensors: Iterable[tuple[str, str, tuple[int, ...], memoryview]],
+    metadata: Mapping[str, str] | None,
+    file_fd: int | None = None,
+    hash_while: Callable[[], None] | None = None,
+) -> WriteResult:
+    """Write the file batch by batch. Without ``file_fd`` the batches are hashed as they are written;
+    with it, the written file is hashed once all is written, while ``hash_while()`` runs."""
+    prefix, header, views = _prepare(tensors, metadata)
+    hasher = _Hasher()
+    size = 0
+    try:
+        for batch in _batches([memoryview(prefix), *views]):
+            if file_fd is None:
+                hasher.feed(batch)
+            write(list(batch))  # the writer may trim its copy of the list; the hasher's stays whole
+            size += sum(len(v) for v in batch)
+        if file_fd is not None:
+            hasher.feed_file(file_fd, size)
+        if hash_while is not None:
+            hash_while()
+    finally:
+        hasher.close()
+    return WriteResult(size, hasher.hexdigest(), header)
+
+
 def write_safetensors(
     f: SupportsWrite,
     tensors: Iterable[tuple[str, str, tuple[int, ...], memoryview]],
@@ -235,28 +371,44 @@ def write_safetensors(
 ) -> WriteResult:
     """Stream tensors (name, dtype, shape, bytes) into ``f``; return size and sha256 of what was written.
 
-    Each buffer must be a C-contiguous byte view whose length matches its dtype and shape. Hashing of a
-    chunk runs in a helper thread while the chunk is written (both release the GIL), so a save costs about
-    the slower of the two rather than their sum.
+    Each buffer must be a C-contiguous byte view whose length matches its dtype and shape. Bytes go to
+    ``f`` straight from the caller's buffers while a helper thread hashes them.
     """
-    items = list(tensors)
-    prefix, header = build_header(((n, d, s) for n, d, s, _ in items), metadata)
-    for name, _dtype, _shape, buf in items:
-        if buf.nbytes != header.tensors[name].nbytes:
-            raise FormatError(
-                f"tensor {name!r}: buffer holds {buf.nbytes} bytes, expected {header.tensors[name].nbytes}"
-            )
-    digest = hashlib.sha256(prefix)
-    f.write(prefix)
-    size = len(prefix)
-    for _name, _dtype, _shape, buf in items:
-        view = buf.cast("B") if buf.format != "B" or buf.ndim != 1 else buf
-        for start in range(0, len(view), _CHUNK):
-            chunk = view[start : start + _CHUNK]
-            hashing = Overlap(digest.update, chunk)
-            try:
-                f.write(chunk)
-            finally:
-                hashing.join()
-        size += len(view)
-    return WriteResult(size, digest.hexdigest(), header)
+
+    def write(batch: list[memoryview]) -> None:
+        for view in batch:
+            f.write(view)
+
+    return _stream(write, tensors, metadata)
+
+
+def write_safetensors_fd(
+    fd: int,
+    tensors: Iterable[tuple[str, str, tuple[int, ...], memoryview]],
+    metadata: Mapping[str, str] | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+    hash_while: Callable[[], None] | None = None,
+) -> WriteResult:
+    """:func:`write_safetensors` into a file descriptor, with one ``writev`` per batch of up to 16 MiB
+    (small tensors are gathered, none copied). ``progress(n)`` is called with the bytes written so far.
+
+    With ``hash_while`` (say, an fsync), ``fd`` must also be open for reading: once every byte is written,
+    the file itself is memory-mapped and hashed while ``hash_while()`` runs. So the digest is that of the
+    bytes in the file even if a caller's buffer changed while it was being written, and on a busy machine
+    the writes, which keep the disk fed, do not wait for CPU behind the hash, which uses the CPU while the
+    caller waits for the disk.
+    """
+    done = 0
+
+    def write(batch: list[memoryview]) -> None:
+        nonlocal done
+        n = sum(len(v) for v in batch)
+        _writev_all(fd, batch)
+        done += n
+        if progress is not None:
+            progress(done)
+
+    if hash_while is None:
+        return _stream(write, tensors, metadata)
+    return _stream(write, tensors, metadata, fd, hash_while)
