@@ -10,22 +10,17 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hub"))
 
-from hub_testing import BACKENDS, LiveHub, ServerThread
+from client_testing import ClientHub
+from hub_testing import BACKENDS, ServerThread
 
 from cairn.hub import HubConfig, create_app
 from cairn.registry import Registry
-
-
-@dataclass
-class ClientHub(LiveHub):
-    backend: str = ""
 
 
 @contextlib.contextmanager

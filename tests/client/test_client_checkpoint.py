@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ClientHub
+from client_testing import ClientHub
 
 import cairn
 from cairn.cli.main import main

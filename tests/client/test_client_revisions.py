@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ClientHub
+from client_testing import ClientHub
 from test_client_roundtrip import files_of, make_model_dir
 
 from cairn.client import RevisionNotFoundError, parse_repo_ref, pull, push

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ClientHub
+from client_testing import ClientHub
 from safetensors.numpy import save_file
 
 from cairn.cli.main import main

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ClientHub
+from client_testing import ClientHub
 from test_client_roundtrip import make_model_dir
 
 from cairn.cli.main import main
