@@ -1,0 +1,76 @@
+"""Reproductions from the hostile review of the pull-request / discussions merge. Each test asserts the
+behaviour the docs promise; they FAIL on the reviewed code where a bug was found."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from hub_testing import LiveHub
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
+
+from cairn.registry.models import TokenScope
+
+
+def _api(hub: LiveHub, token: str | None = None) -> HfApi:
+    return HfApi(endpoint=hub.url, token=token or hub.token)
+
+
+def _seed(hub: LiveHub, repo: str) -> HfApi:
+    alice = _api(hub)
+    alice.create_repo(repo)
+    alice.upload_file(path_or_fileobj=b"v1\n", path_in_repo="README.md", repo_id=repo)
+    return alice
+
+
+def test_scoped_token_for_another_repo_cannot_open_pr(hub: LiveHub) -> None:
+    """docs/access.md: a fine-grained token acts on what its scopes cover, 'nothing elsewhere'. A token
+    bob scoped (write) to his own repo must not open PRs, comment or upload on alice's repo."""
+    _seed(hub, "alice/rv-scoped")
+    scoped = hub.registry.users.create_token("bob", scopes=(TokenScope("repo", "bob/elsewhere", "write"),))
+    api = _api(hub, scoped)
+    with pytest.raises(HfHubHTTPError) as err:
+        api.upload_file(
+            path_or_fileobj=b"sneaky\n",
+            path_in_repo="x.txt",
+            repo_id="alice/rv-scoped",
+            create_pr=True,
+        )
+    assert err.value.response is not None and err.value.response.status_code == 403
+
+
+def test_scoped_token_for_another_repo_cannot_comment(hub: LiveHub) -> None:
+    alice = _seed(hub, "alice/rv-scoped-c")
+    alice.create_discussion("alice/rv-scoped-c", "A question")
+    scoped = hub.registry.users.create_token("bob", scopes=(TokenScope("repo", "bob/elsewhere", "write"),))
+    with pytest.raises(HfHubHTTPError) as err:
+        _api(hub, scoped).comment_discussion("alice/rv-scoped-c", 1, "spam from an out-of-scope token")
+    assert err.value.response is not None and err.value.response.status_code == 403
+
+
+def test_scoped_token_for_another_repo_cannot_upload_lfs_without_ref(hub: LiveHub) -> None:
+    """The LFS batch with no ``ref`` (the create_pr path) accepts any write-role token that can see the
+    repo, so an out-of-scope token can put blobs into alice's repo's storage."""
+    _seed(hub, "alice/rv-scoped-lfs")
+    scoped = hub.registry.users.create_token("bob", scopes=(TokenScope("repo", "bob/elsewhere", "write"),))
+    r = httpx.post(
+        f"{hub.url}/alice/rv-scoped-lfs.git/info/lfs/objects/batch",
+        headers={"Authorization": f"Bearer {scoped}", "Accept": "application/vnd.git-lfs+json"},
+        json={"operation": "upload", "transfers": ["basic"], "objects": [{"oid": "a" * 64, "size": 10}]},
+    )
+    assert r.status_code == 403, r.text
+
+
+def test_discussion_author_cannot_erase_the_owners_comments(hub: LiveHub) -> None:
+    """Hiding erases every version of a comment for good. A stranger who opened a thread can hide (erase)
+    the repo owner's reply in it; on the Hub only the comment's author and the repo's writers may."""
+    alice = _seed(hub, "alice/rv-hide")
+    bob = _api(hub, hub.other_token)
+    bob.create_discussion("alice/rv-hide", "Is this license OK?")
+    reply = alice.comment_discussion("alice/rv-hide", 1, "No: this model is research-only.")
+    with pytest.raises(HfHubHTTPError) as err:
+        bob.hide_discussion_comment("alice/rv-hide", 1, reply.id)
+    assert err.value.response is not None and err.value.response.status_code == 403
+    details = alice.get_discussion_details("alice/rv-hide", 1)
+    kept = [e for e in details.events if e.id == reply.id]
+    assert kept and not kept[0].hidden  # type: ignore[attr-defined]
