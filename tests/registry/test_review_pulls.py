@@ -1,0 +1,67 @@
+"""Reproductions from the hostile review of pull requests (registry level, real SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cairn.registry import AddFile, Principal, Registry
+from cairn.registry.pulls import commit_to_pull_request, merge_pull_request, open_pull_request
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Iterator[Registry]:
+    registry = Registry.open(f"sqlite:///{tmp_path / 'hub.db'}", str(tmp_path / "blobs"))
+    yield registry
+    registry.close()
+
+
+def _user(reg: Registry, name: str) -> Principal:
+    reg.users.create_user(name)
+    return reg.users.authenticate(reg.users.create_token(name))
+
+
+def test_push_between_merge_read_and_merge_commit_is_not_lost(reg: Registry) -> None:
+    """The merge reads the PR head's tree, then writes the merge commit; its transaction checks the
+    PR's status but not that ``refs/pr/N`` still points where it was read. A commit the author pushes in
+    between lands on the PR ref, the PR is marked merged (final), and that change is in neither main nor
+    any open PR: silently lost. The interleaving is forced at the first step of the merge commit."""
+    alice, bob = _user(reg, "alice"), _user(reg, "bob")
+    repo = reg.repos.create(alice, "model", "alice", "race-pr", private=False)
+    pr = open_pull_request(reg, repo, bob, "bob's files", None)
+    first = reg.ingest_bytes(b"first", repo_id=repo.id)
+    commit_to_pull_request(reg, repo, bob, pr, [AddFile("first.txt", first.sha256)], title="first")
+    late = reg.ingest_bytes(b"late", repo_id=repo.id)
+
+    real_prepare = reg.trust.prepare
+    pushed: list[str] = []
+
+    def prepare(operations: Sequence[Any]) -> Any:
+        if not pushed and any(getattr(op, "path", "") == "first.txt" for op in operations):
+            pushed.append("late")  # the merge is about to commit: bob pushes once more, first
+            commit_to_pull_request(
+                reg,
+                repo,
+                bob,
+                reg.discussions.get(repo, pr.num),
+                [AddFile("late.txt", late.sha256)],
+                title="late",
+            )
+        return real_prepare(operations)
+
+    reg.trust.prepare = prepare  # type: ignore[method-assign]
+    try:
+        merge_pull_request(reg, repo, alice, reg.discussions.get(repo, pr.num))
+    except Exception:  # refusing the merge (the PR moved) is a correct outcome too
+        assert reg.discussions.get(repo, pr.num).status == "open"
+        return
+    finally:
+        reg.trust.prepare = real_prepare  # type: ignore[method-assign]
+    assert pushed == ["late"]
+    on_main = {e.path for e in reg.commits.files(reg.commits.branch_head(repo, "main"))}
+    on_pr = {e.path for e in reg.commits.files(reg.commits.resolve(repo, "refs/pr/1")[0])}
+    assert "late.txt" in on_pr
+    assert "late.txt" in on_main, "PR marked merged but its last commit never reached main"
