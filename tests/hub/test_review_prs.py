@@ -74,3 +74,13 @@ def test_discussion_author_cannot_erase_the_owners_comments(hub: LiveHub) -> Non
     details = alice.get_discussion_details("alice/rv-hide", 1)
     kept = [e for e in details.events if e.id == reply.id]
     assert kept and not kept[0].hidden  # type: ignore[attr-defined]
+
+
+def test_discussion_author_filter_with_nul_is_a_clean_error(hub: LiveHub) -> None:
+    """``?author=`` goes straight into the SQL filter; a NUL byte (which PostgreSQL text refuses) must be
+    a 4xx, never a 500."""
+    _seed(hub, "alice/rv-nul")
+    r = httpx.get(f"{hub.url}/api/models/alice/rv-nul/discussions", params={"author": "a\x00b"})
+    assert r.status_code < 500, r.text
+    r = httpx.get(f"{hub.url}/alice/rv-nul/discussions/1", params={"x": "y"})
+    assert r.status_code < 500, r.text
