@@ -65,3 +65,21 @@ def test_push_between_merge_read_and_merge_commit_is_not_lost(reg: Registry) -> 
     on_pr = {e.path for e in reg.commits.files(reg.commits.resolve(repo, "refs/pr/1")[0])}
     assert "late.txt" in on_pr
     assert "late.txt" in on_main, "PR marked merged but its last commit never reached main"
+
+
+def test_file_against_folder_is_reported_as_a_merge_conflict(reg: Registry) -> None:
+    """The PR adds file ``x`` while main added ``x/y``: the path-by-path three-way merge sees no conflict
+    (``filesWithConflicts`` is empty, the UI says mergeable) yet the merge then fails with a generic
+    AlreadyExistsError from the tree builder instead of a MergeConflictError naming ``x``."""
+    from cairn.registry.pulls import MergeConflictError, conflicting_files
+
+    alice, bob = _user(reg, "alice"), _user(reg, "bob")
+    repo = reg.repos.create(alice, "model", "alice", "file-folder", private=False)
+    pr = open_pull_request(reg, repo, bob, "file x", None)
+    as_file = reg.ingest_bytes(b"file", repo_id=repo.id)
+    commit_to_pull_request(reg, repo, bob, pr, [AddFile("x", as_file.sha256)], title="x")
+    inner = reg.ingest_bytes(b"dir", repo_id=repo.id)
+    reg.commit(repo, "main", [AddFile("x/y", inner.sha256)], title="x/y", author="alice")
+    assert conflicting_files(reg, repo, reg.discussions.get(repo, pr.num)) == ["x"]
+    with pytest.raises(MergeConflictError):
+        merge_pull_request(reg, repo, alice, reg.discussions.get(repo, pr.num))
