@@ -84,3 +84,19 @@ def test_discussion_author_filter_with_nul_is_a_clean_error(hub: LiveHub) -> Non
     assert r.status_code < 500, r.text
     r = httpx.get(f"{hub.url}/alice/rv-nul/discussions/1", params={"x": "y"})
     assert r.status_code < 500, r.text
+
+
+def test_one_comment_cannot_amplify_every_anonymous_read(hub: LiveHub) -> None:
+    """Any write-token holder may edit their comment 100 times at 64 KiB each; every anonymous GET of the
+    thread (and every web page view) then returns (and builds in memory) every version of every comment,
+    with no pagination of events. Here one comment makes one anonymous GET answer > 6 MB."""
+    alice = _seed(hub, "alice/rv-amp")
+    bob = _api(hub, hub.other_token)
+    bob.create_discussion("alice/rv-amp", "Amplify")
+    event = bob.comment_discussion("alice/rv-amp", 1, "x")
+    for i in range(99):  # the 100th version is the last one allowed
+        bob.edit_discussion_comment("alice/rv-amp", 1, event.id, f"{i:03d}" + "y" * 65_000)
+    r = httpx.get(f"{hub.url}/api/models/alice/rv-amp/discussions/1", timeout=60)
+    assert r.status_code == 200
+    assert len(r.content) < 1_000_000, f"one thread GET is {len(r.content)} bytes"
+    assert alice is not None
