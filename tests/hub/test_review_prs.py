@@ -100,3 +100,17 @@ def test_one_comment_cannot_amplify_every_anonymous_read(hub: LiveHub) -> None:
     assert r.status_code == 200
     assert len(r.content) < 1_000_000, f"one thread GET is {len(r.content)} bytes"
     assert alice is not None
+
+
+def test_oversized_event_id_is_a_clean_error(hub: LiveHub) -> None:
+    """Event ids are 24 hex digits on the wire (up to 2**96), parsed straight into the SQL filter: SQLite
+    integers are 64-bit, so a large id must answer 404, not 500."""
+    _seed(hub, "alice/rv-evid")
+    bob = _api(hub, hub.other_token)
+    bob.create_discussion("alice/rv-evid", "Event ids")
+    r = httpx.post(
+        f"{hub.url}/api/models/alice/rv-evid/discussions/1/comment/{'f' * 24}/edit",
+        headers={"Authorization": f"Bearer {hub.other_token}"},
+        json={"content": "edited"},
+    )
+    assert r.status_code == 404, r.text
