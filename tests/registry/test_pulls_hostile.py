@@ -1,4 +1,5 @@
-"""Reproductions from the hostile review of pull requests (registry level, real SQLite)."""
+"""Pull requests under hostile timing and trees (registry level, real SQLite): a push racing a merge,
+file-vs-folder clashes, the remembered conflict list, scoped tokens."""
 
 from __future__ import annotations
 
@@ -83,3 +84,63 @@ def test_file_against_folder_is_reported_as_a_merge_conflict(reg: Registry) -> N
     assert conflicting_files(reg, repo, reg.discussions.get(repo, pr.num)) == ["x"]
     with pytest.raises(MergeConflictError):
         merge_pull_request(reg, repo, alice, reg.discussions.get(repo, pr.num))
+
+
+def test_three_way_reports_a_file_where_the_other_side_has_a_folder() -> None:
+    from cairn.registry.models import FileEntry
+    from cairn.registry.pulls import three_way
+
+    def entry(path: str, sha: str) -> FileEntry:
+        return FileEntry(path, sha * 64, sha * 40, 1, False, "0" * 40)
+
+    base = {"keep": entry("keep", "a")}
+    ours = {**base, "a/b/c": entry("a/b/c", "b")}  # the target made a folder a/b ...
+    theirs = {**base, "a/b": entry("a/b", "c"), "other": entry("other", "d")}  # ... the PR a file a/b
+    _, conflicts = three_way(base, ours, theirs)
+    assert conflicts == ["a/b"]
+    _, none = three_way(base, ours, {**base, "a/bc": entry("a/bc", "c")})  # a sibling, not a clash
+    assert none == []
+
+
+def test_conflict_list_follows_both_heads(reg: Registry) -> None:
+    """The conflict list is remembered per (base, target head, PR head): a new commit on either side
+    gives a fresh answer."""
+    from cairn.registry.pulls import conflicting_files
+
+    alice, bob = _user(reg, "alice"), _user(reg, "bob")
+    repo = reg.repos.create(alice, "model", "alice", "cached", private=False)
+    pr = open_pull_request(reg, repo, bob, "edit a", None)
+    one, two, three = (reg.ingest_bytes(x, repo_id=repo.id) for x in (b"1", b"2", b"3"))
+    commit_to_pull_request(reg, repo, bob, pr, [AddFile("a.txt", one.sha256)], title="a")
+    assert conflicting_files(reg, repo, reg.discussions.get(repo, pr.num)) == []
+    reg.commit(repo, "main", [AddFile("a.txt", two.sha256)], title="a on main", author="alice")
+    assert conflicting_files(reg, repo, reg.discussions.get(repo, pr.num)) == ["a.txt"]
+    d = reg.discussions.get(repo, pr.num)
+    commit_to_pull_request(reg, repo, bob, d, [AddFile("a.txt", two.sha256)], title="agree")
+    assert conflicting_files(reg, repo, reg.discussions.get(repo, pr.num)) == []
+    reg.commit(repo, "main", [AddFile("a.txt", three.sha256)], title="again", author="alice")
+    assert conflicting_files(reg, repo, reg.discussions.get(repo, pr.num)) == ["a.txt"]
+
+
+def test_scoped_token_acts_only_where_a_write_scope_covers(reg: Registry) -> None:
+    from cairn.errors import PermissionDeniedError
+    from cairn.registry.models import TokenScope
+    from cairn.registry.pulls import acting_user
+
+    alice = _user(reg, "alice")
+    reg.users.create_user("bob")
+    repo = reg.repos.create(alice, "model", "alice", "scoped", private=False)
+    elsewhere = reg.users.authenticate(
+        reg.users.create_token("bob", scopes=(TokenScope("repo", "bob/other", "write"),))
+    )
+    reading = reg.users.authenticate(
+        reg.users.create_token("bob", scopes=(TokenScope("repo", "alice/scoped", "read"),))
+    )
+    covering = reg.users.authenticate(
+        reg.users.create_token("bob", scopes=(TokenScope("repo", "alice/scoped", "write"),))
+    )
+    for token in (elsewhere, reading):
+        with pytest.raises(PermissionDeniedError):
+            open_pull_request(reg, repo, token, "not from here", None)
+    assert acting_user(covering, repo) is covering
+    assert open_pull_request(reg, repo, covering, "from a covering scope", None).num == 1
