@@ -19,11 +19,19 @@ from cairn.errors import UsageError
 from cairn.hub.context import Ctx
 from cairn.hub.info import iso
 from cairn.registry import Repo, pulls
-from cairn.registry.discussions import Discussion, Event, EventNotFoundError, check_comment, check_title
+from cairn.registry.discussions import (
+    MAX_EVENT_ID,
+    Discussion,
+    Event,
+    EventNotFoundError,
+    check_comment,
+    check_title,
+)
 
 __all__ = ["discussion_json", "event_json", "get_discussions", "parse_num", "post_discussions"]
 
 PAGE = 50
+EVENTS_PAGE = 200  # events of one thread per details answer (``?p=N`` pages on)
 _NUM = re.compile(r"[1-9][0-9]{0,8}")
 _EVENT = re.compile(r"[0-9a-f]{24}")
 _TYPES = {"all", "discussion", "pull_request"}
@@ -37,7 +45,7 @@ def parse_num(text: str) -> int:
 
 
 def _event_id(text: str) -> int:
-    if not _EVENT.fullmatch(text):
+    if not _EVENT.fullmatch(text) or not 0 < int(text, 16) <= MAX_EVENT_ID:
         raise EventNotFoundError(text)
     return int(text, 16)
 
@@ -57,6 +65,9 @@ def discussion_json(repo: Repo, d: Discussion) -> dict[str, Any]:
 
 
 def event_json(e: Event) -> dict[str, Any]:
+    """One event in the Hub's shape. A comment carries the text of its latest version only; its
+    ``history`` lists every version's date and author but not the older texts, which stay stored: up
+    to 100 versions of 64 KiB each would make every read of the thread megabytes long."""
     from cairn.hub.web import render_markdown
 
     out: dict[str, Any] = {
@@ -66,19 +77,23 @@ def event_json(e: Event) -> dict[str, Any]:
         "author": {"name": e.author},
     }
     if e.kind == "comment":
-        history = [
-            {"raw": v["raw"], "updatedAt": iso(v["updatedAt"]), "author": {"name": v["author"]}}
-            for v in e.data["history"]
-        ]
-        latest = dict(history[0])
-        latest["html"] = "" if e.hidden else render_markdown(latest["raw"])
+        history = e.data["history"]
+        newest = history[0]
+        latest = {
+            "raw": newest["raw"],
+            "html": "" if e.hidden else render_markdown(newest["raw"]),
+            "updatedAt": iso(newest["updatedAt"]),
+            "author": {"name": newest["author"]},
+        }
         out["data"] = {
             "edited": bool(e.data.get("edited")),
             "hidden": e.hidden,
             "latest": latest,
             "numEdits": len(history) - 1,
-            "editors": sorted({v["author"]["name"] for v in history if v["author"]["name"]}),
-            "history": history,
+            "editors": sorted({v["author"] for v in history if v["author"]}),
+            # one entry per version (huggingface_hub counts them), the text on the newest only
+            "history": [latest]
+            + [{"updatedAt": iso(v["updatedAt"]), "author": {"name": v["author"]}} for v in history[1:]],
         }
     else:
         out["data"] = dict(e.data)
@@ -92,9 +107,11 @@ async def _discussion(ctx: Ctx) -> tuple[Repo, Discussion]:
 
 
 async def details_json(ctx: Ctx, repo: Repo, d: Discussion) -> dict[str, Any]:
-    events = await ctx.call(ctx.registry.discussions.events, d)
+    page = ctx.qint("p", 0, lo=0, hi=1 << 20)
+    events = await ctx.call(ctx.registry.discussions.events, d, offset=page * EVENTS_PAGE, limit=EVENTS_PAGE)
     out = discussion_json(repo, d)
     out["events"] = [event_json(e) for e in events]
+    out["numEvents"] = await ctx.call(ctx.registry.discussions.count_events, d)
     if d.is_pull_request:
         out["changes"] = {"base": f"refs/heads/{d.target_branch}"}
         if d.merge_commit:
@@ -146,7 +163,7 @@ async def post_discussions(ctx: Ctx) -> Response:
 
 async def _create(ctx: Ctx) -> Response:
     repo = await ctx.repo()
-    who = pulls.acting_user(ctx.principal)
+    who = pulls.acting_user(ctx.principal, repo)
     data = await ctx.json()
     title, description = check_title(data.get("title")), data.get("description")
     if description is not None and not isinstance(description, str):
@@ -168,8 +185,8 @@ async def _create(ctx: Ctx) -> Response:
 
 
 async def _comment(ctx: Ctx) -> Response:
-    _, d = await _discussion(ctx)
-    who = pulls.acting_user(ctx.principal)
+    repo, d = await _discussion(ctx)
+    who = pulls.acting_user(ctx.principal, repo)
     data = await ctx.json()
     text = check_comment(data.get("comment"))
     event = await ctx.call(ctx.registry.discussions.comment, d, who.user.name, text)
@@ -208,19 +225,15 @@ async def _merge(ctx: Ctx) -> Response:
 
 async def _edit_comment(ctx: Ctx) -> Response:
     repo, d = await _discussion(ctx)
-    who = pulls.acting_user(ctx.principal)
+    who = pulls.acting_user(ctx.principal, repo)
     event_id = _event_id(ctx.rest[2])
     if ctx.rest[3] == "edit":
         data = await ctx.json()
         content = check_comment(data.get("content"), "content")
         event = await ctx.call(ctx.registry.discussions.edit_comment, d, event_id, who.user.name, content)
     else:
-        events = await ctx.call(ctx.registry.discussions.events, d)
-        target = next((e for e in events if e.id == event_id and e.kind == "comment"), None)
-        if target is None:
-            raise EventNotFoundError(ctx.rest[2])
-        if target.author != who.user.name:
-            pulls.may_change(who, repo, d)  # the repo's writers (and the thread's author) may hide others'
+        target = await ctx.call(ctx.registry.discussions.get_event, d, event_id)
+        pulls.may_hide(who, repo, target.author)  # its author and the repo's writers only
         event = await ctx.call(ctx.registry.discussions.hide_comment, d, event_id)
     return JSONResponse({"updatedComment": event_json(event)})
 

@@ -72,7 +72,7 @@ async def _target_repo(ctx: Ctx, rev: str) -> Repo:
     (:func:`cairn.registry.pulls.check_push`)."""
     if ctx.qbool("create_pr"):
         repo = await ctx.repo(content=True)
-        pulls.acting_user(ctx.principal)
+        pulls.acting_user(ctx.principal, repo)
         return repo
     if is_pr_ref(rev):
         repo = await ctx.repo()
@@ -131,7 +131,7 @@ async def lfs_batch(ctx: Ctx) -> Response:
         # no ref: the client is opening a pull request (its bytes are hashed like any other upload);
         # refs/pr/N: that PR's author or a writer
         repo = await ctx.repo(content=True)
-        pulls.acting_user(ctx.principal)
+        pulls.acting_user(ctx.principal, repo)
         if isinstance(name, str):
             await _target_repo(ctx, name)
     else:
@@ -260,7 +260,7 @@ async def _stage_stream(ctx: Ctx, size: int) -> tuple[Path, str, str, StreamingF
 
 async def lfs_verify(ctx: Ctx) -> Response:
     repo = await ctx.repo(content=True)  # uploads for pull requests verify too; nothing is written here
-    pulls.acting_user(ctx.principal)
+    pulls.acting_user(ctx.principal, repo)
     data = await ctx.json()
     oid, size = data.get("oid"), data.get("size")
     if not isinstance(oid, str) or not _OID.fullmatch(oid) or not isinstance(size, int):

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from cairn.errors import UsageError
 from cairn.hub.context import Ctx
-from cairn.hub.discussions import parse_num
+from cairn.hub.discussions import EVENTS_PAGE, parse_num
 from cairn.hub.info import iso
 from cairn.hub.web import _page, render_markdown
 from cairn.registry import pulls
@@ -51,7 +51,11 @@ async def discussions_page(ctx: Ctx) -> Response:
 async def discussion_page(ctx: Ctx) -> Response:
     repo = await ctx.repo()
     d = await ctx.call(ctx.registry.discussions.get, repo, parse_num(ctx.rest[0]))
-    events = await ctx.call(ctx.registry.discussions.events, d)
+    page = ctx.qint("p", 0, lo=0, hi=1 << 20)
+    events = await ctx.call(
+        ctx.registry.discussions.events, d, offset=page * EVENTS_PAGE, limit=EVENTS_PAGE + 1
+    )
+    more, events = len(events) > EVENTS_PAGE, events[:EVENTS_PAGE]
     conflicts = await ctx.call(pulls.conflicting_files, ctx.registry, repo, d)
     rows = []
     for e in events:
@@ -73,4 +77,6 @@ async def discussion_page(ctx: Ctx) -> Response:
         opened=iso(d.created_at),
         events=rows,
         conflicts=conflicts,
+        page=page,
+        more=more,
     )

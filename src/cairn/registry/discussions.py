@@ -16,14 +16,16 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.errors import ConflictError, LimitExceededError, NotFoundError, PermissionDeniedError, UsageError
 from cairn.meta import Database, now_us, refs, repos
 from cairn.meta.schema import discussion_events, discussions
 from cairn.registry.commits import pr_ref
+from cairn.registry.errors import InvalidNameError
 from cairn.registry.models import Principal, Repo
+from cairn.registry.names import check_name
 
 __all__ = [
     "MAX_COMMENT_CHARS",
@@ -34,6 +36,7 @@ __all__ = [
     "DiscussionStateError",
     "Event",
     "EventNotFoundError",
+    "PullRequestMovedError",
     "check_comment",
     "check_title",
     "may_moderate",
@@ -43,6 +46,12 @@ MIN_TITLE_CHARS = 3
 MAX_TITLE_CHARS = 200
 MAX_COMMENT_CHARS = 65_536
 MAX_EDITS = 100  # per comment: the history is stored with the comment
+MAX_EVENT_ID = (1 << 63) - 1  # ids are 64-bit integers in both databases
+# C0/DEL/C1 controls and the bidi embeddings, overrides and isolates, which can make a title read
+# differently from what it says (U+202A-U+202E, U+2066-U+2069)
+_TITLE_FORBIDDEN = frozenset(
+    chr(c) for span in ((0, 0x20), (0x7F, 0xA0), (0x202A, 0x202F), (0x2066, 0x206A)) for c in range(*span)
+)
 Status = Literal["open", "closed", "merged", "draft"]
 STATUSES = ("open", "closed", "merged", "draft")
 EVENT_KINDS = ("comment", "status-change", "title-change", "commit")
@@ -63,6 +72,16 @@ class EventNotFoundError(NotFoundError):
     def __init__(self, event_id: str) -> None:
         super().__init__(f"Comment {event_id[:40]!r} not found in this discussion")
         self.event_id = event_id[:40]
+
+
+class PullRequestMovedError(ConflictError):
+    """``refs/pr/N`` moved after a merge read it: the merge must be computed again."""
+
+    code = "pull_request_moved"
+
+    def __init__(self, num: int) -> None:
+        super().__init__(f"#{num} received a commit while it was being merged; retry")
+        self.num = num
 
 
 class DiscussionStateError(ConflictError):
@@ -119,8 +138,8 @@ def check_title(title: object) -> str:
     title = title.strip()
     if not MIN_TITLE_CHARS <= len(title) <= MAX_TITLE_CHARS:
         raise LimitExceededError(f"a title must be {MIN_TITLE_CHARS}-{MAX_TITLE_CHARS} characters")
-    if any(ord(c) < 0x20 for c in title):
-        raise UsageError("a title may not contain control characters")
+    if any(c in _TITLE_FORBIDDEN for c in title):
+        raise UsageError("a title may not contain control characters or bidirectional overrides")
     return title
 
 
@@ -202,7 +221,10 @@ class DiscussionService:
         elif status is not None:
             where.append(discussions.c.status == status)
         if author is not None:
-            where.append(discussions.c.author == author)
+            try:
+                where.append(discussions.c.author == check_name("author", author))
+            except InvalidNameError:  # nobody has that name (and a NUL would upset PostgreSQL)
+                where.append(false())
         with self.db.read() as conn:
             total = conn.execute(select(func.count()).select_from(discussions).where(*where)).scalar_one()
             closed = conn.execute(
@@ -219,14 +241,33 @@ class DiscussionService:
             ).all()
         return [_discussion(r) for r in rows], int(total), int(closed)
 
-    def events(self, d: Discussion) -> list[Event]:
+    def events(self, d: Discussion, *, offset: int = 0, limit: int | None = None) -> list[Event]:
+        """The thread's events, oldest first (``offset``/``limit``: one page of them)."""
+        query = (
+            select(discussion_events)
+            .where(discussion_events.c.discussion_id == d.id)
+            .order_by(discussion_events.c.id)
+            .offset(offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
         with self.db.read() as conn:
-            rows = conn.execute(
-                select(discussion_events)
-                .where(discussion_events.c.discussion_id == d.id)
-                .order_by(discussion_events.c.id)
-            ).all()
+            rows = conn.execute(query).all()
         return [_event(r) for r in rows]
+
+    def count_events(self, d: Discussion) -> int:
+        with self.db.read() as conn:
+            n = conn.execute(
+                select(func.count())
+                .select_from(discussion_events)
+                .where(discussion_events.c.discussion_id == d.id)
+            ).scalar_one()
+        return int(n)
+
+    def get_event(self, d: Discussion, event_id: int) -> Event:
+        """One comment of the thread (:class:`EventNotFoundError` for any other id)."""
+        with self.db.read() as conn:
+            return self._comment_row(conn, d, event_id)
 
     # -- writing ---------------------------------------------------------------------------------------
     def create(
@@ -393,7 +434,13 @@ class DiscussionService:
     # -- inside a commit's transaction (cairn.registry.pulls) ------------------------------------------
     def record_commit(self, conn: Connection, d: Discussion, author: str, commit_id: str, title: str) -> None:
         """A commit landed on ``refs/pr/N``: a draft becomes open. Refused (rolling the commit back) if the
-        PR was closed or merged meanwhile."""
+        PR was closed or merged meanwhile. The ref row is locked like :meth:`record_merge` locks it, so
+        a merge and a push to the same PR are serialised."""
+        conn.execute(
+            select(refs.c.commit_id)
+            .where(refs.c.repo_id == d.repo_id, refs.c.kind == "pr", refs.c.name == d.ref)
+            .with_for_update()
+        ).first()
         now = now_us()
         opened = conn.execute(  # conditional, so a close racing this commit is never undone
             update(discussions)
@@ -404,8 +451,21 @@ class DiscussionService:
             raise DiscussionStateError(d.num, self._status(conn, d), "push to this pull request")
         self._add_event(conn, d.id, "commit", author, {"subject": title[:200], "oid": commit_id}, now)
 
-    def record_merge(self, conn: Connection, d: Discussion, author: str, commit_id: str) -> None:
-        """The merge commit is being written: mark the PR merged, once (a second merger rolls back)."""
+    def record_merge(
+        self, conn: Connection, d: Discussion, author: str, commit_id: str, pr_head: str
+    ) -> None:
+        """The merge commit of ``pr_head`` is being written: mark the PR merged, once (a second merger
+        rolls back). The ref row ``refs/pr/N`` is locked and must still point at ``pr_head``; a push
+        that moved it (or is moving it: it holds the row until it commits) makes this merge roll back
+        with :class:`PullRequestMovedError`, to be recomputed. A push after this commits finds the PR
+        merged in :meth:`record_commit` and rolls back in turn."""
+        current = conn.execute(
+            select(refs.c.commit_id)
+            .where(refs.c.repo_id == d.repo_id, refs.c.kind == "pr", refs.c.name == d.ref)
+            .with_for_update()
+        ).scalar()
+        if current != pr_head:
+            raise PullRequestMovedError(d.num)
         now = now_us()
         done = conn.execute(
             update(discussions)
@@ -428,6 +488,8 @@ class DiscussionService:
 
     @staticmethod
     def _comment_row(conn: Connection, d: Discussion, event_id: int) -> Event:
+        if not 0 < event_id <= MAX_EVENT_ID:  # out of the databases' integer range: no such row
+            raise EventNotFoundError(f"{event_id:024x}" if event_id >= 0 else str(event_id))
         row = conn.execute(
             select(discussion_events).where(
                 discussion_events.c.id == event_id,
