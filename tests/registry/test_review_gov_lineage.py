@@ -1,0 +1,185 @@
+"""Review of gov-hub (verified lineage): reproductions of bugs found in review. Each test states the
+behaviour the code should have; a failing test is an open bug (see the review report)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save as st_save
+from sqlalchemy import select
+
+from cairn.governance.fingerprint import fingerprint_blob
+from cairn.registry import AddFile, Registry
+from cairn.registry import lineage as lineage_mod
+from cairn.registry.models import Principal, Repo
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Iterator[Registry]:
+    r = Registry.open(f"sqlite:///{tmp_path / 'hub.db'}", str(tmp_path / "blobs"))
+    for name in ("alice", "mallory", "victim"):
+        r.users.create_user(name)
+    yield r
+    r.close()
+
+
+def _who(reg: Registry, name: str) -> Principal:
+    return reg.users.authenticate(reg.users.create_token(name))
+
+
+def _model(
+    reg: Registry, who: Principal, name: str, weights: dict[str, np.ndarray], *, private: bool
+) -> Repo:
+    repo = reg.repos.create(who, "model", who.user.name, name, private=private)
+    info = reg.ingest_bytes(st_save(weights), repo_id=repo.id)
+    reg.commit(repo, "main", [AddFile("model.safetensors", info.sha256)], title="w", author=who.user.name)
+    return reg.repos.get("model", who.user.name, name, who)
+
+
+def _w(seed: int, n: int = 4) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {f"l.{i}": rng.standard_normal((32, 32)).astype(np.float32) for i in range(n)}
+
+
+# -- (1) the candidate cap is applied before the visibility filter ------------------------------------
+
+
+@pytest.mark.parametrize("decoys", [0, 8])
+def test_private_decoys_hide_a_public_parent_from_verified_lineage(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, decoys: int
+) -> None:
+    """mallory publishes a copy of alice's public model (plus one tensor) without declaring it. Before
+    that she made private repos whose blobs share *more* bytes with her copy than alice's does; they
+    fill the candidate cap (MAX_CANDIDATES * 4, i.e. 200; 8 here to keep the test small) and are then
+    dropped as unreadable, so nobody is told the copy derives from alice's model."""
+    monkeypatch.setattr(lineage_mod, "MAX_CANDIDATES", 2)  # cap of 8 instead of 200: same code path
+    alice, mallory = _who(reg, "alice"), _who(reg, "mallory")
+    base = _w(1)
+    _model(reg, alice, "base", base, private=False)
+    extra = {"extra": np.random.default_rng(7).standard_normal((32, 32)).astype(np.float32)}
+    for i in range(decoys):  # 0: the control, alice/base is found
+        unique = {"u": np.full((1,), i, dtype=np.float32)}  # < 1024 bytes: not indexed, makes the blob unique
+        _model(reg, mallory, f"decoy{i}", {**base, **extra, **unique}, private=True)
+    copy = _model(reg, mallory, "copy", {**base, **extra}, private=False)
+
+    head, _ = reg.commits.resolve(copy, "main")
+    anyone = _who(reg, "victim")
+    found = reg.lineage.verify(reg, copy, head, anyone)
+    assert [r["repo"] for r in found["undeclared"]] == ["alice/base"]
+
+
+def test_lineage_search_results_depend_on_private_blobs(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An oracle for "does any private blob hold tensor H": mallory fills the cap with her own public
+    repos that share a small tensor A, and posts {A (claimed large), H}. When a private blob holds H it
+    ranks above hers (more shared bytes) and takes a slot, so one of her repos drops out of the answer."""
+    monkeypatch.setattr(lineage_mod, "MAX_CANDIDATES", 2)  # cap of 8 instead of 200
+    mallory, victim = _who(reg, "mallory"), _who(reg, "victim")
+    a = np.random.default_rng(3).standard_normal((16, 16)).astype(np.float32)  # 1024 bytes: indexed
+    for i in range(8):
+        _model(reg, mallory, f"p{i}", {"A": a, "u": np.full((1,), i, dtype=np.float32)}, private=False)
+    secret = _w(42)
+    fp = lineage_mod.Fingerprint.from_dict(
+        {
+            "A": {"dtype": "F32", "shape": [16, 16], "nbytes": 10**6,
+                  "sha256": hashlib.sha256(a.tobytes()).hexdigest(), "sketch": []},
+            "H": {"dtype": "F32", "shape": [32, 32], "nbytes": 1024,
+                  "sha256": hashlib.sha256(secret["l.0"].tobytes()).hexdigest(), "sketch": []},
+        }
+    )  # fmt: skip
+    before = reg.lineage.search(reg, fp, None)
+    _model(reg, victim, "secret", secret, private=True)
+    after = reg.lineage.search(reg, fp, None)
+    assert len(before) == 8
+    assert after == before  # fails: one of mallory's repos is pushed out by the private blob
+
+
+# -- (2) torch zip fingerprinting does work unbounded by the upload's size ----------------------------
+
+
+def _torch_bytes(obj: object) -> bytes:
+    torch = pytest.importorskip("torch")
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def test_expanded_view_makes_fingerprinting_hash_far_more_than_the_file(tmp_path: Path) -> None:
+    """A stride-0 view over a one-element storage passes the "view fits its storage" check, and the
+    fingerprinter then hashes numel * itemsize bytes: here 1 GiB from a file of about 1 kB (with
+    shape (2**20, 2**20) it is 4 TiB, pinning the upload's worker thread for hours)."""
+    torch = pytest.importorskip("torch")
+    p = tmp_path / "bomb.bin"
+    p.write_bytes(_torch_bytes({"w": torch.zeros(1).expand(4096, 65536)}))
+    fp = fingerprint_blob(p)
+    hashed = 0 if fp is None else sum(t.nbytes for t in fp.tensors.values())
+    assert hashed <= 4 * p.stat().st_size, f"{hashed} bytes hashed for a file of {p.stat().st_size}"
+
+
+def test_aliased_tensors_make_fingerprinting_rehash_one_storage(tmp_path: Path) -> None:
+    """Many names for one storage (torch.save keeps one copy): each is hashed again, 256x here."""
+    torch = pytest.importorskip("torch")
+    t = torch.zeros(256 * 1024)  # 1 MiB
+    p = tmp_path / "alias.bin"
+    p.write_bytes(_torch_bytes({f"w{i}": t for i in range(256)}))
+    fp = fingerprint_blob(p)
+    hashed = 0 if fp is None else sum(t.nbytes for t in fp.tensors.values())
+    assert hashed <= 4 * p.stat().st_size, f"{hashed} bytes hashed for a file of {p.stat().st_size}"
+
+
+# -- (3) wrong bytes: compressed torch zip members ignore the view's storage offset -------------------
+
+
+def test_compressed_member_view_is_fingerprinted_from_its_storage_offset(tmp_path: Path) -> None:
+    """Two views into one storage ("a" = first half, "b" = second half). Stored uncompressed, "b"
+    hashes its own elements; after re-zipping with deflate, _member_flat reads from the member's start
+    and ignores storage_offset, so "b" gets the bytes (and hash) of "a"."""
+    torch = pytest.importorskip("torch")
+    t = torch.arange(8, dtype=torch.float32)
+    raw = _torch_bytes({"a": t[:4], "b": t[4:]})
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(raw)
+    deflated = tmp_path / "deflated.bin"
+    with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    want = hashlib.sha256(t[4:].numpy().tobytes()).hexdigest()
+    fp_plain, fp_deflated = fingerprint_blob(plain), fingerprint_blob(deflated)
+    assert fp_plain is not None and fp_plain.tensors["b"].sha256 == want
+    assert fp_deflated is not None
+    assert fp_deflated.tensors["b"].sha256 == want  # fails: hash of t[:4]
+
+
+# -- (2) tensor counts: the upload stores fingerprints of any size -----------------------------------
+
+
+def test_upload_fingerprint_has_no_tensor_count_bound(reg: Registry) -> None:
+    """A ~10 MB safetensors upload of 200,000 one-byte tensors is stored as one fingerprint row of
+    200,000 entries (tens of MB of JSON), which every lineage/fingerprint request touching the blob parses
+    again (up to 200 times per request as a candidate); lineage-search itself refuses > 20,000."""
+    mallory = _who(reg, "mallory")
+    n = 200_000
+    header = {f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]} for i in range(n)}
+    head = json.dumps(header, separators=(",", ":")).encode()
+    blob = len(head).to_bytes(8, "little") + head + bytes(n)
+    repo = reg.repos.create(mallory, "model", "mallory", "many", private=False)
+    info = reg.ingest_bytes(blob, repo_id=repo.id)
+    from cairn.meta.lineage_tables import blob_fingerprints
+
+    with reg.db.read() as conn:
+        row = conn.execute(
+            select(blob_fingerprints.c.tensors, blob_fingerprints.c.fingerprint).where(
+                blob_fingerprints.c.sha256 == info.sha256
+            )
+        ).first()
+    assert row is None or row.tensors <= 20_000, (
+        f"{row.tensors} tensors, {len(row.fingerprint)} bytes of JSON"
+    )
