@@ -1,0 +1,85 @@
+"""Review of gov-hub on a real hub (both backends): hostile posted fingerprints and gated repos through
+the lineage, fingerprint and lineage-search endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from hub_testing import LiveHub
+from huggingface_hub import CommitOperationAdd, HfApi
+from safetensors.numpy import save as st_save
+
+
+@pytest.fixture(scope="module")
+def dave(hub: LiveHub) -> str:
+    hub.registry.users.create_user("dave-rv")
+    return hub.registry.users.create_token("dave-rv")
+
+
+@pytest.fixture(scope="module")
+def gated(hub: LiveHub, dave: str) -> str:
+    """dave-rv/rv-gated: a gated model (manual approval); bob has no access."""
+    api = HfApi(endpoint=hub.url, token=dave)
+    api.create_repo("dave-rv/rv-gated", exist_ok=True)
+    rng = np.random.default_rng(5)
+    w = {f"g.{i}": rng.standard_normal((32, 32)).astype(np.float32) for i in range(4)}
+    api.create_commit(
+        "dave-rv/rv-gated", [CommitOperationAdd("model.safetensors", st_save(w))], commit_message="w"
+    )
+    api.update_repo_settings("dave-rv/rv-gated", gated="manual")
+    return "dave-rv/rv-gated"
+
+
+def _get(hub: LiveHub, path: str, token: str | None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(hub.url + path, headers=headers, timeout=60)
+
+
+@pytest.mark.parametrize("what", ["lineage", "fingerprint"])
+def test_gated_repo_weight_data_needs_access(hub: LiveHub, gated: str, dave: str, what: str) -> None:
+    owner_view = _get(hub, f"/api/models/{gated}/{what}", dave)
+    assert owner_view.status_code == 200, owner_view.text
+    for token in (None, hub.other_token):
+        r = _get(hub, f"/api/models/{gated}/{what}", token)
+        assert r.status_code in (401, 403), r.text
+
+
+def test_gated_repo_is_not_a_lineage_search_candidate(hub: LiveHub, gated: str, dave: str) -> None:
+    fp = _get(hub, f"/api/models/{gated}/fingerprint", dave).json()["tensors"]
+    for token in (None, hub.other_token):
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        r = httpx.post(
+            f"{hub.url}/api/cairn/lineage-search", json={"tensors": fp}, headers=headers, timeout=60
+        )
+        assert r.status_code == 200, r.text
+        assert gated not in [c["repo"] for c in r.json()["candidates"]]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("nbytes", "Infinity"), ("shape", "[Infinity]"), ("nbytes", "1e400")],
+)
+def test_non_finite_numbers_in_a_posted_fingerprint_are_a_usage_error(
+    hub: LiveHub, field: str, value: str
+) -> None:
+    """Python's json accepts Infinity (and 1e400 becomes inf); int(inf) raises OverflowError, which
+    Fingerprint.from_dict does not catch: the hub answers 500 instead of 400."""
+    tensor: dict[str, Any] = {"dtype": "F32", "shape": [4], "nbytes": 16, "sha256": "0" * 64, "sketch": []}
+    body = '{"tensors": {"x": ' + _with(tensor, field, value) + "}}"
+    r = httpx.post(
+        f"{hub.url}/api/cairn/lineage-search",
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+
+
+def _with(tensor: dict[str, Any], field: str, raw: str) -> str:
+    import json
+
+    text = json.dumps({**tensor, field: "@@"})
+    return text.replace('"@@"', raw)
