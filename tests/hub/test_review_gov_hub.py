@@ -83,3 +83,19 @@ def _with(tensor: dict[str, Any], field: str, raw: str) -> str:
 
     text = json.dumps({**tensor, field: "@@"})
     return text.replace('"@@"', raw)
+
+
+def test_lone_surrogate_tensor_name_in_a_posted_fingerprint_is_not_a_500(hub: LiveHub) -> None:
+    """arch_key(fp) encodes names as UTF-8: a posted name "\\ud800" raises UnicodeEncodeError (500)."""
+    body = (
+        '{"tensors": {"x\\ud800": {"dtype": "F32", "shape": [4], "nbytes": 16, "sha256": "'
+        + "0" * 64
+        + '", "sketch": []}}}'
+    )
+    r = httpx.post(
+        f"{hub.url}/api/cairn/lineage-search",
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code in (200, 400), (r.status_code, r.text[:300])

@@ -183,3 +183,19 @@ def test_upload_fingerprint_has_no_tensor_count_bound(reg: Registry) -> None:
     assert row is None or row.tensors <= 20_000, (
         f"{row.tensors} tensors, {len(row.fingerprint)} bytes of JSON"
     )
+
+
+# -- (3) a fingerprint failure fails the upload ------------------------------------------------------
+
+
+def test_a_tensor_name_with_a_lone_surrogate_does_not_fail_the_upload(reg: Registry) -> None:
+    """The header's JSON may escape a lone surrogate (\\ud800) in a tensor name; the file parses and is
+    scanned, the streamed/file fingerprint is made, then LineageService.save -> arch_key encodes the
+    name as UTF-8 and raises UnicodeEncodeError outside the advisory wrapper: the upload fails (500 on
+    the hub). Lineage is documented as advisory: the blob should be stored, merely not fingerprinted."""
+    mallory = _who(reg, "mallory")
+    body = b'{"a\\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    blob = len(body).to_bytes(8, "little") + body + bytes(4)
+    repo = reg.repos.create(mallory, "model", "mallory", "sur", private=False)
+    info = reg.ingest_bytes(blob, repo_id=repo.id)  # raises UnicodeEncodeError today
+    assert reg.blob(info.sha256) is not None
