@@ -199,3 +199,61 @@ def test_a_tensor_name_with_a_lone_surrogate_does_not_fail_the_upload(reg: Regis
     repo = reg.repos.create(mallory, "model", "mallory", "sur", private=False)
     info = reg.ingest_bytes(blob, repo_id=repo.id)  # raises UnicodeEncodeError today
     assert reg.blob(info.sha256) is not None
+
+
+# -- (3) which files make a revision's fingerprint ---------------------------------------------------
+
+
+def _commit_files(reg: Registry, who: Principal, name: str, files: dict[str, bytes], card: str = "") -> Repo:
+    repo = reg.repos.create(who, "model", who.user.name, name, private=False)
+    ops = [AddFile(path, reg.ingest_bytes(data, repo_id=repo.id).sha256) for path, data in files.items()]
+    if card:
+        ops.append(AddFile("README.md", reg.ingest_bytes(card.encode(), repo_id=repo.id).sha256))
+    reg.commit(repo, "main", ops, title="w", author=who.user.name)
+    return reg.repos.get("model", who.user.name, name, who)
+
+
+def test_checkpoint_subfolder_does_not_replace_the_top_level_weights(reg: Registry) -> None:
+    """tree_fingerprint merges every *.safetensors in the tree with setdefault, in path order:
+    "checkpoint-100/model.safetensors" sorts before "model.safetensors", so an intermediate checkpoint's
+    tensors stand for the repo (the local fingerprint_model reads only top-level files)."""
+    alice = _who(reg, "alice")
+    final, early = _w(1), _w(2)
+    repo = _commit_files(
+        reg,
+        alice,
+        "ckpt",
+        {"model.safetensors": st_save(final), "checkpoint-100/model.safetensors": st_save(early)},
+    )
+    head, _ = reg.commits.resolve(repo, "main")
+    fp, _ = reg.lineage.tree_fingerprint(reg.commits.files(head))
+    assert fp is not None
+    assert fp.tensors["l.0"].sha256 == hashlib.sha256(final["l.0"].tobytes()).hexdigest()
+
+
+def test_optimizer_state_next_to_torch_weights_does_not_make_a_finetune_unrelated(reg: Registry) -> None:
+    """A Trainer checkpoint pushed as pytorch_model.bin + optimizer.pt (no safetensors): every torch file
+    is merged, the optimizer's exp_avg/exp_avg_sq tensors count as the model's bytes, only a third of the
+    child's bytes are shared with the parent, and a plain fine-tune is reported "unrelated"."""
+    torch = pytest.importorskip("torch")
+    alice = _who(reg, "alice")
+    base = _w(1)
+    _model(reg, alice, "tbase", base, private=False)
+    rng = np.random.default_rng(5)
+    ft = {
+        n: torch.from_numpy(a + 0.01 * rng.standard_normal(a.shape).astype(np.float32))
+        for n, a in base.items()
+    }
+    optim = {
+        "state": {i: {"exp_avg": torch.randn(32, 32), "exp_avg_sq": torch.rand(32, 32)} for i in range(4)}
+    }
+    repo = _commit_files(
+        reg,
+        alice,
+        "tft",
+        {"pytorch_model.bin": _torch_bytes(ft), "optimizer.pt": _torch_bytes(optim)},
+        card="---\nbase_model: alice/tbase\n---\n",
+    )
+    head, _ = reg.commits.resolve(repo, "main")
+    (row,) = reg.lineage.verify(reg, repo, head, alice)["declared"]
+    assert row["verdict"] == "finetune", row
