@@ -257,3 +257,32 @@ def test_optimizer_state_next_to_torch_weights_does_not_make_a_finetune_unrelate
     head, _ = reg.commits.resolve(repo, "main")
     (row,) = reg.lineage.verify(reg, repo, head, alice)["declared"]
     assert row["verdict"] == "finetune", row
+
+
+# -- (2) fingerprinting at commit time runs before the commit's blob check -----------------------------
+
+
+def test_commit_fingerprints_only_blobs_the_repo_may_reference(reg: Registry) -> None:
+    """Registry.commit calls lineage.ensure (read and fingerprint every added weight blob without a
+    fingerprint, downloading it from S3 to staging) before commits.commit checks that the repo may
+    reference the blob. A commit naming someone else's blob is refused, but only after the work; a
+    blob that fails to fingerprint is read again by every such commit."""
+    victim, mallory = _who(reg, "victim"), _who(reg, "mallory")
+    secret = _model(reg, victim, "private-w", _w(9), private=True)
+    head, _ = reg.commits.resolve(secret, "main")
+    (entry,) = [e for e in reg.commits.files(head) if e.path == "model.safetensors"]
+    from cairn.meta.lineage_tables import blob_fingerprints, tensor_index
+
+    with reg.db.write() as conn:  # a blob stored before the feature: no fingerprint yet
+        conn.execute(tensor_index.delete().where(tensor_index.c.blob_sha256 == entry.sha256))
+        conn.execute(blob_fingerprints.delete().where(blob_fingerprints.c.sha256 == entry.sha256))
+    mine = reg.repos.create(mallory, "model", "mallory", "thief", private=False)
+    from cairn.errors import CairnError
+
+    with pytest.raises(CairnError):
+        reg.commit(mine, "main", [AddFile("x.safetensors", entry.sha256)], title="t", author="mallory")
+    with reg.db.read() as conn:
+        done = conn.execute(
+            select(blob_fingerprints.c.sha256).where(blob_fingerprints.c.sha256 == entry.sha256)
+        ).first()
+    assert done is None, "the refused commit made the hub read and fingerprint another repo's blob"
