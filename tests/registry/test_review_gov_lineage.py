@@ -286,3 +286,23 @@ def test_commit_fingerprints_only_blobs_the_repo_may_reference(reg: Registry) ->
             select(blob_fingerprints.c.sha256).where(blob_fingerprints.c.sha256 == entry.sha256)
         ).first()
     assert done is None, "the refused commit made the hub read and fingerprint another repo's blob"
+
+
+def test_deflated_member_makes_fingerprinting_inflate_far_more_than_the_upload(tmp_path: Path) -> None:
+    """torch.save stores members uncompressed, but the reader accepts deflated ones: 64 MiB of zeros
+    deflate to about 64 kB, and the fingerprinter inflates and hashes all of it (1000x; aliases of the
+    storage multiply it again: 8 aliases of a 256 MiB storage, 262 kB on disk, take 6 s)."""
+    torch = pytest.importorskip("torch")
+    raw = _torch_bytes({"w": torch.zeros(16 << 20)})
+    p = tmp_path / "deflated.bin"
+    with (
+        zipfile.ZipFile(io.BytesIO(raw)) as src,
+        zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst,
+    ):
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    fp = fingerprint_blob(p)
+    hashed = 0 if fp is None else sum(t.nbytes for t in fp.tensors.values())
+    assert hashed <= 64 * p.stat().st_size, (
+        f"{hashed} bytes inflated and hashed for a file of {p.stat().st_size}"
+    )
