@@ -99,3 +99,28 @@ def test_lone_surrogate_tensor_name_in_a_posted_fingerprint_is_not_a_500(hub: Li
         timeout=30,
     )
     assert r.status_code in (200, 400), (r.status_code, r.text[:300])
+
+
+def test_card_push_to_a_tag_or_commit_revision_does_not_create_a_branch(
+    hub: LiveHub, dave: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cairn card org/name@v1 --push`` commits to ``/commit/v1`` on top of the tag's commit: the
+    revision may be a tag or a commit id, not a branch. It should be refused (or go to main), never
+    leave a new branch named after the tag or the commit id."""
+    from cairn.cli.main import main
+
+    api = HfApi(endpoint=hub.url, token=dave)
+    api.create_repo("dave-rv/rv-card", exist_ok=True)
+    rng = np.random.default_rng(6)
+    w = {"a": rng.standard_normal((32, 32)).astype(np.float32)}
+    api.create_commit(
+        "dave-rv/rv-card", [CommitOperationAdd("model.safetensors", st_save(w))], commit_message="w"
+    )
+    api.create_tag("dave-rv/rv-card", tag="v1")
+    sha = api.model_info("dave-rv/rv-card").sha
+    assert sha is not None
+    for rev in ("v1", sha):
+        main(["card", f"dave-rv/rv-card@{rev}", "--push", "--endpoint", hub.url, "--token", dave, "--json"])
+        capsys.readouterr()
+    branches = {b.name for b in api.list_repo_refs("dave-rv/rv-card").branches}
+    assert branches == {"main"}, branches
