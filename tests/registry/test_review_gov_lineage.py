@@ -1,0 +1,308 @@
+"""Review of gov-hub (verified lineage): reproductions of bugs found in review. Each test states the
+behaviour the code should have; a failing test is an open bug (see the review report)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save as st_save
+from sqlalchemy import select
+
+from cairn.governance.fingerprint import fingerprint_blob
+from cairn.registry import AddFile, Registry
+from cairn.registry import lineage as lineage_mod
+from cairn.registry.models import Principal, Repo
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Iterator[Registry]:
+    r = Registry.open(f"sqlite:///{tmp_path / 'hub.db'}", str(tmp_path / "blobs"))
+    for name in ("alice", "mallory", "victim"):
+        r.users.create_user(name)
+    yield r
+    r.close()
+
+
+def _who(reg: Registry, name: str) -> Principal:
+    return reg.users.authenticate(reg.users.create_token(name))
+
+
+def _model(
+    reg: Registry, who: Principal, name: str, weights: dict[str, np.ndarray], *, private: bool
+) -> Repo:
+    repo = reg.repos.create(who, "model", who.user.name, name, private=private)
+    info = reg.ingest_bytes(st_save(weights), repo_id=repo.id)
+    reg.commit(repo, "main", [AddFile("model.safetensors", info.sha256)], title="w", author=who.user.name)
+    return reg.repos.get("model", who.user.name, name, who)
+
+
+def _w(seed: int, n: int = 4) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {f"l.{i}": rng.standard_normal((32, 32)).astype(np.float32) for i in range(n)}
+
+
+# -- (1) the candidate cap is applied before the visibility filter ------------------------------------
+
+
+@pytest.mark.parametrize("decoys", [0, 8])
+def test_private_decoys_hide_a_public_parent_from_verified_lineage(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, decoys: int
+) -> None:
+    """mallory publishes a copy of alice's public model (plus one tensor) without declaring it. Before
+    that she made private repos whose blobs share *more* bytes with her copy than alice's does; they
+    fill the candidate cap (MAX_CANDIDATES * 4, i.e. 200; 8 here to keep the test small) and are then
+    dropped as unreadable, so nobody is told the copy derives from alice's model."""
+    monkeypatch.setattr(lineage_mod, "MAX_CANDIDATES", 2)  # cap of 8 instead of 200: same code path
+    alice, mallory = _who(reg, "alice"), _who(reg, "mallory")
+    base = _w(1)
+    _model(reg, alice, "base", base, private=False)
+    extra = {"extra": np.random.default_rng(7).standard_normal((32, 32)).astype(np.float32)}
+    for i in range(decoys):  # 0: the control, alice/base is found
+        unique = {"u": np.full((1,), i, dtype=np.float32)}  # < 1024 bytes: not indexed, makes the blob unique
+        _model(reg, mallory, f"decoy{i}", {**base, **extra, **unique}, private=True)
+    copy = _model(reg, mallory, "copy", {**base, **extra}, private=False)
+
+    head, _ = reg.commits.resolve(copy, "main")
+    anyone = _who(reg, "victim")
+    found = reg.lineage.verify(reg, copy, head, anyone)
+    assert [r["repo"] for r in found["undeclared"]] == ["alice/base"]
+
+
+def test_lineage_search_results_depend_on_private_blobs(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An oracle for "does any private blob hold tensor H": mallory fills the cap with her own public
+    repos that share a small tensor A, and posts {A (claimed large), H}. When a private blob holds H it
+    ranks above hers (more shared bytes) and takes a slot, so one of her repos drops out of the answer."""
+    monkeypatch.setattr(lineage_mod, "MAX_CANDIDATES", 2)  # cap of 8 instead of 200
+    mallory, victim = _who(reg, "mallory"), _who(reg, "victim")
+    a = np.random.default_rng(3).standard_normal((16, 16)).astype(np.float32)  # 1024 bytes: indexed
+    for i in range(8):
+        _model(reg, mallory, f"p{i}", {"A": a, "u": np.full((1,), i, dtype=np.float32)}, private=False)
+    secret = _w(42)
+    fp = lineage_mod.Fingerprint.from_dict(
+        {
+            "A": {"dtype": "F32", "shape": [16, 16], "nbytes": 10**6,
+                  "sha256": hashlib.sha256(a.tobytes()).hexdigest(), "sketch": []},
+            "H": {"dtype": "F32", "shape": [32, 32], "nbytes": 1024,
+                  "sha256": hashlib.sha256(secret["l.0"].tobytes()).hexdigest(), "sketch": []},
+        }
+    )  # fmt: skip
+    before = reg.lineage.search(reg, fp, None)
+    _model(reg, victim, "secret", secret, private=True)
+    after = reg.lineage.search(reg, fp, None)
+    assert len(before) == 8
+    assert after == before  # fails: one of mallory's repos is pushed out by the private blob
+
+
+# -- (2) torch zip fingerprinting does work unbounded by the upload's size ----------------------------
+
+
+def _torch_bytes(obj: object) -> bytes:
+    torch = pytest.importorskip("torch")
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def test_expanded_view_makes_fingerprinting_hash_far_more_than_the_file(tmp_path: Path) -> None:
+    """A stride-0 view over a one-element storage passes the "view fits its storage" check, and the
+    fingerprinter then hashes numel * itemsize bytes: here 1 GiB from a file of about 1 kB (with
+    shape (2**20, 2**20) it is 4 TiB, pinning the upload's worker thread for hours)."""
+    torch = pytest.importorskip("torch")
+    p = tmp_path / "bomb.bin"
+    p.write_bytes(_torch_bytes({"w": torch.zeros(1).expand(4096, 65536)}))
+    fp = fingerprint_blob(p)
+    hashed = 0 if fp is None else sum(t.nbytes for t in fp.tensors.values())
+    assert hashed <= 4 * p.stat().st_size, f"{hashed} bytes hashed for a file of {p.stat().st_size}"
+
+
+def test_aliased_tensors_make_fingerprinting_rehash_one_storage(tmp_path: Path) -> None:
+    """Many names for one storage (torch.save keeps one copy): each is hashed again, 256x here."""
+    torch = pytest.importorskip("torch")
+    t = torch.zeros(256 * 1024)  # 1 MiB
+    p = tmp_path / "alias.bin"
+    p.write_bytes(_torch_bytes({f"w{i}": t for i in range(256)}))
+    fp = fingerprint_blob(p)
+    hashed = 0 if fp is None else sum(t.nbytes for t in fp.tensors.values())
+    assert hashed <= 4 * p.stat().st_size, f"{hashed} bytes hashed for a file of {p.stat().st_size}"
+
+
+# -- (3) wrong bytes: compressed torch zip members ignore the view's storage offset -------------------
+
+
+def test_compressed_member_view_is_fingerprinted_from_its_storage_offset(tmp_path: Path) -> None:
+    """Two views into one storage ("a" = first half, "b" = second half). Stored uncompressed, "b"
+    hashes its own elements; after re-zipping with deflate, _member_flat reads from the member's start
+    and ignores storage_offset, so "b" gets the bytes (and hash) of "a"."""
+    torch = pytest.importorskip("torch")
+    t = torch.arange(8, dtype=torch.float32)
+    raw = _torch_bytes({"a": t[:4], "b": t[4:]})
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(raw)
+    deflated = tmp_path / "deflated.bin"
+    with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    want = hashlib.sha256(t[4:].numpy().tobytes()).hexdigest()
+    fp_plain, fp_deflated = fingerprint_blob(plain), fingerprint_blob(deflated)
+    assert fp_plain is not None and fp_plain.tensors["b"].sha256 == want
+    assert fp_deflated is not None
+    assert fp_deflated.tensors["b"].sha256 == want  # fails: hash of t[:4]
+
+
+# -- (2) tensor counts: the upload stores fingerprints of any size -----------------------------------
+
+
+def test_upload_fingerprint_has_no_tensor_count_bound(reg: Registry) -> None:
+    """A ~10 MB safetensors upload of 200,000 one-byte tensors is stored as one fingerprint row of
+    200,000 entries (tens of MB of JSON), which every lineage/fingerprint request touching the blob parses
+    again (up to 200 times per request as a candidate); lineage-search itself refuses > 20,000."""
+    mallory = _who(reg, "mallory")
+    n = 200_000
+    header = {f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]} for i in range(n)}
+    head = json.dumps(header, separators=(",", ":")).encode()
+    blob = len(head).to_bytes(8, "little") + head + bytes(n)
+    repo = reg.repos.create(mallory, "model", "mallory", "many", private=False)
+    info = reg.ingest_bytes(blob, repo_id=repo.id)
+    from cairn.meta.lineage_tables import blob_fingerprints
+
+    with reg.db.read() as conn:
+        row = conn.execute(
+            select(blob_fingerprints.c.tensors, blob_fingerprints.c.fingerprint).where(
+                blob_fingerprints.c.sha256 == info.sha256
+            )
+        ).first()
+    assert row is None or row.tensors <= 20_000, (
+        f"{row.tensors} tensors, {len(row.fingerprint)} bytes of JSON"
+    )
+
+
+# -- (3) a fingerprint failure fails the upload ------------------------------------------------------
+
+
+def test_a_tensor_name_with_a_lone_surrogate_does_not_fail_the_upload(reg: Registry) -> None:
+    """The header's JSON may escape a lone surrogate (\\ud800) in a tensor name; the file parses and is
+    scanned, the streamed/file fingerprint is made, then LineageService.save -> arch_key encodes the
+    name as UTF-8 and raises UnicodeEncodeError outside the advisory wrapper: the upload fails (500 on
+    the hub). Lineage is documented as advisory: the blob should be stored, merely not fingerprinted."""
+    mallory = _who(reg, "mallory")
+    body = b'{"a\\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    blob = len(body).to_bytes(8, "little") + body + bytes(4)
+    repo = reg.repos.create(mallory, "model", "mallory", "sur", private=False)
+    info = reg.ingest_bytes(blob, repo_id=repo.id)  # raises UnicodeEncodeError today
+    assert reg.blob(info.sha256) is not None
+
+
+# -- (3) which files make a revision's fingerprint ---------------------------------------------------
+
+
+def _commit_files(reg: Registry, who: Principal, name: str, files: dict[str, bytes], card: str = "") -> Repo:
+    repo = reg.repos.create(who, "model", who.user.name, name, private=False)
+    ops = [AddFile(path, reg.ingest_bytes(data, repo_id=repo.id).sha256) for path, data in files.items()]
+    if card:
+        ops.append(AddFile("README.md", reg.ingest_bytes(card.encode(), repo_id=repo.id).sha256))
+    reg.commit(repo, "main", ops, title="w", author=who.user.name)
+    return reg.repos.get("model", who.user.name, name, who)
+
+
+def test_checkpoint_subfolder_does_not_replace_the_top_level_weights(reg: Registry) -> None:
+    """tree_fingerprint merges every *.safetensors in the tree with setdefault, in path order:
+    "checkpoint-100/model.safetensors" sorts before "model.safetensors", so an intermediate checkpoint's
+    tensors stand for the repo (the local fingerprint_model reads only top-level files)."""
+    alice = _who(reg, "alice")
+    final, early = _w(1), _w(2)
+    repo = _commit_files(
+        reg,
+        alice,
+        "ckpt",
+        {"model.safetensors": st_save(final), "checkpoint-100/model.safetensors": st_save(early)},
+    )
+    head, _ = reg.commits.resolve(repo, "main")
+    fp, _ = reg.lineage.tree_fingerprint(reg.commits.files(head))
+    assert fp is not None
+    assert fp.tensors["l.0"].sha256 == hashlib.sha256(final["l.0"].tobytes()).hexdigest()
+
+
+def test_optimizer_state_next_to_torch_weights_does_not_make_a_finetune_unrelated(reg: Registry) -> None:
+    """A Trainer checkpoint pushed as pytorch_model.bin + optimizer.pt (no safetensors): every torch file
+    is merged, the optimizer's exp_avg/exp_avg_sq tensors count as the model's bytes, only a third of the
+    child's bytes are shared with the parent, and a plain fine-tune is reported "unrelated"."""
+    torch = pytest.importorskip("torch")
+    alice = _who(reg, "alice")
+    base = _w(1)
+    _model(reg, alice, "tbase", base, private=False)
+    rng = np.random.default_rng(5)
+    ft = {
+        n: torch.from_numpy(a + 0.01 * rng.standard_normal(a.shape).astype(np.float32))
+        for n, a in base.items()
+    }
+    optim = {
+        "state": {i: {"exp_avg": torch.randn(32, 32), "exp_avg_sq": torch.rand(32, 32)} for i in range(4)}
+    }
+    repo = _commit_files(
+        reg,
+        alice,
+        "tft",
+        {"pytorch_model.bin": _torch_bytes(ft), "optimizer.pt": _torch_bytes(optim)},
+        card="---\nbase_model: alice/tbase\n---\n",
+    )
+    head, _ = reg.commits.resolve(repo, "main")
+    (row,) = reg.lineage.verify(reg, repo, head, alice)["declared"]
+    assert row["verdict"] == "finetune", row
+
+
+# -- (2) fingerprinting at commit time runs before the commit's blob check -----------------------------
+
+
+def test_commit_fingerprints_only_blobs_the_repo_may_reference(reg: Registry) -> None:
+    """Registry.commit calls lineage.ensure (read and fingerprint every added weight blob without a
+    fingerprint, downloading it from S3 to staging) before commits.commit checks that the repo may
+    reference the blob. A commit naming someone else's blob is refused, but only after the work; a
+    blob that fails to fingerprint is read again by every such commit."""
+    victim, mallory = _who(reg, "victim"), _who(reg, "mallory")
+    secret = _model(reg, victim, "private-w", _w(9), private=True)
+    head, _ = reg.commits.resolve(secret, "main")
+    (entry,) = [e for e in reg.commits.files(head) if e.path == "model.safetensors"]
+    from cairn.meta.lineage_tables import blob_fingerprints, tensor_index
+
+    with reg.db.write() as conn:  # a blob stored before the feature: no fingerprint yet
+        conn.execute(tensor_index.delete().where(tensor_index.c.blob_sha256 == entry.sha256))
+        conn.execute(blob_fingerprints.delete().where(blob_fingerprints.c.sha256 == entry.sha256))
+    mine = reg.repos.create(mallory, "model", "mallory", "thief", private=False)
+    from cairn.errors import CairnError
+
+    with pytest.raises(CairnError):
+        reg.commit(mine, "main", [AddFile("x.safetensors", entry.sha256)], title="t", author="mallory")
+    with reg.db.read() as conn:
+        done = conn.execute(
+            select(blob_fingerprints.c.sha256).where(blob_fingerprints.c.sha256 == entry.sha256)
+        ).first()
+    assert done is None, "the refused commit made the hub read and fingerprint another repo's blob"
+
+
+def test_deflated_member_makes_fingerprinting_inflate_far_more_than_the_upload(tmp_path: Path) -> None:
+    """torch.save stores members uncompressed, but the reader accepts deflated ones: 64 MiB of zeros
+    deflate to about 64 kB, and the fingerprinter inflates and hashes all of it (1000x; aliases of the
+    storage multiply it again: 8 aliases of a 256 MiB storage, 262 kB on disk, take 6 s)."""
+    torch = pytest.importorskip("torch")
+    raw = _torch_bytes({"w": torch.zeros(16 << 20)})
+    p = tmp_path / "deflated.bin"
+    with (
+        zipfile.ZipFile(io.BytesIO(raw)) as src,
+        zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst,
+    ):
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    fp = fingerprint_blob(p)
+    hashed = 0 if fp is None else sum(t.nbytes for t in fp.tensors.values())
+    assert hashed <= 64 * p.stat().st_size, (
+        f"{hashed} bytes inflated and hashed for a file of {p.stat().st_size}"
+    )
