@@ -1,5 +1,6 @@
-"""Review of gov-hub (verified lineage): reproductions of bugs found in review. Each test states the
-behaviour the code should have; a failing test is an open bug (see the review report)."""
+"""Verified lineage on the hub against hostile uploads and callers: candidates chosen among readable
+repos only, fingerprinting work bounded by the upload's size, bounded fingerprint sizes, fingerprint
+failures that never fail an upload, and which files make a revision's fingerprint."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def _w(seed: int, n: int = 4) -> dict[str, np.ndarray]:
     return {f"l.{i}": rng.standard_normal((32, 32)).astype(np.float32) for i in range(n)}
 
 
-# -- (1) the candidate cap is applied before the visibility filter ------------------------------------
+# -- the candidate cap is applied before the visibility filter ------------------------------------
 
 
 @pytest.mark.parametrize("decoys", [0, 8])
@@ -57,8 +58,8 @@ def test_private_decoys_hide_a_public_parent_from_verified_lineage(
 ) -> None:
     """mallory publishes a copy of alice's public model (plus one tensor) without declaring it. Before
     that she made private repos whose blobs share *more* bytes with her copy than alice's does; they
-    fill the candidate cap (MAX_CANDIDATES * 4, i.e. 200; 8 here to keep the test small) and are then
-    dropped as unreadable, so nobody is told the copy derives from alice's model."""
+    must not fill the candidate cap (MAX_CANDIDATES * 4, i.e. 200; 8 here to keep the test small), or
+    nobody would be told that the copy derives from alice's model."""
     monkeypatch.setattr(lineage_mod, "MAX_CANDIDATES", 2)  # cap of 8 instead of 200: same code path
     alice, mallory = _who(reg, "alice"), _who(reg, "mallory")
     base = _w(1)
@@ -78,9 +79,9 @@ def test_private_decoys_hide_a_public_parent_from_verified_lineage(
 def test_lineage_search_results_depend_on_private_blobs(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An oracle for "does any private blob hold tensor H": mallory fills the cap with her own public
-    repos that share a small tensor A, and posts {A (claimed large), H}. When a private blob holds H it
-    ranks above hers (more shared bytes) and takes a slot, so one of her repos drops out of the answer."""
+    """No oracle for "does any private blob hold tensor H": mallory fills the cap with her own public
+    repos that share a small tensor A, and posts {A (claimed large), H}. A private blob holding H would
+    rank above hers (more shared bytes) if it were a candidate, and push one of her repos out."""
     monkeypatch.setattr(lineage_mod, "MAX_CANDIDATES", 2)  # cap of 8 instead of 200
     mallory, victim = _who(reg, "mallory"), _who(reg, "victim")
     a = np.random.default_rng(3).standard_normal((16, 16)).astype(np.float32)  # 1024 bytes: indexed
@@ -99,10 +100,10 @@ def test_lineage_search_results_depend_on_private_blobs(
     _model(reg, victim, "secret", secret, private=True)
     after = reg.lineage.search(reg, fp, None)
     assert len(before) == 8
-    assert after == before  # fails: one of mallory's repos is pushed out by the private blob
+    assert after == before
 
 
-# -- (2) torch zip fingerprinting does work unbounded by the upload's size ----------------------------
+# -- torch zip fingerprinting does work unbounded by the upload's size ----------------------------
 
 
 def _torch_bytes(obj: object) -> bytes:
@@ -113,9 +114,9 @@ def _torch_bytes(obj: object) -> bytes:
 
 
 def test_expanded_view_makes_fingerprinting_hash_far_more_than_the_file(tmp_path: Path) -> None:
-    """A stride-0 view over a one-element storage passes the "view fits its storage" check, and the
-    fingerprinter then hashes numel * itemsize bytes: here 1 GiB from a file of about 1 kB (with
-    shape (2**20, 2**20) it is 4 TiB, pinning the upload's worker thread for hours)."""
+    """A stride-0 view over a one-element storage passes the "view fits its storage" check; hashing its
+    numel * itemsize bytes would mean 1 GiB from a file of about 1 kB (4 TiB with shape (2**20, 2**20)).
+    Such a checkpoint is not fingerprinted."""
     torch = pytest.importorskip("torch")
     p = tmp_path / "bomb.bin"
     p.write_bytes(_torch_bytes({"w": torch.zeros(1).expand(4096, 65536)}))
@@ -125,7 +126,8 @@ def test_expanded_view_makes_fingerprinting_hash_far_more_than_the_file(tmp_path
 
 
 def test_aliased_tensors_make_fingerprinting_rehash_one_storage(tmp_path: Path) -> None:
-    """Many names for one storage (torch.save keeps one copy): each is hashed again, 256x here."""
+    """Many names for one storage (torch.save keeps one copy): 256 names of 1 MiB from a 1 MiB file
+    are not fingerprinted (a few aliases, such as tied weights, are: see the next test)."""
     torch = pytest.importorskip("torch")
     t = torch.zeros(256 * 1024)  # 1 MiB
     p = tmp_path / "alias.bin"
@@ -135,14 +137,30 @@ def test_aliased_tensors_make_fingerprinting_rehash_one_storage(tmp_path: Path) 
     assert hashed <= 4 * p.stat().st_size, f"{hashed} bytes hashed for a file of {p.stat().st_size}"
 
 
-# -- (3) wrong bytes: compressed torch zip members ignore the view's storage offset -------------------
-
-
-def test_compressed_member_view_is_fingerprinted_from_its_storage_offset(tmp_path: Path) -> None:
-    """Two views into one storage ("a" = first half, "b" = second half). Stored uncompressed, "b"
-    hashes its own elements; after re-zipping with deflate, _member_flat reads from the member's start
-    and ignores storage_offset, so "b" gets the bytes (and hash) of "a"."""
+def test_tied_weights_are_hashed_once_and_fingerprinted_under_both_names(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
+    t = torch.arange(1024, dtype=torch.float32)
+    p = tmp_path / "tied.bin"
+    p.write_bytes(_torch_bytes({"embed.weight": t, "lm_head.weight": t, "other": t[:512] + 1}))
+    fp = fingerprint_blob(p)
+    assert fp is not None
+    assert fp.tensors["embed.weight"] == fp.tensors["lm_head.weight"]
+    assert fp.tensors["embed.weight"].sha256 == hashlib.sha256(t.numpy().tobytes()).hexdigest()
+
+
+# -- compressed torch zip members: refused for fingerprints, read from the view's offset -----------
+
+
+def test_compressed_member_view_is_read_from_its_storage_offset(tmp_path: Path) -> None:
+    """Two views into one storage ("a" = first half, "b" = second half). Stored uncompressed, "b"
+    hashes its own elements. Re-zipped with deflate (torch.save never does), the file is not
+    fingerprinted at all (inflating is work unbounded by the upload), and the array reader gives "b"
+    from its storage offset, not the member's start; a strided view in such a member is refused."""
+    torch = pytest.importorskip("torch")
+    from cairn.errors import UnsupportedFormatError
+    from cairn.format.arrays import to_array
+    from cairn.format.torch_files import read_torch_zip
+
     t = torch.arange(8, dtype=torch.float32)
     raw = _torch_bytes({"a": t[:4], "b": t[4:]})
     plain = tmp_path / "plain.bin"
@@ -154,17 +172,29 @@ def test_compressed_member_view_is_fingerprinted_from_its_storage_offset(tmp_pat
     want = hashlib.sha256(t[4:].numpy().tobytes()).hexdigest()
     fp_plain, fp_deflated = fingerprint_blob(plain), fingerprint_blob(deflated)
     assert fp_plain is not None and fp_plain.tensors["b"].sha256 == want
-    assert fp_deflated is not None
-    assert fp_deflated.tensors["b"].sha256 == want  # fails: hash of t[:4]
+    assert fp_deflated is None
+    recs = {r.name: r for r in read_torch_zip(deflated).inspection.tensors}
+    assert recs["b"].member is not None
+    assert to_array(recs["b"]).tolist() == [4.0, 5.0, 6.0, 7.0]
+    assert to_array(recs["a"]).tolist() == [0.0, 1.0, 2.0, 3.0]
+
+    strided = tmp_path / "strided.bin"
+    raw = _torch_bytes({"t": torch.arange(6, dtype=torch.float32).reshape(2, 3).t()})
+    with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(strided, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    (rec,) = read_torch_zip(strided).inspection.tensors
+    with pytest.raises(UnsupportedFormatError, match="strided view"):
+        to_array(rec)
 
 
-# -- (2) tensor counts: the upload stores fingerprints of any size -----------------------------------
+# -- tensor counts: the upload stores fingerprints of any size -----------------------------------
 
 
-def test_upload_fingerprint_has_no_tensor_count_bound(reg: Registry) -> None:
-    """A ~10 MB safetensors upload of 200,000 one-byte tensors is stored as one fingerprint row of
-    200,000 entries (tens of MB of JSON), which every lineage/fingerprint request touching the blob parses
-    again (up to 200 times per request as a candidate); lineage-search itself refuses > 20,000."""
+def test_upload_fingerprint_has_a_tensor_count_bound(reg: Registry) -> None:
+    """A small safetensors upload of 200,000 one-byte tensors must not become one fingerprint row of
+    200,000 entries (tens of MB of JSON that every lineage request touching the blob would parse): like
+    lineage-search, a stored fingerprint holds at most 20,000 tensors. The blob itself is stored."""
     mallory = _who(reg, "mallory")
     n = 200_000
     header = {f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]} for i in range(n)}
@@ -183,25 +213,40 @@ def test_upload_fingerprint_has_no_tensor_count_bound(reg: Registry) -> None:
     assert row is None or row.tensors <= 20_000, (
         f"{row.tensors} tensors, {len(row.fingerprint)} bytes of JSON"
     )
+    assert reg.blob(info.sha256) is not None
 
 
-# -- (3) a fingerprint failure fails the upload ------------------------------------------------------
+# -- a fingerprint failure fails the upload ------------------------------------------------------
 
 
-def test_a_tensor_name_with_a_lone_surrogate_does_not_fail_the_upload(reg: Registry) -> None:
+def test_a_tensor_name_with_a_lone_surrogate_does_not_fail_the_upload(reg: Registry, tmp_path: Path) -> None:
     """The header's JSON may escape a lone surrogate (\\ud800) in a tensor name; the file parses and is
-    scanned, the streamed/file fingerprint is made, then LineageService.save -> arch_key encodes the
-    name as UTF-8 and raises UnicodeEncodeError outside the advisory wrapper: the upload fails (500 on
-    the hub). Lineage is documented as advisory: the blob should be stored, merely not fingerprinted."""
+    scanned, but the name cannot be stored or hashed as UTF-8. Lineage is advisory: the blob is stored,
+    merely not fingerprinted (the streamed fingerprint and the saved one are both guarded)."""
     mallory = _who(reg, "mallory")
     body = b'{"a\\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     blob = len(body).to_bytes(8, "little") + body + bytes(4)
     repo = reg.repos.create(mallory, "model", "mallory", "sur", private=False)
-    info = reg.ingest_bytes(blob, repo_id=repo.id)  # raises UnicodeEncodeError today
+    info = reg.ingest_bytes(blob, repo_id=repo.id)
     assert reg.blob(info.sha256) is not None
+    from cairn.governance.fingerprint import Fingerprint, TensorPrint
+    from cairn.meta.lineage_tables import blob_fingerprints
+
+    with reg.db.read() as conn:
+        assert (
+            conn.execute(select(blob_fingerprints).where(blob_fingerprints.c.sha256 == info.sha256)).first()
+            is None
+        )
+    streamed = Fingerprint({"a\ud800": TensorPrint("F32", (1,), 4, "0" * 64, ())})
+    reg.lineage.on_ingest(tmp_path / "unused", "f" * 64, streamed)  # a streamed one: not saved, no raise
+    with reg.db.read() as conn:
+        assert (
+            conn.execute(select(blob_fingerprints).where(blob_fingerprints.c.sha256 == "f" * 64)).first()
+            is None
+        )
 
 
-# -- (3) which files make a revision's fingerprint ---------------------------------------------------
+# -- which files make a revision's fingerprint ---------------------------------------------------
 
 
 def _commit_files(reg: Registry, who: Principal, name: str, files: dict[str, bytes], card: str = "") -> Repo:
@@ -214,9 +259,8 @@ def _commit_files(reg: Registry, who: Principal, name: str, files: dict[str, byt
 
 
 def test_checkpoint_subfolder_does_not_replace_the_top_level_weights(reg: Registry) -> None:
-    """tree_fingerprint merges every *.safetensors in the tree with setdefault, in path order:
-    "checkpoint-100/model.safetensors" sorts before "model.safetensors", so an intermediate checkpoint's
-    tensors stand for the repo (the local fingerprint_model reads only top-level files)."""
+    """ "checkpoint-100/model.safetensors" sorts before "model.safetensors"; only top-level files make a
+    revision's fingerprint (as for a local directory), so the final weights stand for the repo."""
     alice = _who(reg, "alice")
     final, early = _w(1), _w(2)
     repo = _commit_files(
@@ -232,9 +276,9 @@ def test_checkpoint_subfolder_does_not_replace_the_top_level_weights(reg: Regist
 
 
 def test_optimizer_state_next_to_torch_weights_does_not_make_a_finetune_unrelated(reg: Registry) -> None:
-    """A Trainer checkpoint pushed as pytorch_model.bin + optimizer.pt (no safetensors): every torch file
-    is merged, the optimizer's exp_avg/exp_avg_sq tensors count as the model's bytes, only a third of the
-    child's bytes are shared with the parent, and a plain fine-tune is reported "unrelated"."""
+    """A Trainer checkpoint pushed as pytorch_model.bin + optimizer.pt (no safetensors): were the
+    optimizer's exp_avg/exp_avg_sq tensors counted as the model's bytes, only a third of the child's
+    bytes would be shared with the parent and a plain fine-tune would be reported "unrelated"."""
     torch = pytest.importorskip("torch")
     alice = _who(reg, "alice")
     base = _w(1)
@@ -259,14 +303,13 @@ def test_optimizer_state_next_to_torch_weights_does_not_make_a_finetune_unrelate
     assert row["verdict"] == "finetune", row
 
 
-# -- (2) fingerprinting at commit time runs before the commit's blob check -----------------------------
+# -- fingerprinting at commit time runs before the commit's blob check -----------------------------
 
 
 def test_commit_fingerprints_only_blobs_the_repo_may_reference(reg: Registry) -> None:
-    """Registry.commit calls lineage.ensure (read and fingerprint every added weight blob without a
-    fingerprint, downloading it from S3 to staging) before commits.commit checks that the repo may
-    reference the blob. A commit naming someone else's blob is refused, but only after the work; a
-    blob that fails to fingerprint is read again by every such commit."""
+    """lineage.ensure (read and fingerprint every added weight blob without a fingerprint, downloading
+    it from S3 to staging) runs only after commits.commit has checked that the repo may reference the
+    blob: a commit naming someone else's blob is refused before any of that work."""
     victim, mallory = _who(reg, "victim"), _who(reg, "mallory")
     secret = _model(reg, victim, "private-w", _w(9), private=True)
     head, _ = reg.commits.resolve(secret, "main")
@@ -290,8 +333,7 @@ def test_commit_fingerprints_only_blobs_the_repo_may_reference(reg: Registry) ->
 
 def test_deflated_member_makes_fingerprinting_inflate_far_more_than_the_upload(tmp_path: Path) -> None:
     """torch.save stores members uncompressed, but the reader accepts deflated ones: 64 MiB of zeros
-    deflate to about 64 kB, and the fingerprinter inflates and hashes all of it (1000x; aliases of the
-    storage multiply it again: 8 aliases of a 256 MiB storage, 262 kB on disk, take 6 s)."""
+    deflate to about 64 kB, which must not be inflated and hashed (1000x the upload)."""
     torch = pytest.importorskip("torch")
     raw = _torch_bytes({"w": torch.zeros(16 << 20)})
     p = tmp_path / "deflated.bin"
