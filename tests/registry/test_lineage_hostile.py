@@ -348,3 +348,81 @@ def test_deflated_member_makes_fingerprinting_inflate_far_more_than_the_upload(t
     assert hashed <= 64 * p.stat().st_size, (
         f"{hashed} bytes inflated and hashed for a file of {p.stat().st_size}"
     )
+
+
+# -- who may see what: the query's visibility filter, both ways ----------------------------------------
+
+
+def test_candidates_the_caller_may_read_are_found(reg: Registry) -> None:
+    """The visibility filter in the query keeps what the caller may read: their own private repos and
+    gated repos whose access was granted to them (and nothing else)."""
+    alice, mallory, victim = _who(reg, "alice"), _who(reg, "mallory"), _who(reg, "victim")
+    base = _w(11)
+    _model(reg, alice, "priv-base", base, private=True)
+    gated = _model(reg, victim, "gated-base", _w(12), private=False)
+    reg.repos.update_settings(victim, gated, gated="manual")
+    extra = {"extra": np.random.default_rng(8).standard_normal((32, 32)).astype(np.float32)}
+    mine = _model(reg, alice, "priv-copy", {**base, **extra}, private=False)
+    head, _ = reg.commits.resolve(mine, "main")
+    assert [r["repo"] for r in reg.lineage.verify(reg, mine, head, alice)["undeclared"]] == [
+        "alice/priv-base"
+    ]
+    assert reg.lineage.verify(reg, mine, head, mallory)["undeclared"] == []
+
+    theirs = _model(reg, mallory, "gated-copy", {**_w(12), **extra}, private=False)
+    head, _ = reg.commits.resolve(theirs, "main")
+    assert reg.lineage.verify(reg, theirs, head, mallory)["undeclared"] == []
+    assert reg.lineage.verify(reg, theirs, head, None)["undeclared"] == []
+    reg.repos.grant_access(reg.repos.get("model", "victim", "gated-base", victim), "mallory")
+    found = reg.lineage.verify(reg, theirs, head, mallory)["undeclared"]
+    assert [r["repo"] for r in found] == ["victim/gated-base"]
+
+
+def test_search_excludes_many_repos_and_stops_at_its_tensor_budget(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = _who(reg, "alice")
+    base = _w(21)
+    for i in range(3):
+        _model(reg, alice, f"c{i}", {**base, "u": np.full((1,), i, dtype=np.float32)}, private=False)
+    fp = lineage_mod.Fingerprint.from_dict(fingerprint_blob_of(base).to_dict())
+    assert [r["repo"] for r in reg.lineage.search(reg, fp, None)] == ["alice/c0", "alice/c1", "alice/c2"]
+    exclude = [f"someone/x{i}" for i in range(1000)] + ["alice/c1"]
+    assert [r["repo"] for r in reg.lineage.search(reg, fp, None, exclude=exclude)] == ["alice/c0", "alice/c2"]
+    monkeypatch.setattr(lineage_mod, "_CANDIDATE_TENSOR_BUDGET", 5)  # one candidate's 5 tensors
+    assert [r["repo"] for r in reg.lineage.search(reg, fp, None)] == ["alice/c0"]
+
+
+def fingerprint_blob_of(weights: dict[str, np.ndarray]) -> lineage_mod.Fingerprint:
+    from cairn.governance.fingerprint import StreamingFingerprint
+
+    data = st_save(weights)
+    stream = StreamingFingerprint(len(data))
+    stream.update(data)
+    fp = stream.result()
+    assert fp is not None
+    return fp
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("nbytes", -1), ("nbytes", 1.5), ("shape", [float("nan")]), ("shape", [-4]), ("sketch", [float("inf")])],
+)
+def test_posted_fingerprint_numbers_must_be_finite_counts(field: str, value: object) -> None:
+    from cairn.errors import FormatError
+
+    tensor = {"dtype": "F32", "shape": [4], "nbytes": 16, "sha256": "0" * 64, "sketch": [1.0], field: value}
+    with pytest.raises(FormatError):
+        lineage_mod.Fingerprint.from_dict({"x": tensor})
+
+
+def test_local_model_fingerprint_skips_training_state_and_subfolders(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from cairn.governance.fingerprint import fingerprint_model
+
+    (tmp_path / "checkpoint-1").mkdir()
+    (tmp_path / "checkpoint-1" / "pytorch_model.bin").write_bytes(_torch_bytes({"old": torch.ones(4)}))
+    (tmp_path / "pytorch_model.bin").write_bytes(_torch_bytes({"w": torch.ones(4)}))
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state_0.pth", "training_args.bin"):
+        (tmp_path / name).write_bytes(_torch_bytes({"state": torch.zeros(4)}))
+    assert list(fingerprint_model(tmp_path).tensors) == ["w"]
