@@ -426,3 +426,20 @@ def test_local_model_fingerprint_skips_training_state_and_subfolders(tmp_path: P
     for name in ("optimizer.pt", "scheduler.pt", "rng_state_0.pth", "training_args.bin"):
         (tmp_path / name).write_bytes(_torch_bytes({"state": torch.zeros(4)}))
     assert list(fingerprint_model(tmp_path).tensors) == ["w"]
+
+
+def test_one_blob_at_many_paths_does_not_outrank_a_repo_sharing_more(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shared bytes are counted once per tensor and repo: copies of one blob under many paths (or in many
+    shards) must not rank a repo above one that shares more distinct tensors."""
+    monkeypatch.setattr(lineage_mod, "MAX_CANDIDATES", 1)  # cap of 4 candidates
+    alice, mallory = _who(reg, "alice"), _who(reg, "mallory")
+    w = _w(31, 2)
+    for i in range(4):
+        data = st_save({"l.0": w["l.0"], "u": np.full((1,), i, dtype=np.float32)})
+        _commit_files(reg, mallory, f"spam{i}", {f"m{j}.safetensors": data for j in range(10)})
+    _model(reg, alice, "real", w, private=False)
+    fp = fingerprint_blob_of(w)
+    found = reg.lineage._related_repos([], fp, None)
+    assert [r.repo_id for r in found][:1] == ["alice/real"]

@@ -254,18 +254,23 @@ class LineageService:
                 ).scalars()
             )
             order: list[int] = []
-            if big:
-                score = func.sum(tensor_index.c.nbytes)
+            if big:  # each shared tensor counts once per repo (not once per path or shard holding it)
+                shared = (
+                    select(repos.c.id.label("rid"), tensor_index.c.tensor_sha256, tensor_index.c.nbytes)
+                    .select_from(tensor_index)
+                    .join(files, files.c.sha256 == tensor_index.c.blob_sha256)
+                    .join(refs, on_main)
+                    .join(repos, repos.c.id == refs.c.repo_id)
+                    .where(tensor_index.c.tensor_sha256.in_(sorted({t.sha256 for t in big})), *wanted)
+                    .distinct()
+                    .subquery()
+                )
+                score = func.sum(shared.c.nbytes)
                 order = list(
                     conn.execute(
-                        select(repos.c.id)
-                        .select_from(tensor_index)
-                        .join(files, files.c.sha256 == tensor_index.c.blob_sha256)
-                        .join(refs, on_main)
-                        .join(repos, repos.c.id == refs.c.repo_id)
-                        .where(tensor_index.c.tensor_sha256.in_(sorted({t.sha256 for t in big})), *wanted)
-                        .group_by(repos.c.id)
-                        .order_by(score.desc(), repos.c.id)
+                        select(shared.c.rid)
+                        .group_by(shared.c.rid)
+                        .order_by(score.desc(), shared.c.rid)
                         .limit(cap)
                     ).scalars()
                 )
@@ -281,7 +286,8 @@ class LineageService:
                     .order_by(repos.c.id)
                     .limit(cap)
                 )
-                order += [i for i in conn.execute(same_arch).scalars() if i not in set(order)]
+                taken = set(order)
+                order += [i for i in conn.execute(same_arch).scalars() if i not in taken]
             order = order[:cap]
             if not order:
                 return []
