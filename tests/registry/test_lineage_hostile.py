@@ -214,6 +214,27 @@ def test_upload_fingerprint_has_a_tensor_count_bound(reg: Registry) -> None:
         f"{row.tensors} tensors, {len(row.fingerprint)} bytes of JSON"
     )
     assert reg.blob(info.sha256) is not None
+    from cairn.governance.fingerprint import StreamingFingerprint
+
+    stream = StreamingFingerprint(len(blob))  # the hub's upload path gives up as early
+    stream.update(blob)
+    assert stream.result() is None
+
+
+def test_tensor_count_bound_holds_when_the_header_escapes_its_keys(tmp_path: Path) -> None:
+    """The quick count of "data_offsets" keys before parsing can be fooled by escaped keys; the exact
+    count after parsing still refuses the file."""
+    n = 20_001
+    entries = ",".join(
+        f'"t{i}":{{"dtype":"U8","shape":[1],"data\\u005foffsets":[{i},{i + 1}]}}' for i in range(n)
+    )
+    head = ("{" + entries + "}").encode()
+    p = tmp_path / "escaped.safetensors"
+    p.write_bytes(len(head).to_bytes(8, "little") + head + bytes(n))
+    from cairn.format.safetensors import read_header_path
+
+    assert len(read_header_path(p).tensors) == n  # a valid file
+    assert fingerprint_blob(p) is None
 
 
 # -- a fingerprint failure fails the upload ------------------------------------------------------

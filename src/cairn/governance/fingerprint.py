@@ -268,6 +268,9 @@ class StreamingFingerprint:
             return mv
         from cairn.format.safetensors import parse_header
 
+        if _surely_too_many(self.head[8:]):
+            self.state = "off"
+            return mv
         try:
             header = parse_header(bytes(self.head[8:]), data_size=self.size - len(self.head))
         except CairnError:
@@ -327,7 +330,19 @@ def _too_many(count: int, limit: int | None, p: Path) -> None:
         raise LimitExceededError(f"{count} tensors: at most {limit} are fingerprinted", path=p)
 
 
+def _surely_too_many(header_json: bytes | bytearray, limit: int = MAX_TENSORS) -> bool:
+    """Whether a safetensors header names more than ``limit`` tensors, by counting its
+    ``"data_offsets"`` keys before parsing it (parsing a million entries takes many seconds). A count
+    that is too low (keys written with escapes) only means the exact check after parsing decides."""
+    return header_json.count(b'"data_offsets"') > limit
+
+
 def _fingerprint_safetensors(p: Path, max_tensors: int | None = None) -> Fingerprint:
+    if max_tensors is not None:
+        with p.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if n <= MAX_HEADER_SIZE and _surely_too_many(f.read(n), max_tensors):
+                raise LimitExceededError(f"more than {max_tensors} tensors are not fingerprinted", path=p)
     header = read_header_path(p)
     _too_many(len(header.tensors), max_tensors, p)
     check_names(header.tensors, p)
