@@ -327,10 +327,11 @@ def test_cli_lineage_of_a_local_model_searches_the_hub_for_undeclared_parents(
     local.mkdir()
     (local / "model.safetensors").write_bytes(st_save(_finetune(_weights(1), 11)))
     (local / "README.md").write_bytes(_card(license="bsd-3-clause"))
-    code, data = _cli(
-        capsys, "lineage", str(local), "--endpoint", family.url, "--token", family.token, "--json"
-    )
-    assert code == 0 and data["declared"] == []
+    hub = ["--endpoint", family.url, "--token", family.token, "--json"]
+    code, data = _cli(capsys, "lineage", str(local), *hub)
+    assert code == 0 and data["undeclared"] == [] and "hubSearch" not in data  # only on request
+    code, data = _cli(capsys, "lineage", str(local), *hub, "--search-hub")
+    assert code == 0 and data["declared"] == [] and data["hubSearch"] == "ok"
     found = {u["path"]: u["verdict"] for u in data["undeclared"]}
     assert found.get("alice/gv-base") == "finetune" and "alice/gv-liar" not in found
     # anonymous callers get only public repos; the private secret's weights are never compared

@@ -146,11 +146,22 @@ def flat_view(rec: TensorRecord) -> np.ndarray | None:
 
 
 def _member_flat(rec: TensorRecord) -> Iterator[np.ndarray]:
+    """A contiguous view's elements inflated from its compressed member, from its storage offset on
+    (a strided view would need the whole storage inflated and then indexed: refused)."""
     assert rec.file is not None and rec.member is not None and rec.offset is not None
+    if not rec.contiguous:
+        raise UnsupportedFormatError(
+            f"tensor {rec.name!r} is a strided view inside a compressed member", path=rec.file
+        )
     dt = _storage_dtype(rec)
     want = rec.nbytes if _raw_bytes_only(rec) else rec.numel * dt.itemsize
     with zipfile.ZipFile(rec.file) as zf, zf.open(rec.member) as f:
-        f.read(rec.offset)
+        skip = rec.offset + rec.storage_offset * dt.itemsize
+        while skip:  # inflate and drop the bytes before the view, a bounded chunk at a time
+            dropped = f.read(min(skip, CHUNK_ELEMENTS * dt.itemsize))
+            if not dropped:
+                raise FormatError(f"member {rec.member!r} ends before tensor {rec.name!r}", path=rec.file)
+            skip -= len(dropped)
         left = want
         while left:
             buf = f.read(min(left, CHUNK_ELEMENTS * dt.itemsize))

@@ -21,16 +21,24 @@ from __future__ import annotations
 import hashlib
 import math
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from cairn.errors import CairnError, FormatError, NotFoundError, UnsupportedFormatError
+from cairn.errors import (
+    CairnError,
+    FormatError,
+    LimitExceededError,
+    NotFoundError,
+    UnsupportedFormatError,
+)
 from cairn.format.safetensors import DTYPE_SIZES, MAX_HEADER_SIZE, read_header_path
 
 __all__ = [
+    "MAX_TENSORS",
     "SKETCH_SIZE",
     "WEIGHT_SUFFIXES",
     "Comparison",
@@ -42,9 +50,18 @@ __all__ = [
     "fingerprint_blob",
     "fingerprint_file",
     "fingerprint_model",
+    "model_weight_files",
 ]
 
 SKETCH_SIZE = 64
+#: the most tensors a fingerprint made from an upload may hold (as many as a lineage search accepts): a
+#: file of many tiny tensors would otherwise make a huge row that every lineage request parses again
+MAX_TENSORS = 20_000
+#: a torch checkpoint whose tensors name more bytes than this many times its size is not fingerprinted:
+#: views that repeat bytes (stride 0, many names for one storage) would make hashing unbounded
+_TORCH_BYTES_PER_FILE_BYTE = 2
+#: file names of training state saved next to the weights, never part of a model's fingerprint
+_TRAINING_STATE = ("optimizer", "scheduler", "rng_state", "training_args", "trainer_state", "scaler")
 _CHUNK = 8 << 20
 _TORCH_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 WEIGHT_SUFFIXES = (".safetensors", *_TORCH_SUFFIXES)
@@ -81,21 +98,49 @@ class Fingerprint:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fingerprint:
+        """Parse a fingerprint posted by a client or stored by the hub; anything malformed (non-finite or
+        negative sizes, names that are not Unicode text, missing fields) is a :class:`FormatError`."""
         try:
-            return cls(
-                {
-                    str(n): TensorPrint(
-                        str(t["dtype"]),
-                        tuple(int(d) for d in t["shape"]),
-                        int(t["nbytes"]),
-                        str(t["sha256"]),
-                        tuple(float(v) for v in t["sketch"]),
-                    )
-                    for n, t in data.items()
-                }
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            out = {
+                str(n): TensorPrint(
+                    str(t["dtype"]),
+                    tuple(_count(d) for d in t["shape"]),
+                    _count(t["nbytes"]),
+                    str(t["sha256"]),
+                    tuple(_finite(v) for v in t["sketch"]),
+                )
+                for n, t in data.items()
+            }
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise FormatError(f"not a fingerprint: {exc!r}") from None
+        check_names(out)
+        return cls(out)
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, float) and not value.is_integer():  # also inf and nan
+        raise ValueError(f"{value!r} is not a whole number")
+    n = int(value)
+    if n < 0:
+        raise ValueError(f"{n} is negative")
+    return n
+
+
+def _finite(value: Any) -> float:
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{value!r} is not a finite number")
+    return v
+
+
+def check_names(names: Any, path: Path | None = None) -> None:
+    """Raise :class:`FormatError` for a tensor name that is not Unicode text (a lone surrogate, which
+    JSON may escape), since it cannot be stored, indexed or compared."""
+    for name in names:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FormatError(f"tensor name {name!r} is not valid Unicode", path=path) from None
 
 
 def _positions(numel: int) -> list[int]:
@@ -133,15 +178,16 @@ def fingerprint_file(path: str | Path) -> Fingerprint:
 
 def fingerprint_blob(path: str | Path) -> Fingerprint | None:
     """Fingerprint a file by its content (an upload whose name is not known): a safetensors file or a
-    torch zip checkpoint; ``None`` for anything else (including files that fail to parse as either)."""
+    torch zip checkpoint; ``None`` for anything else (including files that fail to parse as either, and
+    files of more than :data:`MAX_TENSORS` tensors)."""
     p = Path(path)
     try:
         with p.open("rb") as f:
             head = f.read(9)
         if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < p.stat().st_size:
-            return _fingerprint_safetensors(p)
+            return _fingerprint_safetensors(p, MAX_TENSORS)
         if head[:4] == b"PK\x03\x04":
-            return _fingerprint_torch_zip(p)
+            return _fingerprint_torch_zip(p, MAX_TENSORS)
     except (CairnError, OSError, ValueError):
         return None
     return None
@@ -184,7 +230,8 @@ class StreamingFingerprint:
     """The fingerprint of a safetensors file computed from its bytes as an upload streams them in, so
     that the hub does not read the file a second time. Feed every byte in order with :meth:`update`;
     :meth:`result` is the fingerprint, or ``None`` when the bytes are not a complete, well-formed
-    safetensors file (the caller then tries the stored file, e.g. for a torch zip). Memory: the header
+    safetensors file, or names more than :data:`MAX_TENSORS` tensors or a name that is not Unicode text
+    (the caller then tries the stored file, e.g. for a torch zip). Memory: the header
     (at most :data:`~cairn.format.safetensors.MAX_HEADER_SIZE`, and never more than the declared size)."""
 
     def __init__(self, size: int) -> None:
@@ -221,9 +268,20 @@ class StreamingFingerprint:
             return mv
         from cairn.format.safetensors import parse_header
 
+        if _surely_too_many(self.head[8:]):
+            self.state = "off"
+            return mv
         try:
             header = parse_header(bytes(self.head[8:]), data_size=self.size - len(self.head))
         except CairnError:
+            self.state = "off"
+            return mv
+        try:
+            check_names(header.tensors)
+        except FormatError:
+            self.state = "off"
+            return mv
+        if len(header.tensors) > MAX_TENSORS:
             self.state = "off"
             return mv
         self.data_start = self.pos = len(self.head)
@@ -267,8 +325,27 @@ class StreamingFingerprint:
         return None
 
 
-def _fingerprint_safetensors(p: Path) -> Fingerprint:
+def _too_many(count: int, limit: int | None, p: Path) -> None:
+    if limit is not None and count > limit:
+        raise LimitExceededError(f"{count} tensors: at most {limit} are fingerprinted", path=p)
+
+
+def _surely_too_many(header_json: bytes | bytearray, limit: int = MAX_TENSORS) -> bool:
+    """Whether a safetensors header names more than ``limit`` tensors, by counting its
+    ``"data_offsets"`` keys before parsing it (parsing a million entries takes many seconds). A count
+    that is too low (keys written with escapes) only means the exact check after parsing decides."""
+    return header_json.count(b'"data_offsets"') > limit
+
+
+def _fingerprint_safetensors(p: Path, max_tensors: int | None = None) -> Fingerprint:
+    if max_tensors is not None:
+        with p.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if n <= MAX_HEADER_SIZE and _surely_too_many(f.read(n), max_tensors):
+                raise LimitExceededError(f"more than {max_tensors} tensors are not fingerprinted", path=p)
     header = read_header_path(p)
+    _too_many(len(header.tensors), max_tensors, p)
+    check_names(header.tensors, p)
     out: dict[str, TensorPrint] = {}
     with p.open("rb") as f:
         for info in sorted(header.tensors.values(), key=lambda t: t.begin):
@@ -283,35 +360,58 @@ def _fingerprint_safetensors(p: Path) -> Fingerprint:
     return Fingerprint(out)
 
 
-def _fingerprint_torch_zip(p: Path) -> Fingerprint:
+def _fingerprint_torch_zip(p: Path, max_tensors: int | None = None) -> Fingerprint:
     """Tensors of a torch zip checkpoint, named by their path in the saved object (a plain state dict
-    gives the same names as its safetensors twin)."""
+    gives the same names as its safetensors twin).
+
+    The work is bounded by the file's size: each distinct view of a storage is hashed once (tied weights
+    are one storage under two names), a checkpoint whose tensors name more than
+    ``_TORCH_BYTES_PER_FILE_BYTE`` times the file's bytes (stride-0 ``expand`` views, many aliases) is
+    refused before any hashing, and so are compressed members (``torch.save`` stores them uncompressed;
+    a deflated member may inflate to far more than the upload)."""
     from cairn.format.arrays import iter_raw, numeric_dtype
     from cairn.format.torch_files import read_torch_zip
 
-    records = read_torch_zip(p).inspection.tensors
-    out: dict[str, TensorPrint] = {}
     size = p.stat().st_size
+    records = [
+        rec
+        for rec in read_torch_zip(p).inspection.tensors
+        if rec.offset is not None and numeric_dtype(rec) and rec.dtype in DTYPE_SIZES
+    ]  # meta tensors and types without a byte layout here carry no weights to compare
+    _too_many(len(records), max_tensors, p)
+    check_names((rec.name for rec in records), p)
+    if any(rec.member is not None for rec in records):
+        raise UnsupportedFormatError("compressed torch zip members are not fingerprinted", path=p)
+    named = sum(rec.numel * DTYPE_SIZES[rec.dtype] for rec in records)
+    if named > _TORCH_BYTES_PER_FILE_BYTE * size:
+        raise LimitExceededError(
+            f"the checkpoint's tensors name {named} bytes, more than its {size} bytes can hold", path=p
+        )
+    out: dict[str, TensorPrint] = {}
+    seen: dict[tuple[Any, ...], TensorPrint] = {}
     with p.open("rb") as f:
         for rec in records:
-            if rec.offset is None or not numeric_dtype(rec) or rec.dtype not in DTYPE_SIZES:
-                continue  # meta tensors and types without a byte layout here carry no weights to compare
+            view = (rec.offset, rec.storage_offset, rec.shape, rec.strides, rec.dtype, rec.big_endian)
+            known = seen.get(view)
+            if known is not None:  # another name for the same bytes
+                out[rec.name] = known
+                continue
             item = DTYPE_SIZES[rec.dtype]
             stream = _Streamer(rec.numel, item)
             nbytes = rec.numel * item
-            start = rec.offset + rec.storage_offset * item
-            if rec.member is None and rec.contiguous and not rec.big_endian and start + nbytes <= size:
+            start = cast(int, rec.offset) + rec.storage_offset * item
+            if rec.contiguous and not rec.big_endian and start + nbytes <= size:
                 f.seek(start)  # the common case: plain sequential reads, as for safetensors
                 while stream.done < nbytes:
                     chunk = f.read(min(_CHUNK, nbytes - stream.done))
                     if not chunk:
                         raise FormatError(f"file ends inside tensor {rec.name!r}", path=p)
                     stream.update(chunk)
-            else:  # views with strides, compressed members, big-endian files: element by element
+            else:  # views with strides, big-endian files: element by element (bounded above)
                 for raw in iter_raw(rec, _CHUNK // item):
                     arr = raw if raw.dtype.byteorder in "=<|" else raw.astype(raw.dtype.newbyteorder("<"))
                     stream.update(np.ascontiguousarray(arr).view(np.uint8).data)
-            out[rec.name] = stream.result(rec.dtype, rec.shape, nbytes)
+            out[rec.name] = seen[view] = stream.result(rec.dtype, rec.shape, nbytes)
     if not out:
         raise UnsupportedFormatError("the torch checkpoint holds no tensors cairn can read", path=p)
     return Fingerprint(out)
@@ -323,17 +423,29 @@ def arch_key(fp: Fingerprint) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def model_weight_files(paths: Iterable[str]) -> list[str]:
+    """Which of a model's files (paths relative to its root) hold its weights, in path order: the
+    top-level ``*.safetensors`` files, else the top-level torch checkpoints other than training state
+    (optimizer, scheduler, RNG state, training arguments). Files in subfolders, such as a Trainer's
+    ``checkpoint-100/``, are other models."""
+    top = sorted(x for x in paths if "/" not in x)
+    st = [x for x in top if x.lower().endswith(".safetensors")]
+    if st:  # safetensors win when both are present (the usual twin of pytorch_model.bin)
+        return st
+    return [
+        x for x in top if x.lower().endswith(_TORCH_SUFFIXES) and not x.lower().startswith(_TRAINING_STATE)
+    ]
+
+
 def fingerprint_model(path: str | Path) -> Fingerprint:
-    """Fingerprint a weight file, or the weights of a model directory: every ``*.safetensors`` file, else
-    every torch checkpoint (shards merged)."""
+    """Fingerprint a weight file, or the weights of a model directory (:func:`model_weight_files`:
+    top-level safetensors files, else torch checkpoints; shards merged)."""
     p = Path(path)
     if p.is_file():
         return fingerprint_file(p)
     if not p.is_dir():
         raise NotFoundError(f"{p} does not exist")
-    files = sorted(p.glob("*.safetensors"))
-    if not files:  # safetensors win when both are present (the usual twin of pytorch_model.bin)
-        files = [f for f in sorted(p.iterdir()) if f.is_file() and f.suffix.lower() in _TORCH_SUFFIXES]
+    files = [p / n for n in model_weight_files(f.name for f in p.iterdir() if f.is_file())]
     if not files:
         raise NotFoundError(f"{p} holds no safetensors or torch weights")
     tensors: dict[str, TensorPrint] = {}

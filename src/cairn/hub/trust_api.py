@@ -19,6 +19,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from cairn.errors import PermissionDeniedError, UsageError
+from cairn.governance.fingerprint import MAX_TENSORS
 from cairn.hub.context import Ctx
 from cairn.hub.download import resolve_revision
 from cairn.registry import FileEntry
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-MAX_SEARCH_TENSORS = 20_000  # a lineage search compares every candidate tensor by tensor
+MAX_SEARCH_TENSORS = MAX_TENSORS  # a lineage search compares every candidate tensor by tensor
 
 
 def _iso(us: int) -> str:

@@ -9,6 +9,13 @@ weight files, compares them with each declared parent's ``main`` (a parent the c
 reported exactly like a missing one) and looks for undeclared parents among repos that share tensors
 (tensor index) or the architecture (``arch`` index) with it — only repos the caller may read, created
 before this one.
+
+Bounds, since any user may upload and any caller may ask: the candidates are chosen in SQL among the
+repos the caller may read (so repos the caller cannot read neither take a place nor change an answer),
+at most ``MAX_CANDIDATES * 4`` of them, ranked by the bytes they share and then by age; a fingerprint
+holds at most :data:`~cairn.governance.fingerprint.MAX_TENSORS` tensors (bigger files are stored but
+not fingerprinted); parsed fingerprints are cached (blobs never change); and one request parses at most
+``_CANDIDATE_TENSOR_BUDGET`` candidate tensors.
 """
 
 from __future__ import annotations
@@ -17,26 +24,32 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.errors import CairnError
 from cairn.governance.fingerprint import (
+    MAX_TENSORS,
     WEIGHT_SUFFIXES,
     Fingerprint,
     StreamingFingerprint,
     arch_key,
+    check_names,
     compare,
     fingerprint_blob,
+    model_weight_files,
 )
-from cairn.meta import Database, files, now_us, refs, repos
+from cairn.meta import Database, files, now_us, refs, repo_access, repos
 from cairn.meta.lineage_tables import INDEXED_TENSOR_BYTES, blob_fingerprints, tensor_index
 from cairn.registry.models import AddFile, FileEntry, Operation, Principal, Repo
-from cairn.registry.repos import _repo
+from cairn.registry.repos import _readable, _repo
 from cairn.store import BlobStore
 
 if TYPE_CHECKING:
@@ -46,6 +59,8 @@ __all__ = ["MAX_CANDIDATES", "LineageService", "StreamingFingerprint", "is_weigh
 
 MAX_CANDIDATES = 50
 _MAX_LOOKUP_TENSORS = 2000
+_CACHE_TENSORS = 50_000  # parsed fingerprints kept in memory, counted in tensors (~2 kB each)
+_CANDIDATE_TENSOR_BUDGET = 500_000  # candidate tensors one verify/search may parse
 
 
 def _advisory(fn: Any, arg: Any) -> Fingerprint | None:
@@ -67,17 +82,32 @@ class LineageService:
         self.db = db
         self.store = store
         self.staging = staging
+        self._cache: OrderedDict[str, Fingerprint] = OrderedDict()
+        self._cached_tensors = 0
+        self._lock = threading.Lock()
 
     # -- fingerprints on upload ------------------------------------------------------------------------
     def on_ingest(self, src: Path, sha256: str, streamed: Fingerprint | None = None) -> None:
         """Record the fingerprint of a verified staged upload: ``streamed`` when the upload computed it
-        on the way in (safetensors), else from the file if it holds weights (by content); else nothing."""
+        on the way in (safetensors), else from the file if it holds weights (by content); else nothing.
+        Advisory: no failure here fails the upload (the blob is then shown as not fingerprinted)."""
         fp = streamed if streamed is not None else _advisory(fingerprint_blob, src)
         if fp is not None:
+            self._save_advisory(sha256, fp)
+
+    def _save_advisory(self, sha256: str, fp: Fingerprint) -> None:
+        try:
             self.save(sha256, fp)
+        except CairnError:  # a fingerprint that cannot be stored (see save): not fingerprinted
+            return
 
     def save(self, sha256: str, fp: Fingerprint) -> None:
-        """Store ``fp`` for blob ``sha256`` and index its tensors (idempotent: the first one wins)."""
+        """Store ``fp`` for blob ``sha256`` and index its tensors (idempotent: the first one wins). A
+        fingerprint of more than :data:`MAX_TENSORS` tensors is not stored; one whose names are not
+        Unicode text raises :class:`~cairn.errors.FormatError`."""
+        if len(fp.tensors) > MAX_TENSORS:
+            return
+        check_names(fp.tensors)
         indexed = {t.sha256: t.nbytes for t in fp.tensors.values() if t.nbytes >= INDEXED_TENSOR_BYTES}
         with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
             known = conn.execute(
@@ -101,8 +131,11 @@ class LineageService:
                 )
 
     def ensure(self, operations: Sequence[Operation]) -> None:
-        """Fingerprint the weight files a commit adds whose blobs were stored without one."""
-        added = {op.sha256 for op in operations if isinstance(op, AddFile) and is_weight_file(op.path)}
+        """Fingerprint the model weight files (:func:`model_weight_files`) that a commit added whose blobs
+        were stored without a fingerprint. Call it after the commit succeeded: only then is the repo
+        known to be allowed to reference those blobs."""
+        adds = {op.path: op.sha256 for op in operations if isinstance(op, AddFile)}
+        added = {adds[path] for path in model_weight_files(adds)}
         if not added:
             return
         with self.db.read() as conn:
@@ -115,7 +148,7 @@ class LineageService:
             if self.store.exists(sha256):
                 fp = _advisory(self._fingerprint_stored, sha256)
                 if fp is not None:
-                    self.save(sha256, fp)
+                    self._save_advisory(sha256, fp)
 
     def _fingerprint_stored(self, sha256: str) -> Fingerprint | None:
         local = self.store.local_path(sha256)
@@ -133,25 +166,51 @@ class LineageService:
 
     # -- reading ---------------------------------------------------------------------------------------
     def _load(self, sha256s: Sequence[str]) -> dict[str, Fingerprint]:
+        """The stored fingerprints of these blobs (cached: a blob's fingerprint never changes). A row
+        that does not parse (written before a check existed) counts as no fingerprint."""
         out: dict[str, Fingerprint] = {}
         unique = sorted(set(sha256s))
+        with self._lock:
+            for sha in unique:
+                hit = self._cache.get(sha)
+                if hit is not None:
+                    self._cache.move_to_end(sha)
+                    out[sha] = hit
+        todo = [sha for sha in unique if sha not in out]
         with self.db.read() as conn:
-            for i in range(0, len(unique), 500):
+            for i in range(0, len(todo), 500):
                 rows = conn.execute(
                     select(blob_fingerprints.c.sha256, blob_fingerprints.c.fingerprint).where(
-                        blob_fingerprints.c.sha256.in_(unique[i : i + 500])
+                        blob_fingerprints.c.sha256.in_(todo[i : i + 500]),
+                        blob_fingerprints.c.tensors <= MAX_TENSORS,
                     )
                 )
                 for r in rows:
-                    out[r.sha256] = Fingerprint.from_dict(json.loads(r.fingerprint))
+                    try:
+                        out[r.sha256] = self._remember(
+                            r.sha256, Fingerprint.from_dict(json.loads(r.fingerprint))
+                        )
+                    except (ValueError, CairnError):
+                        continue
         return out
 
+    def _remember(self, sha256: str, fp: Fingerprint) -> Fingerprint:
+        with self._lock:
+            if sha256 not in self._cache:
+                self._cache[sha256] = fp
+                self._cached_tensors += len(fp.tensors)
+            while self._cached_tensors > _CACHE_TENSORS and len(self._cache) > 1:
+                _, old = self._cache.popitem(last=False)
+                self._cached_tensors -= len(old.tensors)
+        return fp
+
     def tree_fingerprint(self, entries: Sequence[FileEntry]) -> tuple[Fingerprint | None, list[str]]:
-        """(the merged fingerprint of the tree's weight files, weight files without a fingerprint).
-        Safetensors files win over torch twins of the same weights, as for local directories."""
-        weights = [e for e in entries if is_weight_file(e.path)]
-        st = [e for e in weights if e.path.lower().endswith(".safetensors")]
-        weights = st or weights
+        """(the merged fingerprint of the tree's model weight files, those of them without a
+        fingerprint). The files are chosen as for a local directory (:func:`model_weight_files`: top
+        level only, safetensors over torch twins, no optimizer or other training state); a merged
+        fingerprint of more than :data:`MAX_TENSORS` tensors counts as none."""
+        by_path = {e.path: e for e in entries}
+        weights = [by_path[path] for path in model_weight_files(by_path)]
         if not weights:
             return None, []
         found = self._load([e.sha256 for e in weights])
@@ -162,53 +221,78 @@ class LineageService:
                 for name, t in fp.tensors.items():
                     tensors.setdefault(name, t)
         missing = [e.path for e in weights if e.sha256 not in found]
+        if len(tensors) > MAX_TENSORS:
+            return None, [e.path for e in weights]
         return (Fingerprint(tensors) if tensors else None), missing
 
-    def _related_repos(self, weight_shas: list[str], fp: Fingerprint) -> list[Repo]:
-        """Repos whose ``main`` holds a blob sharing a tensor with ``fp`` or the architecture of one of
-        ``weight_shas`` (or of ``fp`` itself, for a model that is not on the hub)."""
+    def _related_repos(
+        self,
+        weight_shas: list[str],
+        fp: Fingerprint,
+        who: Principal | None,
+        *,
+        skip: ColumnElement[bool] | None = None,
+    ) -> list[Repo]:
+        """Models the caller may read whose ``main`` holds a blob sharing tensors with ``fp`` (most
+        shared bytes first), then ones sharing the architecture of one of ``weight_shas`` or of ``fp``
+        (oldest first): at most ``MAX_CANDIDATES * 4``. Visibility is decided in the query, before the
+        ranking and the limit, so that repos the caller cannot read never take a candidate's place;
+        ``skip``: a condition on ``repos`` for rows to leave out as well."""
+        cap = MAX_CANDIDATES * 4
         big = sorted(
             (t for t in fp.tensors.values() if t.nbytes >= INDEXED_TENSOR_BYTES),
-            key=lambda t: -t.nbytes,
+            key=lambda t: (-t.nbytes, t.sha256),
         )[:_MAX_LOOKUP_TENSORS]
+        wanted = [repos.c.type == "model", _visible(who)]
+        if skip is not None:
+            wanted.append(~skip)
+        on_main = and_(refs.c.kind == "branch", refs.c.name == "main", refs.c.commit_id == files.c.commit_id)
         with self.db.read() as conn:
             archs = {arch_key(fp)} | set(
                 conn.execute(
                     select(blob_fingerprints.c.arch).where(blob_fingerprints.c.sha256.in_(weight_shas))
                 ).scalars()
             )
-            blobs = set(
-                conn.execute(
-                    select(tensor_index.c.blob_sha256)
-                    .where(tensor_index.c.tensor_sha256.in_([t.sha256 for t in big]))
-                    .group_by(tensor_index.c.blob_sha256)
-                    .order_by(func.sum(tensor_index.c.nbytes).desc())
-                    .limit(MAX_CANDIDATES * 4)
-                ).scalars()
-            )
-            if archs:
-                blobs |= set(
+            order: list[int] = []
+            if big:  # each shared tensor counts once per repo (not once per path or shard holding it)
+                shared = (
+                    select(repos.c.id.label("rid"), tensor_index.c.tensor_sha256, tensor_index.c.nbytes)
+                    .select_from(tensor_index)
+                    .join(files, files.c.sha256 == tensor_index.c.blob_sha256)
+                    .join(refs, on_main)
+                    .join(repos, repos.c.id == refs.c.repo_id)
+                    .where(tensor_index.c.tensor_sha256.in_(sorted({t.sha256 for t in big})), *wanted)
+                    .distinct()
+                    .subquery()
+                )
+                score = func.sum(shared.c.nbytes)
+                order = list(
                     conn.execute(
-                        select(blob_fingerprints.c.sha256)
-                        .where(blob_fingerprints.c.arch.in_(sorted(archs)))
-                        .limit(MAX_CANDIDATES * 4)
+                        select(shared.c.rid)
+                        .group_by(shared.c.rid)
+                        .order_by(score.desc(), shared.c.rid)
+                        .limit(cap)
                     ).scalars()
                 )
-            blobs -= set(weight_shas)
-            if not blobs:
+            if len(order) < cap:
+                same_arch = (
+                    select(repos.c.id)
+                    .select_from(blob_fingerprints)
+                    .join(files, files.c.sha256 == blob_fingerprints.c.sha256)
+                    .join(refs, on_main)
+                    .join(repos, repos.c.id == refs.c.repo_id)
+                    .where(blob_fingerprints.c.arch.in_(sorted(archs)), *wanted)
+                    .group_by(repos.c.id)
+                    .order_by(repos.c.id)
+                    .limit(cap)
+                )
+                taken = set(order)
+                order += [i for i in conn.execute(same_arch).scalars() if i not in taken]
+            order = order[:cap]
+            if not order:
                 return []
-            ids = (
-                select(refs.c.repo_id)
-                .join(files, files.c.commit_id == refs.c.commit_id)
-                .where(refs.c.kind == "branch", refs.c.name == "main", files.c.sha256.in_(sorted(blobs)))
-            )
-            rows = conn.execute(
-                select(repos)
-                .where(repos.c.id.in_(ids), repos.c.type == "model")
-                .order_by(repos.c.id)
-                .limit(MAX_CANDIDATES * 4)
-            ).all()
-        return [_repo(r) for r in rows]
+            rows = {r.id: _repo(r) for r in conn.execute(select(repos).where(repos.c.id.in_(order)))}
+        return [rows[i] for i in order if i in rows]
 
     # -- the verification ------------------------------------------------------------------------------
     def verify(self, reg: Registry, repo: Repo, commit_id: str, who: Principal | None) -> dict[str, Any]:
@@ -240,13 +324,14 @@ class LineageService:
             out["declared"].append(row)
         if mine is None:
             return out
-        weight_shas = [e.sha256 for e in entries if is_weight_file(e.path)]
-        for cand in self._related_repos(weight_shas, mine):
-            if cand.id in declared_ids or cand.created_at >= repo.created_at:
+        by_path = {e.path: e.sha256 for e in entries}
+        weight_shas = [by_path[path] for path in model_weight_files(by_path)]
+        skip = repos.c.id.in_(sorted(declared_ids)) | (repos.c.created_at >= repo.created_at)
+        budget = [_CANDIDATE_TENSOR_BUDGET]
+        for cand in self._related_repos(weight_shas, mine, who, skip=skip):
+            if not self._may_read(reg, cand, who):  # the query's filter, checked once more
                 continue
-            if not self._may_read(reg, cand, who):  # private or gated for this caller: never revealed
-                continue
-            cmp = self._compare(reg, mine, cand)
+            cmp = self._compare(reg, mine, cand, budget)
             if cmp.get("supported"):
                 out["undeclared"].append({"repo": cand.repo_id, **cmp})
         out["undeclared"].sort(key=lambda r: (-r["identical"], -r["similarity"], r["repo"]))
@@ -258,10 +343,14 @@ class LineageService:
         """Models on this hub, readable by ``who``, whose weights support a relation with ``fp`` (a model
         that is not on the hub, such as a local directory), strongest first; ``exclude``: repo ids."""
         found = []
-        for cand in self._related_repos([], fp):
+        budget = [_CANDIDATE_TENSOR_BUDGET]
+        skip = None
+        if exclude:  # one IN list: a chain of 1000 ORs is deeper than SQLite parses
+            skip = (repos.c.namespace + "/" + repos.c.name).in_(sorted(set(exclude)))
+        for cand in self._related_repos([], fp, who, skip=skip):
             if cand.repo_id in exclude or not self._may_read(reg, cand, who):
                 continue
-            cmp = self._compare(reg, fp, cand)
+            cmp = self._compare(reg, fp, cand, budget)
             if cmp.get("supported"):
                 found.append({"repo": cand.repo_id, **cmp})
         found.sort(key=lambda r: (-r["identical"], -r["similarity"], r["repo"]))
@@ -289,12 +378,20 @@ class LineageService:
             return None
         return repo if self._may_read(reg, repo, who) else None
 
-    def _compare(self, reg: Registry, mine: Fingerprint | None, other: Repo) -> dict[str, Any]:
+    def _compare(
+        self, reg: Registry, mine: Fingerprint | None, other: Repo, budget: list[int] | None = None
+    ) -> dict[str, Any]:
+        """``mine`` against ``other``'s ``main``; ``budget``: candidate tensors this request may still
+        parse (spent here; at zero the candidate is not compared)."""
+        if budget is not None and budget[0] <= 0:
+            return {"supported": None, "error": "too many candidate tensors to compare in one request"}
         try:
             head, _ = reg.commits.resolve(other, "main")
         except CairnError:
             return {"supported": None, "error": f"{other.repo_id} has no main branch"}
         theirs, _ = self.tree_fingerprint(reg.commits.files(head))
+        if budget is not None and theirs is not None:
+            budget[0] -= len(theirs.tensors)
         if mine is None or theirs is None:
             which = "this revision" if mine is None else other.repo_id
             return {"supported": None, "error": f"{which} has no fingerprinted weights"}
@@ -307,3 +404,17 @@ class LineageService:
             "dtypeChanged": cmp.dtype_changed,
             "supported": cmp.supports_lineage,
         }
+
+
+def _visible(who: Principal | None) -> ColumnElement[bool]:
+    """SQL condition on ``repos``: models whose files ``who`` may read — public, or private in one of
+    their namespaces (as the token allows), and not gated unless theirs or their access was accepted."""
+    if who is None:
+        return and_(repos.c.private.is_(False), repos.c.gated == "")
+    mine = _readable(who, "model")
+    granted = repos.c.id.in_(
+        select(repo_access.c.repo_id).where(
+            repo_access.c.user_id == who.user.id, repo_access.c.status == "accepted"
+        )
+    )
+    return and_(or_(repos.c.private.is_(False), mine), or_(repos.c.gated == "", mine, granted))

@@ -282,9 +282,10 @@ class Registry:
         Every added file is inspected first (:meth:`TrustService.prepare`: unsafe files fail the commit
         under the ``reject`` policy); the signature and the revision's trust record are checked and written
         in the commit's own transaction, so a rejected commit leaves nothing behind. ``then(conn,
-        commit_id)`` runs last in that transaction (a pull request records its commit or merge there)."""
+        commit_id)`` runs last in that transaction (a pull request records its commit or merge there).
+        Added weight files stored before lineage fingerprints existed are fingerprinted after the commit
+        (:meth:`LineageService.ensure`)."""
         inspected = self.trust.prepare(operations)
-        self.lineage.ensure(operations)
 
         def on_tree(conn: Connection, commit_id: str, tree: dict[str, FileEntry]) -> None:
             self.trust.record(conn, repo, commit_id, tree, inspected)
@@ -302,6 +303,8 @@ class Registry:
             on_tree=on_tree,
         )
         self.repos.touch(repo, commit.created_at)
+        # after the commit: only now is the repo known to be allowed to reference the added blobs
+        self.lineage.ensure(operations)
         self.audit.record(
             author,
             "repo.commit",

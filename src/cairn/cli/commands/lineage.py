@@ -8,7 +8,7 @@ from typing import Any
 
 from cairn.cli.commands.license import add_lineage_arguments, open_root
 from cairn.cli.output import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK, emit, table
-from cairn.errors import CairnError
+from cairn.errors import CairnError, LimitExceededError, NotFoundError, UsageError
 
 __all__ = ["register"]
 
@@ -42,6 +42,8 @@ def _human(d: dict[str, Any]) -> str:
     lines = [f"{d['path']}: {len(d['declared'])} declared parent(s)"]
     if rows:
         lines.append(table(["parent", "declared", "weights say", "identical", "similarity", "note"], rows))
+    if d.get("hubSearch"):
+        lines.append(f"hub search: {d['hubSearch']}")
     if d["undeclared"]:
         lines.append("likely undeclared parents:")
         lines += [
@@ -125,21 +127,44 @@ def _local_lineage(args: argparse.Namespace, source: Any, resolver: Any) -> int:
                     "similarity": cmp.similarity,
                 }
             )
-    session = next((r.session for r in resolver.resolvers if hasattr(r, "session")), None)
-    if session is not None:  # an endpoint was chosen: search the hub's models too
-        answer = session.json(
-            "POST",
-            "/api/cairn/lineage-search",
-            json={"tensors": mine.to_dict(), "exclude": [e.ref for e in node.parents]},
-        )
-        for cand in answer.get("candidates", []):
-            undeclared.append({"path": cand.get("repo"), **cand})
-    emit(
-        {"path": str(source.path), "declared": declared, "undeclared": undeclared},
-        as_json=args.json,
-        human=_human,
-    )
+    out: dict[str, Any] = {"path": str(source.path), "declared": declared, "undeclared": undeclared}
+    if args.search_hub:  # only on request: it sends the local model's fingerprint to the hub
+        session = next((r.session for r in resolver.resolvers if hasattr(r, "session")), None)
+        if session is None:
+            raise UsageError("--search-hub needs a hub: pass --endpoint (or set HF_ENDPOINT)")
+        out["hubSearch"] = _search_hub(session, mine, [e.ref for e in node.parents], undeclared)
+    emit(out, as_json=args.json, human=_human)
     return status
+
+
+def _search_hub(session: Any, mine: Any, exclude: list[str], undeclared: list[dict[str, Any]]) -> str:
+    """Ask the hub for likely parents of ``mine`` (added to ``undeclared``); "ok", or why the search is
+    unavailable: a hub that is not cairn (no such endpoint), one that refuses the fingerprint (too many
+    tensors) or one whose answer is not a search result. These are notes, not failures of the command."""
+    from cairn.client.errors import HubResponseError
+
+    try:
+        answer = session.json(
+            "POST", "/api/cairn/lineage-search", json={"tensors": mine.to_dict(), "exclude": exclude}
+        )
+    except (NotFoundError, UsageError, LimitExceededError, HubResponseError) as err:
+        return f"unavailable ({err.message})"
+    found = answer.get("candidates") if isinstance(answer, dict) else None
+    if not isinstance(found, list) or not all(_is_candidate(c) for c in found):
+        return "unavailable (the hub's answer is not a lineage search result)"
+    undeclared += [{"path": c["repo"], **c} for c in found]
+    return "ok"
+
+
+def _is_candidate(c: Any) -> bool:
+    number = (int, float)
+    return (
+        isinstance(c, dict)
+        and isinstance(c.get("repo"), str)
+        and isinstance(c.get("verdict"), str)
+        and isinstance(c.get("identical"), number)
+        and isinstance(c.get("similarity"), number)
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -154,6 +179,12 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="DIR",
         help="model directories to search for undeclared parents (repeatable)",
+    )
+    p.add_argument(
+        "--search-hub",
+        action="store_true",
+        help="for a model directory: also look for undeclared parents among the hub's models (sends "
+        "the model's weight fingerprint, never the weights, to the --endpoint hub)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_lineage)
