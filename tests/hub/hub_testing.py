@@ -20,7 +20,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 if TYPE_CHECKING:
     from cairn.registry import Registry
@@ -211,3 +213,35 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
+
+
+def point_transformers_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the already-imported huggingface_hub and transformers at the hub at ``url``: HF_ENDPOINT is
+    read once at import, and transformers caches one HfApi built with the old endpoint."""
+    from huggingface_hub import constants, hf_api
+
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(hf_api.api, "endpoint", url)
+    import transformers.utils.hub as tf_hub
+
+    monkeypatch.setattr(tf_hub, "_hf_api", None)
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+
+
+def tiny_bert() -> Any:
+    """A one-layer BERT with an 8-token vocabulary, seeded, in eval mode (a few kB of weights)."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=32,
+    )
+    return BertModel(config).eval()

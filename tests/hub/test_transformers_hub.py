@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hub_testing import LiveHub
+from hub_testing import LiveHub, point_transformers_at, tiny_bert
 
 torch = pytest.importorskip("torch")
 
@@ -14,33 +14,16 @@ torch = pytest.importorskip("torch")
 def test_push_to_hub_and_from_pretrained(
     hub: LiveHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from huggingface_hub import constants, hf_api
-    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
+    from huggingface_hub import HfApi
+    from transformers import AutoModel, AutoTokenizer, BertTokenizerFast
 
-    # HF_ENDPOINT is read once at import; point the already-imported client at this test's hub.
-    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-    monkeypatch.setattr(hf_api.api, "endpoint", hub.url)
-    import transformers.utils.hub as tf_hub
-
-    monkeypatch.setattr(tf_hub, "_hf_api", None)  # transformers caches one HfApi built with the old endpoint
-    monkeypatch.setattr(
-        constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}"
-    )
+    point_transformers_at(hub.url, monkeypatch)
     vocab = tmp_path / "vocab.txt"
     vocab.write_text(
         "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "cairn"]) + "\n"
     )
     tokenizer = BertTokenizerFast(vocab_file=str(vocab))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=8,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=32,
-    )
-    model = BertModel(config).eval()
+    model = tiny_bert()
     model.push_to_hub("alice/tiny-bert", token=hub.token)
     tokenizer.push_to_hub("alice/tiny-bert", token=hub.token)
 
@@ -58,7 +41,7 @@ def test_push_to_hub_and_from_pretrained(
     assert torch.equal(want, got)
     # a sharded checkpoint: index.json plus shards, fetched through snapshot_download(allow_patterns=...)
     model.push_to_hub("alice/tiny-bert-sharded", token=hub.token, max_shard_size="20KB")
-    sharded_files = hf_api.HfApi(endpoint=hub.url).list_repo_files("alice/tiny-bert-sharded")
+    sharded_files = HfApi(endpoint=hub.url).list_repo_files("alice/tiny-bert-sharded")
     assert "model.safetensors.index.json" in sharded_files
     assert sum(f.endswith(".safetensors") for f in sharded_files) > 1
     sharded = AutoModel.from_pretrained("alice/tiny-bert-sharded", cache_dir=cache).eval()

@@ -28,7 +28,7 @@ from cairn.registry.discussions import (
     check_title,
 )
 
-__all__ = ["discussion_json", "event_json", "get_discussions", "parse_num", "post_discussions"]
+__all__ = ["discussion_json", "event_json", "find_page", "get_discussions", "parse_num", "post_discussions"]
 
 PAGE = 50
 EVENTS_PAGE = 200  # events of one thread per details answer (``?p=N`` pages on)
@@ -36,6 +36,26 @@ _NUM = re.compile(r"[1-9][0-9]{0,8}")
 _EVENT = re.compile(r"[0-9a-f]{24}")
 _TYPES = {"all", "discussion", "pull_request"}
 _STATUSES = {"all", "open", "closed"}
+
+
+async def find_page(
+    ctx: Ctx, repo: Repo, page: int, size: int, *, author: str | None = None
+) -> tuple[list[Discussion], int, int]:
+    """Page ``page`` of the repo's discussions under the request's ``type`` and ``status`` filters (the
+    API's and the web page's): (items, how many match, how many of those are closed)."""
+    kind, status = ctx.q("type") or "all", ctx.q("status") or "all"
+    if kind not in _TYPES or status not in _STATUSES:
+        raise UsageError("type must be all|discussion|pull_request and status all|open|closed")
+    found: tuple[list[Discussion], int, int] = await ctx.call(
+        ctx.registry.discussions.find,
+        repo,
+        kind=None if kind == "all" else kind,
+        status=None if status == "all" else status,
+        author=author,
+        offset=page * size,
+        limit=size,
+    )
+    return found
 
 
 def parse_num(text: str) -> int:
@@ -127,20 +147,8 @@ async def get_discussions(ctx: Ctx) -> Response:
         repo, d = await _discussion(ctx)
         return JSONResponse(await details_json(ctx, repo, d))
     repo = await ctx.repo()
-    kind = ctx.q("type") or "all"
-    status = ctx.q("status") or "all"
-    if kind not in _TYPES or status not in _STATUSES:
-        raise UsageError("type must be all|discussion|pull_request and status all|open|closed")
     page = ctx.qint("p", 0, lo=0, hi=1 << 20)
-    items, total, closed = await ctx.call(
-        ctx.registry.discussions.find,
-        repo,
-        kind=None if kind == "all" else kind,
-        status=None if status == "all" else status,
-        author=ctx.q("author") or None,
-        offset=page * PAGE,
-        limit=PAGE,
-    )
+    items, total, closed = await find_page(ctx, repo, page, PAGE, author=ctx.q("author") or None)
     return JSONResponse(
         {
             "discussions": [discussion_json(repo, d) for d in items],

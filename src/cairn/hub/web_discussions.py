@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from cairn.errors import UsageError
 from cairn.hub.context import Ctx
-from cairn.hub.discussions import EVENTS_PAGE, parse_num
+from cairn.hub.discussions import EVENTS_PAGE, find_page, parse_num
 from cairn.hub.info import iso
 from cairn.hub.web import _page, render_markdown
 from cairn.registry import pulls
@@ -23,17 +22,8 @@ _STATUSES = (("all", "any status"), ("open", "open"), ("closed", "closed"))
 async def discussions_page(ctx: Ctx) -> Response:
     repo = await ctx.repo()
     kind, status = ctx.q("type") or "all", ctx.q("status") or "all"
-    if kind not in dict(_KINDS) or status not in dict(_STATUSES):
-        raise UsageError("type must be all|discussion|pull_request and status all|open|closed")
     page = ctx.qint("p", 0, lo=0, hi=1 << 20)
-    items, total, _ = await ctx.call(
-        ctx.registry.discussions.find,
-        repo,
-        kind=None if kind == "all" else kind,
-        status=None if status == "all" else status,
-        offset=page * _PAGE,
-        limit=_PAGE,
-    )
+    items, total, _ = await find_page(ctx, repo, page, _PAGE)
     rows = [{**d.__dict__, "date": iso(d.created_at)} for d in items]
     return _page(
         "discussions.html",
