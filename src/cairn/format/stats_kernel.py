@@ -21,6 +21,11 @@ microsecond and, with two threads, hands the GIL over. Choices that keep each pa
 
 Chunk boundaries never depend on the number of threads, and :meth:`Partial.merge` is applied in a fixed
 order by the caller, so results are bit-identical whatever the thread count.
+
+Float32 chunks first go through ``cairn.format._fused`` when it was built (an optional C extension,
+setup.py): one pass computes the sum, the sum of squares (float32 lanes, double across blocks), min, max
+and zeros, so the chunk is read from memory once and not five times. When a sum comes out non-finite or
+the variance would cancel, the chunk is redone by the numpy path below, which handles those cases.
 """
 
 from __future__ import annotations
@@ -33,7 +38,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CHUNK", "ROW", "Partial", "chunk_partial", "reduce_chunks", "widen"]
+try:
+    from cairn.format import _fused
+
+    FUSED = True
+except ImportError:  # built without a C compiler: the numpy path does everything
+    FUSED = False
+
+__all__ = ["CHUNK", "FUSED", "ROW", "Partial", "chunk_partial", "reduce_chunks", "widen"]
 
 #: elements per chunk (1 MiB of float32); bench/inspect_stats.py ``--chunks`` measures the choice
 CHUNK = 1 << 18
@@ -166,8 +178,34 @@ def reduce_chunks(chunks: Iterable[np.ndarray], dtype: str) -> Partial:
     acc = Partial()
     with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow is detected and redone below
         for raw in chunks:
-            acc.merge(chunk_partial(widen(raw, dtype)))
+            part = _fused_half(raw, dtype) if FUSED and dtype in ("BF16", "F16") else None
+            acc.merge(part if part is not None else chunk_partial(widen(raw, dtype)))
     return acc
+
+
+def _fused_half(raw: np.ndarray, dtype: str) -> Partial | None:
+    """A BF16 (uint16 bits) or F16 chunk through the C kernel, widened in registers; None when the chunk
+    must take the numpy path (not native and contiguous, no F16C, or a result to redo)."""
+    if raw.size == 0 or not (raw.dtype.isnative and raw.flags.c_contiguous and raw.flags.aligned):
+        return None
+    try:
+        found = _fused.bf16_partial(raw) if dtype == "BF16" else _fused.f16_partial(raw)
+    except NotImplementedError:  # float16 without the AVX2/F16C loop
+        return None
+    return _accept(found, raw.size)
+
+
+def _accept(found: tuple[float, float, float, float, int], n: int) -> Partial | None:
+    """The C kernel's (sum, sum of squares, min, max, zeros) as a Partial, or None when the sums are not
+    finite (NaN, Inf, float32 overflow) or the variance would cancel: numpy then redoes the chunk."""
+    total, square, lo, hi, zeros = found
+    if not (math.isfinite(total) and math.isfinite(square)):
+        return None
+    mean = total / n
+    m2 = square - total * mean
+    if m2 < 0.5 * square:  # |mean| is not small against the spread (see chunk_partial's centred path)
+        return None
+    return Partial(n=n, mean=mean, m2=max(m2, 0.0), lo=lo, hi=hi, zeros=int(zeros))
 
 
 def chunk_partial(x: np.ndarray) -> Partial:
@@ -178,6 +216,10 @@ def chunk_partial(x: np.ndarray) -> Partial:
     n = x.size
     if n == 0:
         return Partial()
+    if FUSED and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.aligned:
+        fast = _accept(_fused.f32_partial(x.view(np.float32)), n)
+        if fast is not None:
+            return fast
     part = Partial(zeros=int(np.count_nonzero(np.equal(x, 0, out=_buf(n, np.bool_)))))
     total = _dot_sum(x, None)
     if not math.isfinite(total):  # a NaN/Inf element, or a float32 overflow of finite values

@@ -1,0 +1,247 @@
+/* One pass over a float32 array for `cairn inspect --stats`: sum, sum of squares, min, max and the number
+ * of zeros, read once from memory. numpy needs five passes for the same figures, so over a memory-mapped
+ * tensor this is what keeps --stats close to the speed of reading the bytes.
+ *
+ * Sums are accumulated in float32 lanes inside blocks of BLOCK elements (each lane adds BLOCK/32 values)
+ * and in double across blocks, like the numpy path's float32 BLAS rows. A NaN, an Inf or a float32
+ * overflow makes the sum or the sum of squares non-finite; the caller then redoes the chunk with numpy,
+ * which counts NaN/Inf and widens to float64. BF16 (as uint16) and float16 are widened in registers, so
+ * they too are read once. AVX2+FMA+F16C is used when the CPU has it, a portable loop otherwise (float16
+ * then goes to numpy). The GIL is released while the loop runs. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define BLOCK 4096
+
+typedef struct {
+    double s, ss;
+    float lo, hi;
+    int64_t zeros;
+} partial;
+
+static inline float load_f32(const void *x, size_t i) { return ((const float *)x)[i]; }
+
+static inline float load_bf16(const void *x, size_t i) {
+    /* a BF16 value is the upper half of the float32 with the same bits */
+    uint32_t bits = (uint32_t)((const uint16_t *)x)[i] << 16;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+#define PORTABLE_LOOP(NAME, LOAD)                                                                         \
+    static void NAME(const void *x, size_t n, partial *p) {                                               \
+        size_t i = 0;                                                                                     \
+        while (i < n) {                                                                                   \
+            size_t end = i + BLOCK < n ? i + BLOCK : n;                                                   \
+            float s[8] = {0}, q[8] = {0};                                                                 \
+            for (; i < end; i++) {                                                                        \
+                float v = LOAD(x, i);                                                                     \
+                s[i % 8] += v;                                                                            \
+                q[i % 8] += v * v;                                                                        \
+                p->lo = v < p->lo ? v : p->lo;                                                            \
+                p->hi = v > p->hi ? v : p->hi;                                                            \
+                p->zeros += v == 0.0f;                                                                    \
+            }                                                                                             \
+            for (int k = 0; k < 8; k++) {                                                                 \
+                p->s += s[k];                                                                             \
+                p->ss += q[k];                                                                            \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+
+PORTABLE_LOOP(portable_f32, load_f32)
+PORTABLE_LOOP(portable_bf16, load_bf16)
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+
+static int cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+#define TARGET __attribute__((target("avx2,fma,f16c")))
+
+TARGET static inline __m256 load8_f32(const void *x, size_t i) { return _mm256_loadu_ps((const float *)x + i); }
+
+TARGET static inline __m256 load8_bf16(const void *x, size_t i) {
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)x + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+TARGET static inline __m256 load8_f16(const void *x, size_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)x + i)));
+}
+
+TARGET static inline float load1_f16(const void *x, size_t i) {
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(((const uint16_t *)x)[i])));
+}
+
+#define AVX2_LOOP(NAME, LOAD8, LOAD1)                                                                    \
+    TARGET static void NAME(const void *x, size_t n, partial *p) {                                        \
+        const __m256 zero = _mm256_setzero_ps();                                                          \
+        __m256 vlo = _mm256_set1_ps(INFINITY), vhi = _mm256_set1_ps(-INFINITY);                           \
+        size_t i = 0, body = n - n % 32;                                                                  \
+        while (i < body) {                                                                                \
+            size_t end = i + BLOCK < body ? i + BLOCK : body;                                             \
+            __m256 s0 = zero, s1 = zero, s2 = zero, s3 = zero, q0 = zero, q1 = zero, q2 = zero, q3 = zero; \
+            __m256i z = _mm256_setzero_si256();                                                           \
+            for (; i < end; i += 32) {                                                                    \
+                __m256 a = LOAD8(x, i), b = LOAD8(x, i + 8), c = LOAD8(x, i + 16), d = LOAD8(x, i + 24);  \
+                s0 = _mm256_add_ps(s0, a);                                                                \
+                s1 = _mm256_add_ps(s1, b);                                                                \
+                s2 = _mm256_add_ps(s2, c);                                                                \
+                s3 = _mm256_add_ps(s3, d);                                                                \
+                q0 = _mm256_fmadd_ps(a, a, q0);                                                           \
+                q1 = _mm256_fmadd_ps(b, b, q1);                                                           \
+                q2 = _mm256_fmadd_ps(c, c, q2);                                                           \
+                q3 = _mm256_fmadd_ps(d, d, q3);                                                           \
+                vlo = _mm256_min_ps(vlo, _mm256_min_ps(_mm256_min_ps(a, b), _mm256_min_ps(c, d)));        \
+                vhi = _mm256_max_ps(vhi, _mm256_max_ps(_mm256_max_ps(a, b), _mm256_max_ps(c, d)));        \
+                /* a true compare is -1 in every lane: subtracting the masks counts zeros */              \
+                __m256i za = _mm256_castps_si256(_mm256_cmp_ps(a, zero, _CMP_EQ_OQ));                     \
+                __m256i zb = _mm256_castps_si256(_mm256_cmp_ps(b, zero, _CMP_EQ_OQ));                     \
+                __m256i zc = _mm256_castps_si256(_mm256_cmp_ps(c, zero, _CMP_EQ_OQ));                     \
+                __m256i zd = _mm256_castps_si256(_mm256_cmp_ps(d, zero, _CMP_EQ_OQ));                     \
+                z = _mm256_sub_epi32(z, _mm256_add_epi32(_mm256_add_epi32(za, zb), _mm256_add_epi32(zc, zd))); \
+            }                                                                                             \
+            float fs[8], fq[8];                                                                           \
+            int32_t iz[8];                                                                                \
+            _mm256_storeu_ps(fs, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));            \
+            _mm256_storeu_ps(fq, _mm256_add_ps(_mm256_add_ps(q0, q1), _mm256_add_ps(q2, q3)));            \
+            _mm256_storeu_si256((__m256i *)iz, z);                                                        \
+            for (int k = 0; k < 8; k++) {                                                                 \
+                p->s += fs[k];                                                                            \
+                p->ss += fq[k];                                                                           \
+                p->zeros += iz[k];                                                                        \
+            }                                                                                             \
+        }                                                                                                 \
+        float flo[8], fhi[8];                                                                             \
+        _mm256_storeu_ps(flo, vlo);                                                                       \
+        _mm256_storeu_ps(fhi, vhi);                                                                       \
+        for (int k = 0; k < 8; k++) {                                                                     \
+            p->lo = flo[k] < p->lo ? flo[k] : p->lo;                                                      \
+            p->hi = fhi[k] > p->hi ? fhi[k] : p->hi;                                                      \
+        }                                                                                                 \
+        double ts = 0, tq = 0;                                                                            \
+        for (; i < n; i++) {                                                                              \
+            float v = LOAD1(x, i);                                                                        \
+            ts += v;                                                                                      \
+            tq += (double)v * v;                                                                          \
+            p->lo = v < p->lo ? v : p->lo;                                                                \
+            p->hi = v > p->hi ? v : p->hi;                                                                \
+            p->zeros += v == 0.0f;                                                                        \
+        }                                                                                                 \
+        p->s += ts;                                                                                       \
+        p->ss += tq;                                                                                      \
+    }
+
+AVX2_LOOP(avx2_f32, load8_f32, load_f32)
+AVX2_LOOP(avx2_bf16, load8_bf16, load_bf16)
+AVX2_LOOP(avx2_f16, load8_f16, load1_f16)
+#endif
+
+static int use_avx2 = 0;
+
+typedef void (*loop_fn)(const void *, size_t, partial *);
+
+/* (sum, sum of squares, min, max, zeros) of a C-contiguous buffer whose items are `itemsize` bytes with
+ * one of the struct formats `formats` (NULL-terminated), read by `loop`. */
+static PyObject *run(PyObject *arg, Py_ssize_t itemsize, const char *const *formats, loop_fn loop) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    int ok = 0;
+    for (const char *const *f = formats; *f != NULL && view.format != NULL; f++) ok = ok || strcmp(view.format, *f) == 0;
+    if (view.itemsize != itemsize || !ok) {
+        PyBuffer_Release(&view);
+        PyErr_Format(PyExc_TypeError, "need a C-contiguous buffer of native %s", formats[0]);
+        return NULL;
+    }
+    partial p = {0.0, 0.0, INFINITY, -INFINITY, 0};
+    size_t n = (size_t)(view.len / itemsize);
+    const void *x = view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    loop(x, n, &p);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(ddddL)", p.s, p.ss, (double)p.lo, (double)p.hi, (long long)p.zeros);
+}
+
+#if PY_LITTLE_ENDIAN
+#define LE(fmt) "<" fmt,
+#else
+#define LE(fmt)
+#endif
+
+static const char *const F32[] = {"f", "=f", "@f", LE("f") NULL};
+static const char *const U16[] = {"H", "=H", "@H", LE("H") NULL};
+static const char *const F16[] = {"e", "=e", "@e", LE("e") NULL};
+
+static PyObject *f32_partial(PyObject *self, PyObject *arg) {
+    (void)self;
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2) return run(arg, 4, F32, avx2_f32);
+#endif
+    return run(arg, 4, F32, portable_f32);
+}
+
+static PyObject *bf16_partial(PyObject *self, PyObject *arg) {
+    (void)self;
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2) return run(arg, 2, U16, avx2_bf16);
+#endif
+    return run(arg, 2, U16, portable_bf16);
+}
+
+static PyObject *f16_partial(PyObject *self, PyObject *arg) {
+    (void)self;
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2) return run(arg, 2, F16, avx2_f16);
+#endif
+    (void)arg;
+    PyErr_SetString(PyExc_NotImplementedError, "float16 needs the AVX2/F16C loop");
+    return NULL;
+}
+
+static PyObject *simd(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyUnicode_FromString(use_avx2 ? "avx2" : "portable");
+}
+
+static PyObject *set_simd(PyObject *self, PyObject *arg) {
+    (void)self;
+    int want = PyObject_IsTrue(arg);
+    if (want < 0) return NULL;
+#ifdef HAVE_AVX2_PATH
+    use_avx2 = want && cpu_has_avx2();
+#else
+    use_avx2 = 0;
+#endif
+    return simd(self, NULL);
+}
+
+static PyMethodDef methods[] = {
+    {"f32_partial", f32_partial, METH_O, "(sum, sum of squares, min, max, zeros) of a float32 buffer"},
+    {"bf16_partial", bf16_partial, METH_O, "the same of BF16 values given as a uint16 buffer"},
+    {"f16_partial", f16_partial, METH_O, "the same of a float16 buffer (AVX2/F16C loop only)"},
+    {"simd", simd, METH_NOARGS, "which loop f32_partial uses: 'avx2' or 'portable'"},
+    {"set_simd", set_simd, METH_O, "use the AVX2 loop when the CPU has it (True) or the portable one"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fused", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__fused(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+#ifdef HAVE_AVX2_PATH
+    use_avx2 = cpu_has_avx2();
+#endif
+    return m;
+}

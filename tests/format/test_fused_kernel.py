@@ -1,0 +1,143 @@
+"""The optional C kernel of ``--stats`` (``cairn.format._fused``): one pass over float32 gives what the
+numpy path gives, with both of its loops (AVX2 and portable), and hands every hard case back to numpy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from cairn.format import stats_kernel
+from cairn.format.stats_kernel import chunk_partial
+
+fused = pytest.importorskip("cairn.format._fused", reason="built without a C compiler")
+
+SIZES = [1, 7, 31, 32, 33, 4095, 4096, 4097, 32 * 4096 + 5, 262_144]
+
+
+@pytest.fixture(params=["avx2", "portable"])
+def loop(request: pytest.FixtureRequest) -> Iterator[str]:
+    got = fused.set_simd(request.param == "avx2")
+    if got != request.param:
+        fused.set_simd(True)
+        pytest.skip(f"this CPU has no {request.param} loop")
+    yield got
+    fused.set_simd(True)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_one_pass_matches_float64_reference(loop: str, n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 3 + 1).astype(np.float32)
+    x[rng.random(n) < 0.1] = 0
+    if n > 3:
+        x[3] = -0.0  # a negative zero is a zero
+    total, square, lo, hi, zeros = fused.f32_partial(x)
+    ref = x.astype(np.float64)
+    assert total == pytest.approx(ref.sum(), rel=1e-5, abs=1e-3)
+    assert square == pytest.approx((ref * ref).sum(), rel=1e-5)
+    assert (lo, hi) == (float(x.min()), float(x.max()))
+    assert zeros == int(np.count_nonzero(x == 0))
+
+
+def test_loops_agree_and_an_empty_buffer_is_neutral() -> None:
+    x = np.random.default_rng(1).standard_normal(100_003).astype(np.float32)
+    results = []
+    for want in (True, False):
+        fused.set_simd(want)
+        results.append(fused.f32_partial(x))
+    fused.set_simd(True)
+    (s1, q1, lo1, hi1, z1), (s2, q2, lo2, hi2, z2) = results
+    assert s1 == pytest.approx(s2, rel=1e-5, abs=1e-2) and q1 == pytest.approx(q2, rel=1e-5)
+    assert (lo1, hi1, z1) == (lo2, hi2, z2)
+    total, square, lo, hi, zeros = fused.f32_partial(np.empty(0, np.float32))
+    assert (total, square, zeros) == (0.0, 0.0, 0) and lo == np.inf and hi == -np.inf
+
+
+def test_unaligned_and_little_endian_buffers_are_read() -> None:
+    raw = bytearray(4 * 1000 + 1)
+    x = np.frombuffer(raw, dtype="<f4", offset=1, count=1000)
+    assert not x.flags.aligned
+    x[:] = np.arange(1000, dtype=np.float32)
+    assert fused.f32_partial(x)[0] == pytest.approx(499_500.0)
+
+
+@pytest.mark.parametrize("kind", ["float64", "int32", "strided", "bytes", "big-endian"])
+def test_anything_but_contiguous_native_float32_is_refused(kind: str) -> None:
+    bad: object = {
+        "float64": np.zeros(8, np.float64),
+        "int32": np.zeros(8, np.int32),
+        "strided": np.zeros((4, 4), np.float32)[:, 1],
+        "bytes": b"abcd",
+        "big-endian": np.zeros(8, dtype=">f4"),
+    }[kind]
+    with pytest.raises((TypeError, BufferError, ValueError)):
+        fused.f32_partial(bad)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.0, np.nan, 2.0],  # NaN: the numpy path counts it
+        [1.0, np.inf, -np.inf],  # Infs
+        [3e38, 3e38, -1.0],  # a float32 overflow of finite values: redone in float64
+        [1e20, 1e20 + 1e13, 1e20 - 1e13],  # the squares overflow float32
+        [1e6 + 0.25, 1e6 + 0.5, 1e6 + 0.75],  # a large mean against a small spread: centred
+    ],
+)
+def test_hard_chunks_give_the_numpy_answer(values: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    x = np.array(values * 1000, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        fast = chunk_partial(x)
+        monkeypatch.setattr(stats_kernel, "FUSED", False)
+        slow = chunk_partial(x)
+    assert (fast.n, fast.nan, fast.inf, fast.zeros) == (slow.n, slow.nan, slow.inf, slow.zeros)
+    assert fast.mean == pytest.approx(slow.mean, rel=1e-6)
+    assert fast.m2 == pytest.approx(slow.m2, rel=1e-4)
+    assert (fast.lo, fast.hi) == (slow.lo, slow.hi)
+
+
+def test_the_fused_and_numpy_paths_agree_on_ordinary_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = (np.random.default_rng(7).standard_normal(262_144) * 0.02).astype(np.float32)
+    x[::17] = 0
+    fast = chunk_partial(x)
+    monkeypatch.setattr(stats_kernel, "FUSED", False)
+    slow = chunk_partial(x)
+    assert fast.n == slow.n and fast.zeros == slow.zeros and (fast.lo, fast.hi) == (slow.lo, slow.hi)
+    assert fast.mean == pytest.approx(slow.mean, rel=1e-4, abs=1e-9)
+    assert fast.m2 == pytest.approx(slow.m2, rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["BF16", "F16"])
+@pytest.mark.parametrize("n", [1, 33, 4097, 262_144])
+def test_half_precision_chunks_are_widened_in_registers(loop: str, dtype: str, n: int) -> None:
+    """BF16 (uint16 bits) and F16 chunks give what widening to float32 first gives."""
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 2).astype(np.float32)
+    x[rng.random(n) < 0.05] = 0
+    if dtype == "BF16":
+        raw = (x.view(np.uint32) >> 16).astype(np.uint16)
+        wide = (raw.astype(np.uint32) << 16).view(np.float32)
+    else:
+        raw = x.astype(np.float16)
+        wide = raw.astype(np.float32)
+    if dtype == "F16" and loop == "portable":
+        with pytest.raises(NotImplementedError):
+            fused.f16_partial(raw)
+    got = stats_kernel.reduce_chunks([raw], dtype)
+    ref = chunk_partial(wide.copy())
+    assert (got.n, got.zeros, got.lo, got.hi) == (ref.n, ref.zeros, ref.lo, ref.hi)
+    assert got.mean == pytest.approx(ref.mean, rel=1e-4, abs=1e-6)
+    assert got.m2 == pytest.approx(ref.m2, rel=1e-4)
+
+
+def test_half_precision_nan_and_inf_still_counted() -> None:
+    raw = np.array([1.0, np.nan, np.inf, 0.0] * 20, dtype=np.float16)
+    got = stats_kernel.reduce_chunks([raw], "F16")
+    assert (got.nan, got.inf, got.zeros, got.n) == (20, 20, 20, 40)
+    bits = (np.array([1.0, np.nan, -np.inf, 0.0] * 20, dtype=np.float32).view(np.uint32) >> 16).astype(
+        np.uint16
+    )
+    got = stats_kernel.reduce_chunks([bits], "BF16")
+    assert (got.nan, got.inf, got.zeros, got.n) == (20, 20, 20, 40)
