@@ -67,22 +67,33 @@ static int cpu_has_avx2(void) {
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 
-TARGET static inline __m256 load8_f32(const void *x, size_t i) { return _mm256_loadu_ps((const float *)x + i); }
+/* Each LOAD32 turns the 32 values at x[i] into four vectors of 8 float32 (in any order: the statistics
+ * do not depend on it). BF16 is the upper half of a float32: for 16 values in one 256-bit load, a shift
+ * gives the even ones and a mask the odd ones, with no cross-lane shuffle. */
+#define LOAD32_F32(x, i, a, b, c, d)                                                                      \
+    const float *px_ = (const float *)(x) + (i);                                                          \
+    __m256 a = _mm256_loadu_ps(px_), b = _mm256_loadu_ps(px_ + 8);                                        \
+    __m256 c = _mm256_loadu_ps(px_ + 16), d = _mm256_loadu_ps(px_ + 24);
 
-TARGET static inline __m256 load8_bf16(const void *x, size_t i) {
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)x + i));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
+#define LOAD32_BF16(x, i, a, b, c, d)                                                                     \
+    const uint16_t *px_ = (const uint16_t *)(x) + (i);                                                    \
+    __m256i v0_ = _mm256_loadu_si256((const __m256i *)px_), v1_ = _mm256_loadu_si256((const __m256i *)(px_ + 16)); \
+    __m256i hi_ = _mm256_set1_epi32((int)0xFFFF0000u);                                                    \
+    __m256 a = _mm256_castsi256_ps(_mm256_slli_epi32(v0_, 16)), b = _mm256_castsi256_ps(_mm256_and_si256(v0_, hi_)); \
+    __m256 c = _mm256_castsi256_ps(_mm256_slli_epi32(v1_, 16)), d = _mm256_castsi256_ps(_mm256_and_si256(v1_, hi_));
 
-TARGET static inline __m256 load8_f16(const void *x, size_t i) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)x + i)));
-}
+#define LOAD32_F16(x, i, a, b, c, d)                                                                      \
+    const uint16_t *px_ = (const uint16_t *)(x) + (i);                                                    \
+    __m256 a = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)px_));                                    \
+    __m256 b = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(px_ + 8)));                              \
+    __m256 c = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(px_ + 16)));                             \
+    __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(px_ + 24)));
 
 TARGET static inline float load1_f16(const void *x, size_t i) {
     return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(((const uint16_t *)x)[i])));
 }
 
-#define AVX2_LOOP(NAME, LOAD8, LOAD1)                                                                    \
+#define AVX2_LOOP(NAME, LOAD32, LOAD1)                                                                    \
     TARGET static void NAME(const void *x, size_t n, partial *p) {                                        \
         const __m256 zero = _mm256_setzero_ps();                                                          \
         __m256 vlo = _mm256_set1_ps(INFINITY), vhi = _mm256_set1_ps(-INFINITY);                           \
@@ -92,7 +103,7 @@ TARGET static inline float load1_f16(const void *x, size_t i) {
             __m256 s0 = zero, s1 = zero, s2 = zero, s3 = zero, q0 = zero, q1 = zero, q2 = zero, q3 = zero; \
             __m256i z = _mm256_setzero_si256();                                                           \
             for (; i < end; i += 32) {                                                                    \
-                __m256 a = LOAD8(x, i), b = LOAD8(x, i + 8), c = LOAD8(x, i + 16), d = LOAD8(x, i + 24);  \
+                LOAD32(x, i, a, b, c, d)                                                                  \
                 s0 = _mm256_add_ps(s0, a);                                                                \
                 s1 = _mm256_add_ps(s1, b);                                                                \
                 s2 = _mm256_add_ps(s2, c);                                                                \
@@ -141,9 +152,9 @@ TARGET static inline float load1_f16(const void *x, size_t i) {
         p->ss += tq;                                                                                      \
     }
 
-AVX2_LOOP(avx2_f32, load8_f32, load_f32)
-AVX2_LOOP(avx2_bf16, load8_bf16, load_bf16)
-AVX2_LOOP(avx2_f16, load8_f16, load1_f16)
+AVX2_LOOP(avx2_f32, LOAD32_F32, load_f32)
+AVX2_LOOP(avx2_bf16, LOAD32_BF16, load_bf16)
+AVX2_LOOP(avx2_f16, LOAD32_F16, load1_f16)
 #endif
 
 static int use_avx2 = 0;
