@@ -30,7 +30,7 @@ from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
 from cairn.registry.discovery import DiscoveryService
 from cairn.registry.discussions import DiscussionService
-from cairn.registry.gc import GcReport
+from cairn.registry.gc import GcReport, collect_garbage
 from cairn.registry.lineage import LineageService
 from cairn.registry.models import Commit, FileEntry, Operation, Principal, Repo
 from cairn.registry.names import is_commit_id
@@ -209,8 +209,6 @@ class Registry:
     def collect_garbage(self, *, grace_s: int, apply: bool = False, strays: bool = False) -> GcReport:
         """Blobs no commit references, older than ``grace_s``: counted, and deleted with ``apply``
         (see :mod:`cairn.registry.gc` for why this is safe while the hub serves)."""
-        from cairn.registry.gc import collect_garbage
-
         return collect_garbage(self.db, self.store, grace_s=grace_s, apply=apply, strays=strays)
 
     # -- the hot path ----------------------------------------------------------------------------------
