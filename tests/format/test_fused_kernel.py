@@ -16,14 +16,17 @@ fused = pytest.importorskip("cairn.format._fused", reason="built without a C com
 SIZES = [1, 7, 31, 32, 33, 4095, 4096, 4097, 32 * 4096 + 5, 262_144]
 
 
-@pytest.fixture(params=["avx2", "portable"])
+BEST = fused.simd()
+
+
+@pytest.fixture(params=["avx512bf16", "avx2", "portable"])
 def loop(request: pytest.FixtureRequest) -> Iterator[str]:
-    got = fused.set_simd(request.param == "avx2")
+    got = fused.set_simd(request.param)
     if got != request.param:
-        fused.set_simd(True)
+        fused.set_simd(BEST)
         pytest.skip(f"this CPU has no {request.param} loop")
     yield got
-    fused.set_simd(True)
+    fused.set_simd(BEST)
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -44,10 +47,10 @@ def test_one_pass_matches_float64_reference(loop: str, n: int) -> None:
 def test_loops_agree_and_an_empty_buffer_is_neutral() -> None:
     x = np.random.default_rng(1).standard_normal(100_003).astype(np.float32)
     results = []
-    for want in (True, False):
+    for want in ("avx2", "portable"):
         fused.set_simd(want)
         results.append(fused.f32_partial(x))
-    fused.set_simd(True)
+    fused.set_simd(BEST)
     (s1, q1, lo1, hi1, z1), (s2, q2, lo2, hi2, z2) = results
     assert s1 == pytest.approx(s2, rel=1e-5, abs=1e-2) and q1 == pytest.approx(q2, rel=1e-5)
     assert (lo1, hi1, z1) == (lo2, hi2, z2)
@@ -141,3 +144,48 @@ def test_half_precision_nan_and_inf_still_counted() -> None:
     )
     got = stats_kernel.reduce_chunks([bits], "BF16")
     assert (got.nan, got.inf, got.zeros, got.n) == (20, 20, 20, 40)
+
+
+def _bf16(values: np.ndarray) -> np.ndarray:
+    """float32 values rounded down to BF16 bits (uint16)."""
+    return (np.asarray(values, np.float32).view(np.uint32) >> 16).astype(np.uint16)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [-1.0, -2.0, -0.5],  # all negative: the max is the smallest magnitude
+        [1.0, 2.0, 0.5],  # all positive: the min is the smallest magnitude
+        [-3.0, 2.0, 0.25, -0.125],  # both signs
+        [0.0, -0.0, 0.0],  # only zeros, of both signs
+        [-0.0, 5.0, 7.0],  # a negative zero is the minimum
+        [-1e38, 1e38, 3.0],  # the extremes of the range
+    ],
+)
+@pytest.mark.parametrize("repeat", [1, 40, 1000])  # the scalar tail, one register, many blocks
+def test_bf16_min_max_and_zeros_from_bit_patterns(loop: str, values: list[float], repeat: int) -> None:
+    """The AVX-512 loop orders raw 16-bit patterns as integers; every loop must give the float order."""
+    bits = _bf16(np.array(values * repeat, np.float32))
+    wide = (bits.astype(np.uint32) << 16).view(np.float32)
+    total, square, lo, hi, zeros = fused.bf16_partial(bits)
+    assert (lo, hi) == (float(wide.min()), float(wide.max()))
+    assert zeros == int(np.count_nonzero(wide == 0))
+    ref = wide.astype(np.float64)
+    if np.abs(ref).max() < 1e18:  # the extremes overflow float32 squares: those chunks go to numpy
+        assert total == pytest.approx(ref.sum(), rel=1e-5, abs=1e-6)
+        assert square == pytest.approx((ref * ref).sum(), rel=1e-5)
+
+
+def test_bf16_subnormal_only_chunks_are_summed_by_numpy() -> None:
+    """AVX-512 BF16 dot products read subnormals as zero; a chunk of nothing larger still gets its mean."""
+    tiny = np.full(4096, 1e-39, np.float32)  # a float32 (and BF16) subnormal
+    got = stats_kernel.reduce_chunks([_bf16(tiny)], "BF16")
+    wide = (_bf16(tiny).astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    assert got.n == 4096 and got.zeros == 0
+    assert got.mean == pytest.approx(wide.mean(), rel=1e-6) and got.mean > 0
+
+
+def test_set_simd_refuses_an_unknown_loop() -> None:
+    with pytest.raises(ValueError, match="unknown loop"):
+        fused.set_simd("sse9")
+    assert fused.simd() == BEST

@@ -4,7 +4,9 @@ and bit-identical results whatever the number of threads."""
 from __future__ import annotations
 
 import json
+import os
 import struct
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +208,76 @@ def test_skipped_dtypes_give_none(tmp_path: Path) -> None:
     for dtype in ("F8_E4M3", "C64", "Q4_K"):
         assert tensor_stats(TensorRecord("t", dtype, (4,), 8, str(path), 0)) is None
     assert tensor_stats(TensorRecord("t", "F32", (4,), 16)) is None  # no location
+
+
+def _drop_from_page_cache(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this system")
+def test_cold_files_are_read_by_one_thread_with_read_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cold page cache the disk is the limit: --stats asks the kernel to read each task ahead and
+    does not split the file between threads; on a warm one it uses them all. Same figures either way."""
+    rng = np.random.default_rng(3)
+    tensors = {f"w{i}": rng.standard_normal(300_000).astype(np.float32) for i in range(4)}
+    path = tmp_path / "m.safetensors"
+    save_file(tensors, str(path))
+    recs = inspect_path(path).tensors
+    warm = dict(stats_all(recs, threads=2))
+    assert not stats._cold(recs)
+
+    probe = tmp_path / "probe.bin"
+    probe.write_bytes(b"x" * 65536)
+    _drop_from_page_cache(probe)
+    fd = os.open(probe, os.O_RDONLY)
+    try:
+        if stats._resident(fd, 0):
+            pytest.skip("this filesystem keeps files in memory (tmpfs): a file cannot be cold")
+    finally:
+        os.close(fd)
+    _drop_from_page_cache(path)  # (a probe may start reading its page in: probe another file first)
+    used: list[int] = []
+    advised: list[int] = []
+    real_run_all, real_fadvise = stats.run_all, os.posix_fadvise
+
+    def run_all(
+        tasks: list[Callable[[], stats_kernel.Partial]], *, workers: int
+    ) -> Iterator[stats_kernel.Partial]:
+        used.append(workers)
+        return real_run_all(tasks, workers=workers)
+
+    def fadvise(fd: int, at: int, n: int, how: int) -> None:
+        advised.append(how)
+        real_fadvise(fd, at, n, how)
+
+    monkeypatch.setattr(stats, "run_all", run_all)
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    cold = dict(stats_all(recs, threads=2))
+    assert used == [1]
+    assert advised and set(advised) == {os.POSIX_FADV_WILLNEED}
+    assert cold == warm
+
+    advised.clear()
+    used.clear()
+    assert dict(stats_all(recs, threads=2)) == warm  # the file is in the page cache again
+    assert used == [2] and advised == []  # and a warm range is not advised
+
+
+def test_residency_probe_fails_safe(tmp_path: Path) -> None:
+    """A byte past the end of the file, or a descriptor that cannot be read, is never 'resident'."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 10)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert stats._resident(fd, 0) or not hasattr(os, "RWF_NOWAIT")
+        assert not stats._resident(fd, 1 << 20)
+    finally:
+        os.close(fd)
+    assert not stats._resident(fd, 0)  # closed

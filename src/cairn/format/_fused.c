@@ -7,7 +7,8 @@
  * overflow makes the sum or the sum of squares non-finite; the caller then redoes the chunk with numpy,
  * which counts NaN/Inf and widens to float64. BF16 (as uint16) and float16 are widened in registers, so
  * they too are read once. AVX2+FMA+F16C is used when the CPU has it, a portable loop otherwise (float16
- * then goes to numpy). The GIL is released while the loop runs. */
+ * then goes to numpy). On a CPU with AVX-512 BF16 (Zen 4, Sapphire Rapids and later) BF16 never becomes
+ * float32 at all: see avx512_bf16. The GIL is released while the loop runs. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
@@ -155,9 +156,174 @@ TARGET static inline float load1_f16(const void *x, size_t i) {
 AVX2_LOOP(avx2_f32, LOAD32_F32, load_f32)
 AVX2_LOOP(avx2_bf16, LOAD32_BF16, load_bf16)
 AVX2_LOOP(avx2_f16, LOAD32_F16, load1_f16)
+
+static int cpu_has_avx512bf16(void) {
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+}
+
+#define TARGET512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16")))
+
+static inline float bf16_bits(uint16_t b) {
+    uint32_t bits = (uint32_t)b << 16;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* BF16 with AVX-512 BF16: 32 values per register, about half the instructions of the AVX2 loop.
+ *
+ * - Sums: VDPBF16PS adds the products of pairs of BF16 to float32 lanes. Against a vector of BF16 ones
+ *   it sums 32 values, against the values themselves it sums their squares; no widening. The instruction
+ *   treats subnormal inputs (|v| < 1.2e-38) as zero, so the caller sends chunks whose largest magnitude
+ *   is that small to numpy.
+ * - Min and max on the raw 16-bit patterns: as signed integers, non-negative BF16 values order like
+ *   their floats, and as unsigned integers every negative value is above every non-negative one, with
+ *   larger magnitudes higher. So with M = the signed max, U = the unsigned max and L = the unsigned min:
+ *   the largest float is M when M >= 0 (some value is non-negative), else L (all are negative, and L has
+ *   the smallest magnitude); the smallest float is U when U has its sign bit (some value is negative),
+ *   else L. NaN patterns would be wrong here, but a NaN also makes the sum NaN and numpy redoes the chunk.
+ * - Zeros: a test of the 15 bits below the sign gives a mask of the zeros (+0 and -0); its popcount is
+ *   added on the integer side. */
+TARGET512 static void avx512_bf16(const void *x, size_t n, partial *p) {
+    const uint16_t *u = (const uint16_t *)x;
+    const __m512bh ones = (__m512bh)_mm512_set1_epi16(0x3F80);
+    const __m512i magnitude = _mm512_set1_epi16(0x7FFF);
+    __m512i smax = _mm512_set1_epi16(INT16_MIN), umax = _mm512_setzero_si512(), umin = _mm512_set1_epi16(-1);
+    size_t i = 0, body = n - n % 64;
+    int64_t zeros = 0;
+    while (i < body) {
+        size_t end = i + BLOCK < body ? i + BLOCK : body;
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
+        for (; i < end; i += 64) {
+            __m512i v0 = _mm512_loadu_si512((const void *)(u + i));
+            __m512i v1 = _mm512_loadu_si512((const void *)(u + i + 32));
+            s0 = _mm512_dpbf16_ps(s0, (__m512bh)v0, ones);
+            s1 = _mm512_dpbf16_ps(s1, (__m512bh)v1, ones);
+            q0 = _mm512_dpbf16_ps(q0, (__m512bh)v0, (__m512bh)v0);
+            q1 = _mm512_dpbf16_ps(q1, (__m512bh)v1, (__m512bh)v1);
+            smax = _mm512_max_epi16(smax, _mm512_max_epi16(v0, v1));
+            umax = _mm512_max_epu16(umax, _mm512_max_epu16(v0, v1));
+            umin = _mm512_min_epu16(umin, _mm512_min_epu16(v0, v1));
+            zeros += __builtin_popcount(_mm512_testn_epi16_mask(v0, magnitude));
+            zeros += __builtin_popcount(_mm512_testn_epi16_mask(v1, magnitude));
+        }
+        float fs[16], fq[16];
+        _mm512_storeu_ps(fs, _mm512_add_ps(s0, s1));
+        _mm512_storeu_ps(fq, _mm512_add_ps(q0, q1));
+        for (int k = 0; k < 16; k++) {
+            p->s += fs[k];
+            p->ss += fq[k];
+        }
+    }
+    p->zeros += zeros;
+    if (body > 0) {
+        int16_t m[32];
+        uint16_t hi[32], lo[32];
+        _mm512_storeu_si512((void *)m, smax);
+        _mm512_storeu_si512((void *)hi, umax);
+        _mm512_storeu_si512((void *)lo, umin);
+        int16_t M = INT16_MIN;
+        uint16_t U = 0, L = 0xFFFF;
+        for (int k = 0; k < 32; k++) {
+            M = m[k] > M ? m[k] : M;
+            U = hi[k] > U ? hi[k] : U;
+            L = lo[k] < L ? lo[k] : L;
+        }
+        float top = M >= 0 ? bf16_bits((uint16_t)M) : bf16_bits(L);
+        float bottom = U & 0x8000 ? bf16_bits(U) : bf16_bits(L);
+        p->lo = bottom < p->lo ? bottom : p->lo;
+        p->hi = top > p->hi ? top : p->hi;
+    }
+    double ts = 0, tq = 0;
+    for (; i < n; i++) {
+        float v = load_bf16(x, i);
+        ts += v;
+        tq += (double)v * v;
+        p->lo = v < p->lo ? v : p->lo;
+        p->hi = v > p->hi ? v : p->hi;
+        p->zeros += v == 0.0f;
+    }
+    p->s += ts;
+    p->ss += tq;
+}
+/* float32 and float16 with AVX-512: the AVX2 loop on 16-lane registers, zeros counted from a compare mask */
+#define LOAD64_F32(x, i, a, b, c, d)                                                                      \
+    const float *px_ = (const float *)(x) + (i);                                                          \
+    __m512 a = _mm512_loadu_ps(px_), b = _mm512_loadu_ps(px_ + 16);                                       \
+    __m512 c = _mm512_loadu_ps(px_ + 32), d = _mm512_loadu_ps(px_ + 48);
+
+#define LOAD64_F16(x, i, a, b, c, d)                                                                      \
+    const uint16_t *px_ = (const uint16_t *)(x) + (i);                                                    \
+    __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)px_));                                 \
+    __m512 b = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(px_ + 16)));                          \
+    __m512 c = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(px_ + 32)));                          \
+    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(px_ + 48)));
+
+#define AVX512_LOOP(NAME, LOAD64, LOAD1)                                                                  \
+    TARGET512 static void NAME(const void *x, size_t n, partial *p) {                                     \
+        const __m512 zero = _mm512_setzero_ps();                                                          \
+        __m512 vlo = _mm512_set1_ps(INFINITY), vhi = _mm512_set1_ps(-INFINITY);                           \
+        size_t i = 0, body = n - n % 64;                                                                  \
+        int64_t zeros = 0;                                                                                \
+        while (i < body) {                                                                                \
+            size_t end = i + BLOCK < body ? i + BLOCK : body;                                             \
+            __m512 s0 = zero, s1 = zero, s2 = zero, s3 = zero, q0 = zero, q1 = zero, q2 = zero, q3 = zero; \
+            for (; i < end; i += 64) {                                                                    \
+                LOAD64(x, i, a, b, c, d)                                                                  \
+                s0 = _mm512_add_ps(s0, a);                                                                \
+                s1 = _mm512_add_ps(s1, b);                                                                \
+                s2 = _mm512_add_ps(s2, c);                                                                \
+                s3 = _mm512_add_ps(s3, d);                                                                \
+                q0 = _mm512_fmadd_ps(a, a, q0);                                                           \
+                q1 = _mm512_fmadd_ps(b, b, q1);                                                           \
+                q2 = _mm512_fmadd_ps(c, c, q2);                                                           \
+                q3 = _mm512_fmadd_ps(d, d, q3);                                                           \
+                vlo = _mm512_min_ps(vlo, _mm512_min_ps(_mm512_min_ps(a, b), _mm512_min_ps(c, d)));        \
+                vhi = _mm512_max_ps(vhi, _mm512_max_ps(_mm512_max_ps(a, b), _mm512_max_ps(c, d)));        \
+                zeros += __builtin_popcount(_mm512_cmp_ps_mask(a, zero, _CMP_EQ_OQ));                     \
+                zeros += __builtin_popcount(_mm512_cmp_ps_mask(b, zero, _CMP_EQ_OQ));                     \
+                zeros += __builtin_popcount(_mm512_cmp_ps_mask(c, zero, _CMP_EQ_OQ));                     \
+                zeros += __builtin_popcount(_mm512_cmp_ps_mask(d, zero, _CMP_EQ_OQ));                     \
+            }                                                                                             \
+            float fs[16], fq[16];                                                                         \
+            _mm512_storeu_ps(fs, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));            \
+            _mm512_storeu_ps(fq, _mm512_add_ps(_mm512_add_ps(q0, q1), _mm512_add_ps(q2, q3)));            \
+            for (int k = 0; k < 16; k++) {                                                                \
+                p->s += fs[k];                                                                            \
+                p->ss += fq[k];                                                                           \
+            }                                                                                             \
+        }                                                                                                 \
+        p->zeros += zeros;                                                                                \
+        float flo[16], fhi[16];                                                                           \
+        _mm512_storeu_ps(flo, vlo);                                                                       \
+        _mm512_storeu_ps(fhi, vhi);                                                                       \
+        for (int k = 0; k < 16; k++) {                                                                    \
+            p->lo = flo[k] < p->lo ? flo[k] : p->lo;                                                      \
+            p->hi = fhi[k] > p->hi ? fhi[k] : p->hi;                                                      \
+        }                                                                                                 \
+        double ts = 0, tq = 0;                                                                            \
+        for (; i < n; i++) {                                                                              \
+            float v = LOAD1(x, i);                                                                        \
+            ts += v;                                                                                      \
+            tq += (double)v * v;                                                                          \
+            p->lo = v < p->lo ? v : p->lo;                                                                \
+            p->hi = v > p->hi ? v : p->hi;                                                                \
+            p->zeros += v == 0.0f;                                                                        \
+        }                                                                                                 \
+        p->s += ts;                                                                                       \
+        p->ss += tq;                                                                                      \
+    }
+
+AVX512_LOOP(avx512_f32, LOAD64_F32, load_f32)
+AVX512_LOOP(avx512_f16, LOAD64_F16, load1_f16)
+
 #endif
 
-static int use_avx2 = 0;
+/* 0: portable loops; 1: AVX2+FMA+F16C; 2: that and AVX-512 BF16 for BF16 */
+static int level = 0;
+static const char *const LEVELS[] = {"portable", "avx2", "avx512bf16"};
 
 typedef void (*loop_fn)(const void *, size_t, partial *);
 
@@ -196,7 +362,8 @@ static const char *const F16[] = {"e", "=e", "@e", LE("e") NULL};
 static PyObject *f32_partial(PyObject *self, PyObject *arg) {
     (void)self;
 #ifdef HAVE_AVX2_PATH
-    if (use_avx2) return run(arg, 4, F32, avx2_f32);
+    if (level >= 2) return run(arg, 4, F32, avx512_f32);
+    if (level >= 1) return run(arg, 4, F32, avx2_f32);
 #endif
     return run(arg, 4, F32, portable_f32);
 }
@@ -204,7 +371,8 @@ static PyObject *f32_partial(PyObject *self, PyObject *arg) {
 static PyObject *bf16_partial(PyObject *self, PyObject *arg) {
     (void)self;
 #ifdef HAVE_AVX2_PATH
-    if (use_avx2) return run(arg, 2, U16, avx2_bf16);
+    if (level >= 2) return run(arg, 2, U16, avx512_bf16);
+    if (level >= 1) return run(arg, 2, U16, avx2_bf16);
 #endif
     return run(arg, 2, U16, portable_bf16);
 }
@@ -212,28 +380,40 @@ static PyObject *bf16_partial(PyObject *self, PyObject *arg) {
 static PyObject *f16_partial(PyObject *self, PyObject *arg) {
     (void)self;
 #ifdef HAVE_AVX2_PATH
-    if (use_avx2) return run(arg, 2, F16, avx2_f16);
+    if (level >= 2) return run(arg, 2, F16, avx512_f16);
+    if (level >= 1) return run(arg, 2, F16, avx2_f16);
 #endif
     (void)arg;
     PyErr_SetString(PyExc_NotImplementedError, "float16 needs the AVX2/F16C loop");
     return NULL;
 }
 
+static int best_level(void) {
+#ifdef HAVE_AVX2_PATH
+    if (cpu_has_avx512bf16()) return 2;
+    if (cpu_has_avx2()) return 1;
+#endif
+    return 0;
+}
+
 static PyObject *simd(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
-    return PyUnicode_FromString(use_avx2 ? "avx2" : "portable");
+    return PyUnicode_FromString(LEVELS[level]);
 }
 
 static PyObject *set_simd(PyObject *self, PyObject *arg) {
     (void)self;
-    int want = PyObject_IsTrue(arg);
-    if (want < 0) return NULL;
-#ifdef HAVE_AVX2_PATH
-    use_avx2 = want && cpu_has_avx2();
-#else
-    use_avx2 = 0;
-#endif
+    const char *want = PyUnicode_AsUTF8(arg);
+    if (want == NULL) return NULL;
+    int asked = -1;
+    for (int k = 0; k < 3; k++) asked = strcmp(want, LEVELS[k]) == 0 ? k : asked;
+    if (asked < 0) {
+        PyErr_Format(PyExc_ValueError, "unknown loop %R: portable, avx2 or avx512bf16", arg);
+        return NULL;
+    }
+    int best = best_level();
+    level = asked < best ? asked : best;
     return simd(self, NULL);
 }
 
@@ -241,8 +421,8 @@ static PyMethodDef methods[] = {
     {"f32_partial", f32_partial, METH_O, "(sum, sum of squares, min, max, zeros) of a float32 buffer"},
     {"bf16_partial", bf16_partial, METH_O, "the same of BF16 values given as a uint16 buffer"},
     {"f16_partial", f16_partial, METH_O, "the same of a float16 buffer (AVX2/F16C loop only)"},
-    {"simd", simd, METH_NOARGS, "which loop f32_partial uses: 'avx2' or 'portable'"},
-    {"set_simd", set_simd, METH_O, "use the AVX2 loop when the CPU has it (True) or the portable one"},
+    {"simd", simd, METH_NOARGS, "the loops in use: 'avx512bf16', 'avx2' or 'portable'"},
+    {"set_simd", set_simd, METH_O, "use at most these loops (a name simd() returns); the CPU may allow less"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -251,8 +431,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fused", NULL, -1, m
 PyMODINIT_FUNC PyInit__fused(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-#ifdef HAVE_AVX2_PATH
-    use_avx2 = cpu_has_avx2();
-#endif
+    level = best_level();
     return m;
 }

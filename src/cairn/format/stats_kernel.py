@@ -51,6 +51,9 @@ __all__ = ["CHUNK", "FUSED", "ROW", "Partial", "chunk_partial", "reduce_chunks",
 CHUNK = 1 << 18
 #: elements per BLAS dot (below OpenBLAS's 10,000-element threading threshold)
 ROW = 2048
+#: a BF16 chunk whose values are all smaller than this goes to numpy: the AVX-512 BF16 dot products
+#: flush subnormal inputs and products to zero, which only matters when nothing larger is there
+TINY = 2.0**-60
 
 _local = threading.local()
 
@@ -192,6 +195,9 @@ def _fused_half(raw: np.ndarray, dtype: str) -> Partial | None:
         found = _fused.bf16_partial(raw) if dtype == "BF16" else _fused.f16_partial(raw)
     except NotImplementedError:  # float16 without the AVX2/F16C loop
         return None
+    _, _, lo, hi, _ = found
+    if dtype == "BF16" and max(-lo, hi) < TINY:
+        return None  # the AVX-512 BF16 sums read subnormals as zero: numpy sums such a chunk exactly
     return _accept(found, raw.size)
 
 
