@@ -51,6 +51,7 @@ __all__ = [
     "fingerprint_file",
     "fingerprint_model",
     "model_weight_files",
+    "sketch_cosine",
 ]
 
 SKETCH_SIZE = 64
@@ -470,7 +471,9 @@ class Comparison:
         return self.verdict not in {"unrelated", "weakly-related"}
 
 
-def _cosine(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+def sketch_cosine(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """The cosine similarity of two value sketches (0 when they cannot be compared; two all-zero
+    sketches are alike)."""
     if not a or len(a) != len(b):
         return 0.0
     x, y = np.asarray(a), np.asarray(b)
@@ -495,7 +498,7 @@ def compare(child: Fingerprint, other: Fingerprint) -> Comparison:
             continue
         changed_b += t.nbytes
         dtype_b += t.nbytes if o.dtype != t.dtype else 0
-        sim_sum += t.nbytes * _cosine(t.sketch, o.sketch)
+        sim_sum += t.nbytes * sketch_cosine(t.sketch, o.sketch)
     shared = shared_b / total
     identical = identical_b / shared_b if shared_b else 0.0
     similarity = sim_sum / changed_b if changed_b else 1.0

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from cairn.errors import UsageError
 from cairn.hub import (
     access_routes,
+    compare,
     discussions,
     download,
     info,
@@ -47,6 +48,7 @@ _REPO_OPS: dict[tuple[str, str], Handler] = {
     ("POST", "user-access-request"): access_routes.user_access_request,
     ("POST", "ask-access"): access_routes.ask_access,
     ("GET", "audit"): access_routes.repo_audit,
+    ("GET", "compare"): compare.compare_api,
 }
 _REF_OPS: dict[tuple[str, str], Handler] = {
     ("POST", "branch"): manage.create_branch,
@@ -103,8 +105,12 @@ def match(method: str, seg: list[str], ctx: Ctx) -> Handler | None:
         return None
     if seg[2] == "blob":
         return web.file_page
-    if seg[2] in {"tree", "commit"}:
+    if seg[2] == "tree":
         return web.repo_page
+    if seg[2] == "commit" and len(seg) >= 4:
+        return compare.commit_page
+    if seg[2] == "compare" and len(seg) >= 4:
+        return compare.compare_page
     if seg[2] == "commits":
         return web.commits_page
     if seg[2] == "discussions" and len(seg) <= 4:

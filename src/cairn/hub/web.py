@@ -25,7 +25,15 @@ from cairn.hub.web_views import (
 )
 from cairn.registry import EntryNotFoundError, FileEntry, Repo, check_path
 
-__all__ = ["commits_page", "evaluation_rows", "file_page", "index", "render_markdown", "repo_page"]
+__all__ = [
+    "commits_page",
+    "evaluation_rows",
+    "file_page",
+    "index",
+    "render_markdown",
+    "render_page",
+    "repo_page",
+]
 
 _PREVIEW_BYTES = 512 * 1024
 
@@ -53,7 +61,7 @@ def render_markdown(text: str) -> str:
     return rendered
 
 
-def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+def render_page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
     return HTMLResponse(_env().get_template(name).render(**values), status_code=status)
 
 
@@ -80,11 +88,11 @@ async def index(ctx: Ctx) -> Response:
         }
         for r in repos
     ]
-    return _page("index.html", repos=rows, search=search, sort=sort, sorts=_SORTS)
+    return render_page("index.html", repos=rows, search=search, sort=sort, sorts=_SORTS)
 
 
 async def repo_page(ctx: Ctx) -> Response:
-    """``/{repo}`` (main), ``/{repo}/tree/{rev}[/{dir}]`` and ``/{repo}/commit/{id}``: a folder of a
+    """``/{repo}`` (main) and ``/{repo}/tree/{rev}[/{dir}]``: a folder of a
     revision with each file's scan verdict, and at the top level the card facts, trust status and README."""
     repo = await ctx.repo()
     if ctx.rest:
@@ -98,14 +106,16 @@ async def repo_page(ctx: Ctx) -> Response:
     if folder and not inside:
         if any(e.path == folder for e in entries):
             return await file_page(ctx)
-        return _page("message.html", 404, title="Not found", message=f"{folder} does not exist at {rev}")
+        return render_page(
+            "message.html", 404, title="Not found", message=f"{folder} does not exist at {rev}"
+        )
     status = await ctx.call(ctx.registry.trust.file_status, inside)
     dirs, files = _listing(inside, folder, status)
     values: dict[str, Any] = {}
     if not folder:
         values = await _top_of_repo(ctx, repo, commit, entries, status)
     refs = await ctx.call(ctx.registry.commits.refs, repo)
-    return _page(
+    return render_page(
         "repo.html",
         repo=repo.repo_id,
         private=repo.private,
@@ -198,7 +208,7 @@ async def commits_page(ctx: Ctx) -> Response:
         {"id": c.id, "title": c.title, "author": c.author, "date": iso(c.created_at)}
         for c in history[:_HISTORY_PAGE]
     ]
-    return _page(
+    return render_page(
         "commits.html",
         repo=repo.repo_id,
         rev=rev,
@@ -220,7 +230,7 @@ async def file_page(ctx: Ctx) -> Response:
     try:
         entry = await ctx.call(ctx.registry.commits.file, commit, path)
     except EntryNotFoundError:
-        return _page("message.html", 404, title="Not found", message=f"{path} does not exist at {rev}")
+        return render_page("message.html", 404, title="Not found", message=f"{path} does not exist at {rev}")
     text = None
     if not entry.lfs:
         raw = await ctx.call(ctx.registry.read_blob, entry.sha256, _PREVIEW_BYTES)
@@ -237,7 +247,7 @@ async def file_page(ctx: Ctx) -> Response:
             return b"".join(ctx.registry.iter_blob(entry.sha256, start, end))
 
         tensors, n_tensors = await ctx.call(tensor_rows, read, entry.size, path)
-    return _page(
+    return render_page(
         "file.html",
         repo=repo.repo_id,
         rev=rev,

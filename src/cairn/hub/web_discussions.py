@@ -9,7 +9,7 @@ from starlette.responses import Response
 from cairn.hub.context import Ctx
 from cairn.hub.discussions import EVENTS_PAGE, find_page, parse_num
 from cairn.hub.info import iso
-from cairn.hub.web import _page, render_markdown
+from cairn.hub.web import render_markdown, render_page
 from cairn.registry import pulls
 
 __all__ = ["discussion_page", "discussions_page"]
@@ -25,7 +25,7 @@ async def discussions_page(ctx: Ctx) -> Response:
     page = ctx.qint("p", 0, lo=0, hi=1 << 20)
     items, total, _ = await find_page(ctx, repo, page, _PAGE)
     rows = [{**d.__dict__, "date": iso(d.created_at)} for d in items]
-    return _page(
+    return render_page(
         "discussions.html",
         repo=repo.repo_id,
         items=rows,
@@ -60,7 +60,7 @@ async def discussion_page(ctx: Ctx) -> Response:
             row["edited"] = bool(e.data.get("edited"))
             row["html"] = "" if e.hidden else render_markdown(e.data["history"][0]["raw"])
         rows.append(row)
-    return _page(
+    return render_page(
         "discussion.html",
         repo=repo.repo_id,
         d=d,

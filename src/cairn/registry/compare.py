@@ -1,0 +1,232 @@
+"""What changed between two revisions of a repo: files added, removed and modified, and, for model
+weights, tensor by tensor from the fingerprints taken on upload (never by reading the weights again).
+
+The tensor comparison is over each revision's *merged* weight fingerprint (top-level weight files, as
+:meth:`~cairn.registry.lineage.LineageService.tree_fingerprint` picks them), so resharding a checkpoint
+or moving from ``pytorch_model.bin`` to ``model.safetensors`` shows as what it is for the weights: the
+same tensors, not one file removed and others added. A tensor is ``identical`` when the sha256 of its
+bytes (C order, little-endian) is unchanged; ``changed`` tensors carry the cosine similarity of their
+value sketches (64 evenly spaced elements), an estimate of how far they moved.
+
+Text files are compared line by line (:func:`text_diff`) when both sides are small enough to read.
+Everything is bounded: at most :data:`MAX_FILES` file changes and :data:`MAX_TENSOR_CHANGES` tensor
+changes are listed (the counts are always complete), and a text diff reads at most :data:`TEXT_BYTES`
+per side and prints at most :data:`TEXT_LINES` lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from cairn.governance.fingerprint import Fingerprint, TensorPrint, compare, sketch_cosine
+from cairn.registry.models import FileEntry
+
+if TYPE_CHECKING:
+    from cairn.registry.service import Registry
+
+__all__ = [
+    "MAX_FILES",
+    "MAX_TENSOR_CHANGES",
+    "TEXT_BYTES",
+    "TEXT_LINES",
+    "FileChange",
+    "RevisionDiff",
+    "TensorChange",
+    "TensorDiff",
+    "compare_revisions",
+    "diff_fingerprints",
+    "diff_trees",
+    "text_diff",
+]
+
+MAX_FILES = 1000
+MAX_TENSOR_CHANGES = 2000
+TEXT_BYTES = 256 * 1024
+TEXT_LINES = 2000
+#: the most lines per side handed to difflib, whose matching is quadratic in the worst case
+_TEXT_INPUT_LINES = 5000
+
+FileStatus = Literal["added", "removed", "modified"]
+TensorStatus = Literal["added", "removed", "retyped", "changed"]
+_ORDER = {"removed": 0, "added": 1, "retyped": 2, "changed": 3, "modified": 2}
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    status: FileStatus
+    old: FileEntry | None
+    new: FileEntry | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "oldSize": None if self.old is None else self.old.size,
+            "newSize": None if self.new is None else self.new.size,
+            "oldOid": None if self.old is None else self.old.etag,
+            "newOid": None if self.new is None else self.new.etag,
+            "lfs": any(e is not None and e.lfs for e in (self.old, self.new)),
+        }
+
+
+@dataclass(frozen=True)
+class TensorChange:
+    name: str
+    status: TensorStatus
+    old: TensorPrint | None
+    new: TensorPrint | None
+    similarity: float | None = None  # sketch cosine, for "changed" tensors whose sketches compare
+
+    def to_dict(self) -> dict[str, Any]:
+        def side(t: TensorPrint | None) -> dict[str, Any] | None:
+            return None if t is None else {"dtype": t.dtype, "shape": list(t.shape), "nbytes": t.nbytes}
+
+        return {"name": self.name, "status": self.status, "old": side(self.old), "new": side(self.new),
+                "similarity": self.similarity}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TensorDiff:
+    counts: dict[str, int]  # identical, changed, retyped, added, removed
+    identical_bytes: int
+    changes: list[TensorChange]  # the first MAX_TENSOR_CHANGES, removed/added/retyped/changed by name
+    relation: str | None = None  # the new weights against the old: copy, finetune, partial-update...
+    not_fingerprinted: list[str] = field(default_factory=list)  # weight files without a fingerprint
+
+    @property
+    def truncated(self) -> bool:
+        return sum(v for k, v in self.counts.items() if k != "identical") > len(self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "identicalBytes": self.identical_bytes,
+            "changes": [c.to_dict() for c in self.changes],
+            "truncated": self.truncated,
+            "relation": self.relation,
+            "notFingerprinted": self.not_fingerprinted,
+        }
+
+
+@dataclass(frozen=True)
+class RevisionDiff:
+    base: str
+    head: str
+    files: list[FileChange]  # the first MAX_FILES, removed/added/modified by path
+    counts: dict[str, int]  # added, removed, modified, unchanged
+    tensors: TensorDiff | None  # None when neither revision has fingerprinted model weights
+
+    @property
+    def truncated(self) -> bool:
+        return self.counts["added"] + self.counts["removed"] + self.counts["modified"] > len(self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "head": self.head,
+            "counts": self.counts,
+            "files": [f.to_dict() for f in self.files],
+            "truncated": self.truncated,
+            "tensors": None if self.tensors is None else self.tensors.to_dict(),
+        }
+
+
+def diff_trees(old: Sequence[FileEntry], new: Sequence[FileEntry]) -> tuple[list[FileChange], dict[str, int]]:
+    """The file changes from ``old`` to ``new`` (a file is modified when its content hash differs) and
+    the counts of each kind, ``unchanged`` included."""
+    before = {e.path: e for e in old}
+    after = {e.path: e for e in new}
+    changes: list[FileChange] = []
+    unchanged = 0
+    for path, entry in after.items():
+        was = before.get(path)
+        if was is None:
+            changes.append(FileChange(path, "added", None, entry))
+        elif was.sha256 != entry.sha256:
+            changes.append(FileChange(path, "modified", was, entry))
+        else:
+            unchanged += 1
+    changes += [FileChange(path, "removed", e, None) for path, e in before.items() if path not in after]
+    counts = Counter(c.status for c in changes)
+    changes.sort(key=lambda c: (_ORDER[c.status], c.path))
+    return changes[:MAX_FILES], {
+        "added": counts["added"],
+        "removed": counts["removed"],
+        "modified": counts["modified"],
+        "unchanged": unchanged,
+    }
+
+
+def diff_fingerprints(old: Fingerprint, new: Fingerprint) -> TensorDiff:
+    """Tensor by tensor: identical bytes, changed values (with the sketches' cosine similarity), a new
+    dtype or shape (``retyped``), added and removed names; and what the new weights are to the old as a
+    whole (:func:`cairn.governance.fingerprint.compare`: ``copy``, ``quantized``, ``partial-update``,
+    ``finetune``, ``weakly-related``, ``unrelated``)."""
+    changes: list[TensorChange] = []
+    identical = identical_bytes = 0
+    for name, t in new.tensors.items():
+        was = old.tensors.get(name)
+        if was is None:
+            changes.append(TensorChange(name, "added", None, t))
+        elif was.dtype != t.dtype or was.shape != t.shape:
+            changes.append(TensorChange(name, "retyped", was, t))
+        elif was.sha256 == t.sha256:
+            identical += 1
+            identical_bytes += t.nbytes
+        else:
+            similar = sketch_cosine(was.sketch, t.sketch) if was.sketch and t.sketch else None
+            changes.append(TensorChange(name, "changed", was, t, similar))
+    changes += [TensorChange(n, "removed", t, None) for n, t in old.tensors.items() if n not in new.tensors]
+    counts = Counter(c.status for c in changes)
+    changes.sort(key=lambda c: (_ORDER[c.status], c.name))
+    return TensorDiff(
+        counts={"identical": identical, **{k: counts[k] for k in ("changed", "retyped", "added", "removed")}},
+        identical_bytes=identical_bytes,
+        changes=changes[:MAX_TENSOR_CHANGES],
+        relation=compare(new, old).verdict if old.tensors and new.tensors else None,
+    )
+
+
+def compare_revisions(reg: Registry, base: str, head: str) -> RevisionDiff:
+    """Files and weights changed from commit ``base`` to commit ``head`` (ids already resolved and
+    access-checked by the caller)."""
+    old, new = reg.commits.files(base), reg.commits.files(head)
+    files, counts = diff_trees(old, new)
+    old_fp, old_missing = reg.lineage.tree_fingerprint(old)
+    new_fp, new_missing = reg.lineage.tree_fingerprint(new)
+    tensors: TensorDiff | None = None
+    if old_fp is not None or new_fp is not None or old_missing or new_missing:
+        found = diff_fingerprints(old_fp or Fingerprint({}), new_fp or Fingerprint({}))
+        missing = sorted(set(old_missing) | set(new_missing))
+        tensors = TensorDiff(found.counts, found.identical_bytes, found.changes, found.relation, missing)
+    return RevisionDiff(base, head, files, counts, tensors)
+
+
+def text_diff(reg: Registry, change: FileChange) -> list[str] | None:
+    """A unified diff of a text file's two sides (an added or removed file against nothing), at most
+    :data:`TEXT_LINES` lines; None when a side is an LFS file, larger than :data:`TEXT_BYTES` or not
+    text (a NUL byte in its first 8 KiB)."""
+    sides: list[list[str]] = []
+    for entry in (change.old, change.new):
+        if entry is None:
+            sides.append([])
+            continue
+        if entry.lfs or entry.size > TEXT_BYTES:
+            return None
+        raw = reg.read_blob(entry.sha256, TEXT_BYTES)
+        if raw is None or b"\0" in raw[:8192]:
+            return None
+        sides.append(raw.decode("utf-8", "replace").splitlines()[:_TEXT_INPUT_LINES])
+    lines = difflib.unified_diff(sides[0], sides[1], "a/" + change.path, "b/" + change.path, lineterm="", n=3)
+    out: list[str] = []
+    for line in lines:
+        if len(out) == TEXT_LINES:
+            out.append(f"… diff cut at {TEXT_LINES} lines")
+            break
+        out.append(line)
+    return out
