@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from hub_testing import LiveHub
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from safetensors.numpy import save
 
+from cairn.cli.main import main
 from cairn.governance.fingerprint import Fingerprint, TensorPrint
-from cairn.registry.compare import diff_fingerprints, diff_trees
+from cairn.governance.fingerprint_diff import diff_fingerprints
+from cairn.registry.compare import diff_trees
 from cairn.registry.models import FileEntry
 
 RNG = np.random.default_rng(11)
@@ -223,3 +228,34 @@ def test_tree_and_fingerprint_diffs_count_everything_but_list_a_bounded_number()
     assert [c.status for c in found.changes] == ["removed", "added", "retyped", "changed"]
     assert found.changes[-1].similarity == 0.0  # orthogonal sketches
     assert not found.truncated
+
+
+def test_cairn_diff_between_hub_revisions_and_a_local_copy(
+    hub: LiveHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cairn diff org/name@a org/name@b`` compares by the hub's fingerprints (nothing downloaded);
+    a local folder against a hub revision fingerprints the local side; exit 0 same, 1 differs."""
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    first, _ = _two_commits(api, "alice/cmp-cli")
+    api.create_tag("alice/cmp-cli", tag="v1", revision=first)
+    hub_args = ["--endpoint", hub.url, "--token", hub.token]
+
+    assert main(["diff", "alice/cmp-cli@v1", "alice/cmp-cli", "--json", *hub_args]) == 1
+    body = json.loads(capsys.readouterr().out)
+    assert body["counts"] == {"identical": 1, "changed": 1, "retyped": 1, "added": 1, "removed": 0}
+    assert body["a"].startswith("alice/cmp-cli@v1 (" + first[:12])
+
+    assert main(["diff", "alice/cmp-cli@v1", "alice/cmp-cli", *hub_args]) == 1
+    text = capsys.readouterr().out
+    assert "+ d" in text and "F32 [32] -> F16 [32]" in text and "partial-update" in text
+
+    local = tmp_path / "copy"
+    local.mkdir()
+    (local / "model.safetensors").write_bytes(save({"a": A, "b": B, "c": C}))
+    assert main(["diff", str(local), "alice/cmp-cli@v1", "--json", *hub_args]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["counts"]["identical"] == 3 and same["relation"] == "copy"
+
+    assert main(["diff", "alice/cmp-cli@nope", "alice/cmp-cli", *hub_args]) == 2  # unknown revision
+    assert main(["diff", "alice/no-such-repo", "alice/cmp-cli", *hub_args]) == 2
+    capsys.readouterr()

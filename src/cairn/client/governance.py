@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cairn.client.cache import FileSpec
+from cairn.client.errors import HubResponseError
 from cairn.client.http import HubSession, quote_rev
 from cairn.client.listing import list_files, resolve_commit
 from cairn.client.refs import RepoRef, parse_repo_ref
@@ -24,9 +25,10 @@ from cairn.errors import CairnError, UsageError
 from cairn.governance.errors import ParentNotFoundError
 
 if TYPE_CHECKING:
+    from cairn.governance.fingerprint import Fingerprint
     from cairn.governance.lineage import ModelSource, Resolver
 
-__all__ = ["ChainResolver", "RemoteResolver", "RemoteSource", "open_remote_source"]
+__all__ = ["ChainResolver", "RemoteResolver", "RemoteSource", "fetch_fingerprint", "open_remote_source"]
 
 _MAX_TEXT = 1 << 20
 
@@ -95,6 +97,23 @@ def open_remote_source(session: HubSession, reference: str | RepoRef) -> RemoteS
     commit = resolve_commit(session, ref)
     files = {spec.path: spec for spec in list_files(session, ref, commit)}
     return RemoteSource(session, ref, commit, files)
+
+
+def fetch_fingerprint(session: HubSession, reference: str | RepoRef) -> tuple[str, Fingerprint, list[str]]:
+    """(commit id, the revision's merged weight fingerprint, weight files the hub has no fingerprint
+    of) from a cairn hub's ``/fingerprint`` route: the weights themselves are never downloaded. A hub
+    without the route (not cairn) answers 404, a typed error."""
+    from cairn.governance.fingerprint import Fingerprint
+
+    ref = parse_repo_ref(reference) if isinstance(reference, str) else reference
+    commit = resolve_commit(session, ref)
+    data = session.json("GET", f"/api/models/{ref.repo_id}/fingerprint/{commit}")
+    if not isinstance(data, dict):
+        raise HubResponseError(f"hub gave no fingerprint object for {ref}", url=session.endpoint)
+    missing = data.get("notFingerprinted") or []
+    if not isinstance(missing, list):
+        raise HubResponseError(f"hub gave a malformed fingerprint for {ref}", url=session.endpoint)
+    return commit, Fingerprint.from_dict(data.get("tensors") or {}), [str(m) for m in missing]
 
 
 @dataclass

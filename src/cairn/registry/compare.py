@@ -19,10 +19,11 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from cairn.governance.fingerprint import Fingerprint, TensorPrint, compare, sketch_cosine
+from cairn.governance.fingerprint import Fingerprint
+from cairn.governance.fingerprint_diff import MAX_TENSOR_CHANGES, TensorChange, TensorDiff, diff_fingerprints
 from cairn.registry.models import FileEntry
 
 if TYPE_CHECKING:
@@ -44,15 +45,13 @@ __all__ = [
 ]
 
 MAX_FILES = 1000
-MAX_TENSOR_CHANGES = 2000
 TEXT_BYTES = 256 * 1024
 TEXT_LINES = 2000
 #: the most lines per side handed to difflib, whose matching is quadratic in the worst case
 _TEXT_INPUT_LINES = 5000
 
 FileStatus = Literal["added", "removed", "modified"]
-TensorStatus = Literal["added", "removed", "retyped", "changed"]
-_ORDER = {"removed": 0, "added": 1, "retyped": 2, "changed": 3, "modified": 2}
+_ORDER = {"removed": 0, "added": 1, "modified": 2}
 
 
 @dataclass(frozen=True)
@@ -71,45 +70,6 @@ class FileChange:
             "oldOid": None if self.old is None else self.old.etag,
             "newOid": None if self.new is None else self.new.etag,
             "lfs": any(e is not None and e.lfs for e in (self.old, self.new)),
-        }
-
-
-@dataclass(frozen=True)
-class TensorChange:
-    name: str
-    status: TensorStatus
-    old: TensorPrint | None
-    new: TensorPrint | None
-    similarity: float | None = None  # sketch cosine, for "changed" tensors whose sketches compare
-
-    def to_dict(self) -> dict[str, Any]:
-        def side(t: TensorPrint | None) -> dict[str, Any] | None:
-            return None if t is None else {"dtype": t.dtype, "shape": list(t.shape), "nbytes": t.nbytes}
-
-        return {"name": self.name, "status": self.status, "old": side(self.old), "new": side(self.new),
-                "similarity": self.similarity}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class TensorDiff:
-    counts: dict[str, int]  # identical, changed, retyped, added, removed
-    identical_bytes: int
-    changes: list[TensorChange]  # the first MAX_TENSOR_CHANGES, removed/added/retyped/changed by name
-    relation: str | None = None  # the new weights against the old: copy, finetune, partial-update...
-    not_fingerprinted: list[str] = field(default_factory=list)  # weight files without a fingerprint
-
-    @property
-    def truncated(self) -> bool:
-        return sum(v for k, v in self.counts.items() if k != "identical") > len(self.changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "counts": self.counts,
-            "identicalBytes": self.identical_bytes,
-            "changes": [c.to_dict() for c in self.changes],
-            "truncated": self.truncated,
-            "relation": self.relation,
-            "notFingerprinted": self.not_fingerprinted,
         }
 
 
@@ -160,36 +120,6 @@ def diff_trees(old: Sequence[FileEntry], new: Sequence[FileEntry]) -> tuple[list
         "modified": counts["modified"],
         "unchanged": unchanged,
     }
-
-
-def diff_fingerprints(old: Fingerprint, new: Fingerprint) -> TensorDiff:
-    """Tensor by tensor: identical bytes, changed values (with the sketches' cosine similarity), a new
-    dtype or shape (``retyped``), added and removed names; and what the new weights are to the old as a
-    whole (:func:`cairn.governance.fingerprint.compare`: ``copy``, ``quantized``, ``partial-update``,
-    ``finetune``, ``weakly-related``, ``unrelated``)."""
-    changes: list[TensorChange] = []
-    identical = identical_bytes = 0
-    for name, t in new.tensors.items():
-        was = old.tensors.get(name)
-        if was is None:
-            changes.append(TensorChange(name, "added", None, t))
-        elif was.dtype != t.dtype or was.shape != t.shape:
-            changes.append(TensorChange(name, "retyped", was, t))
-        elif was.sha256 == t.sha256:
-            identical += 1
-            identical_bytes += t.nbytes
-        else:
-            similar = sketch_cosine(was.sketch, t.sketch) if was.sketch and t.sketch else None
-            changes.append(TensorChange(name, "changed", was, t, similar))
-    changes += [TensorChange(n, "removed", t, None) for n, t in old.tensors.items() if n not in new.tensors]
-    counts = Counter(c.status for c in changes)
-    changes.sort(key=lambda c: (_ORDER[c.status], c.name))
-    return TensorDiff(
-        counts={"identical": identical, **{k: counts[k] for k in ("changed", "retyped", "added", "removed")}},
-        identical_bytes=identical_bytes,
-        changes=changes[:MAX_TENSOR_CHANGES],
-        relation=compare(new, old).verdict if old.tensors and new.tensors else None,
-    )
 
 
 def compare_revisions(reg: Registry, base: str, head: str) -> RevisionDiff:
