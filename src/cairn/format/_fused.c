@@ -33,6 +33,21 @@ static inline float load_bf16(const void *x, size_t i) {
     return v;
 }
 
+/* Elements [i, n) one at a time, summed in double: the tail after the vector blocks. */
+static inline void scalar_tail(const void *x, size_t i, size_t n, partial *p, float (*load)(const void *, size_t)) {
+    double ts = 0, tq = 0;
+    for (; i < n; i++) {
+        float v = load(x, i);
+        ts += v;
+        tq += (double)v * v;
+        p->lo = v < p->lo ? v : p->lo;
+        p->hi = v > p->hi ? v : p->hi;
+        p->zeros += v == 0.0f;
+    }
+    p->s += ts;
+    p->ss += tq;
+}
+
 #define PORTABLE_LOOP(NAME, LOAD)                                                                         \
     static void NAME(const void *x, size_t n, partial *p) {                                               \
         size_t i = 0;                                                                                     \
@@ -140,17 +155,7 @@ TARGET static inline float load1_f16(const void *x, size_t i) {
             p->lo = flo[k] < p->lo ? flo[k] : p->lo;                                                      \
             p->hi = fhi[k] > p->hi ? fhi[k] : p->hi;                                                      \
         }                                                                                                 \
-        double ts = 0, tq = 0;                                                                            \
-        for (; i < n; i++) {                                                                              \
-            float v = LOAD1(x, i);                                                                        \
-            ts += v;                                                                                      \
-            tq += (double)v * v;                                                                          \
-            p->lo = v < p->lo ? v : p->lo;                                                                \
-            p->hi = v > p->hi ? v : p->hi;                                                                \
-            p->zeros += v == 0.0f;                                                                        \
-        }                                                                                                 \
-        p->s += ts;                                                                                       \
-        p->ss += tq;                                                                                      \
+        scalar_tail(x, i, n, p, LOAD1);                                                                   \
     }
 
 AVX2_LOOP(avx2_f32, LOAD32_F32, load_f32)
@@ -236,17 +241,7 @@ TARGET512 static void avx512_bf16(const void *x, size_t n, partial *p) {
         p->lo = bottom < p->lo ? bottom : p->lo;
         p->hi = top > p->hi ? top : p->hi;
     }
-    double ts = 0, tq = 0;
-    for (; i < n; i++) {
-        float v = load_bf16(x, i);
-        ts += v;
-        tq += (double)v * v;
-        p->lo = v < p->lo ? v : p->lo;
-        p->hi = v > p->hi ? v : p->hi;
-        p->zeros += v == 0.0f;
-    }
-    p->s += ts;
-    p->ss += tq;
+    scalar_tail(x, i, n, p, load_bf16);
 }
 /* float32 and float16 with AVX-512: the AVX2 loop on 16-lane registers, zeros counted from a compare mask */
 #define LOAD64_F32(x, i, a, b, c, d)                                                                      \
@@ -303,17 +298,7 @@ TARGET512 static void avx512_bf16(const void *x, size_t n, partial *p) {
             p->lo = flo[k] < p->lo ? flo[k] : p->lo;                                                      \
             p->hi = fhi[k] > p->hi ? fhi[k] : p->hi;                                                      \
         }                                                                                                 \
-        double ts = 0, tq = 0;                                                                            \
-        for (; i < n; i++) {                                                                              \
-            float v = LOAD1(x, i);                                                                        \
-            ts += v;                                                                                      \
-            tq += (double)v * v;                                                                          \
-            p->lo = v < p->lo ? v : p->lo;                                                                \
-            p->hi = v > p->hi ? v : p->hi;                                                                \
-            p->zeros += v == 0.0f;                                                                        \
-        }                                                                                                 \
-        p->s += ts;                                                                                       \
-        p->ss += tq;                                                                                      \
+        scalar_tail(x, i, n, p, LOAD1);                                                                   \
     }
 
 AVX512_LOOP(avx512_f32, LOAD64_F32, load_f32)
