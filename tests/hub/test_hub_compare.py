@@ -259,3 +259,20 @@ def test_cairn_diff_between_hub_revisions_and_a_local_copy(
     assert main(["diff", "alice/cmp-cli@nope", "alice/cmp-cli", *hub_args]) == 2  # unknown revision
     assert main(["diff", "alice/no-such-repo", "alice/cmp-cli", *hub_args]) == 2
     capsys.readouterr()
+
+
+def test_text_diff_input_is_bounded(hub: LiveHub) -> None:
+    """A file of more lines than difflib is given is compared on its first lines, and says so."""
+    from cairn.registry import compare
+
+    n = compare.TEXT_INPUT_LINES + 10
+    old = "".join(f"x{i}\n" for i in range(n)).encode()
+    new = "".join(f"x{i}\n" if i % 2 else f"y{i}\n" for i in range(n)).encode()
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    repo = "alice/cmp-long"
+    api.create_repo(repo)
+    api.create_commit(repo, [_add("long.txt", old)], commit_message="one")
+    second = api.create_commit(repo, [_add("long.txt", new)], commit_message="two").oid
+    page = httpx.get(f"{hub.url}/{repo}/commit/{second}").text
+    assert f"only the first {compare.TEXT_INPUT_LINES} lines of each side were compared" in page
+    assert "<ins>+y0</ins>" in page and f"y{compare.TEXT_INPUT_LINES + 8}" not in page

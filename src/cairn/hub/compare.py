@@ -27,8 +27,9 @@ from cairn.registry.compare import RevisionDiff, compare_revisions, text_diff
 
 __all__ = ["commit_page", "compare_api", "compare_page"]
 
-#: text files diffed on one page; the rest are listed with a link to the file
-MAX_TEXT_DIFFS = 20
+#: text files diffed on one page (the rest are listed with a link to the file): with at most 2,000
+#: lines a side, a page costs at most about 2 s of difflib in the worst case
+MAX_TEXT_DIFFS = 10
 
 
 async def compare_api(ctx: Ctx) -> Response:
