@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.errors import CairnError
+from cairn.format.safetensors import HeaderMemo
 from cairn.governance.fingerprint import (
     MAX_TENSORS,
     WEIGHT_SUFFIXES,
@@ -87,11 +88,20 @@ class LineageService:
         self._lock = threading.Lock()
 
     # -- fingerprints on upload ------------------------------------------------------------------------
-    def on_ingest(self, src: Path, sha256: str, streamed: Fingerprint | None = None) -> None:
+    def on_ingest(
+        self,
+        src: Path,
+        sha256: str,
+        streamed: Fingerprint | None = None,
+        headers: HeaderMemo | None = None,
+    ) -> None:
         """Record the fingerprint of a verified staged upload: ``streamed`` when the upload computed it
-        on the way in (safetensors), else from the file if it holds weights (by content); else nothing.
+        on the way in (safetensors), else from the file if it holds weights (by content, parsing a
+        safetensors header through ``headers``, which the scan used already); else nothing.
         Advisory: no failure here fails the upload (the blob is then shown as not fingerprinted)."""
-        fp = streamed if streamed is not None else _advisory(fingerprint_blob, src)
+        fp = streamed
+        if fp is None:
+            fp = _advisory(lambda path: fingerprint_blob(path, headers=headers), src)
         if fp is not None:
             self._save_advisory(sha256, fp)
 

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.format.hashing import git_blob_sha1
+from cairn.format.safetensors import HeaderMemo
 from cairn.governance.fingerprint import Fingerprint
 from cairn.meta import Database, blobs, now_us, repo_objects
 from cairn.meta.migrate import migrate
@@ -137,11 +138,15 @@ class Registry:
         *,
         repo_id: int | None = None,
         fingerprint: Fingerprint | None = None,
+        headers: HeaderMemo | None = None,
     ) -> BlobInfo:
         """Store a verified temporary file (consumed) and record it. Idempotent.
 
         ``fingerprint``: its lineage fingerprint if the caller computed it while streaming the bytes in
-        (else the file is fingerprinted here when it holds weights).
+        (else the file is fingerprinted here when it holds weights). ``headers``: the memo through which
+        that computation parsed a safetensors header (:attr:`StreamingFingerprint.headers`); the scan,
+        the parameter counts and the fingerprint all parse through one memo, so the header is parsed
+        once per upload.
 
         ``repo_id``: the repo the verified bytes were uploaded through; it may then reference the blob
         (:meth:`grant_object`). Only a caller that hashed the bytes itself may pass it."""
@@ -150,8 +155,9 @@ class Registry:
             src.unlink(missing_ok=True)
             info = existing
         else:
-            self.trust.on_ingest(src, sha256)
-            self.lineage.on_ingest(src, sha256, fingerprint)
+            memo = HeaderMemo() if headers is None else headers
+            self.trust.on_ingest(src, sha256, memo)
+            self.lineage.on_ingest(src, sha256, fingerprint, memo)
             self.store.put_file(sha256, src)
             with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
                 conn.execute(
