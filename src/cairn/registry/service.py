@@ -27,6 +27,7 @@ from cairn.meta import Database, blobs, now_us, repo_objects
 from cairn.meta.migrate import migrate
 from cairn.registry.access import AccessService
 from cairn.registry.audit import AuditService
+from cairn.registry.backfill import BackfillReport, backfill_fingerprints
 from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
 from cairn.registry.discovery import DiscoveryService
@@ -216,6 +217,11 @@ class Registry:
         """Blobs no commit references, older than ``grace_s``: counted, and deleted with ``apply``
         (see :mod:`cairn.registry.gc` for why this is safe while the hub serves)."""
         return collect_garbage(self.db, self.store, grace_s=grace_s, apply=apply, strays=strays)
+
+    def backfill_fingerprints(self, *, apply: bool = False) -> BackfillReport:
+        """Lineage fingerprints for committed weight files stored before the hub computed them: counted,
+        and computed and stored with ``apply`` (see :mod:`cairn.registry.backfill`)."""
+        return backfill_fingerprints(self.lineage, apply=apply)
 
     # -- the hot path ----------------------------------------------------------------------------------
     def lookup_file(
