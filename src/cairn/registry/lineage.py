@@ -4,7 +4,8 @@ revision's declared and undeclared parents.
 Steps: :meth:`LineageService.on_ingest` fingerprints a blob as it is stored (safetensors or torch zip,
 recognised by content; the staged file's pages are still hot from the upload's own hashing and scan)
 and indexes its tensor hashes; :meth:`LineageService.ensure` fingerprints, at commit time, weight files
-whose blobs predate this feature. :meth:`LineageService.verify` merges the fingerprints of a revision's
+whose blobs predate this feature, and ``cairn admin fingerprints`` (:mod:`cairn.registry.backfill`) the
+weight files committed before it. :meth:`LineageService.verify` merges the fingerprints of a revision's
 weight files, compares them with each declared parent's ``main`` (a parent the caller cannot read is
 reported exactly like a missing one) and looks for undeclared parents among repos that share tensors
 (tensor index) or the architecture (``arch`` index) with it — only repos the caller may read, created

@@ -2,8 +2,9 @@
 per sha256, and remember the result in ``blob_inspections``.
 
 Steps: :func:`inspect_file` (a local file: the staged upload, or the blob store's own file) → an
-:class:`Inspection` → :func:`save_inspection`. A safetensors header is parsed once per upload: the scan,
-the parameter counts and the lineage fingerprint share a :class:`~cairn.format.safetensors.HeaderMemo`. The scanner works on a path and memory-maps it, so a huge
+:class:`Inspection` → :func:`save_inspection`. A safetensors header is parsed once per upload: the
+scan, the parameter counts and the lineage fingerprint share a
+:class:`~cairn.format.safetensors.HeaderMemo`. The scanner works on a path and memory-maps it, so a huge
 upload is never read into memory; remote stores are first copied to a staging file. What an inspection
 *means* under the server's policy is decided by :meth:`cairn.registry.trust.TrustPolicy.verdict`, at read
 time, so changing the policy needs no re-scan.
