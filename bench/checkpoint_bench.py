@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import cairn
-from cairn.checkpoint.statcache import ENV_VAR
+from cairn.format.statcache import ENV_VAR
 
 
 def make_state(gib: float) -> tuple[torch.nn.Module, torch.optim.Optimizer]:

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import cairn
-from cairn.checkpoint import writer
-from cairn.checkpoint.statcache import ENV_VAR, Stamp, VerifiedCache, default_cache, is_racy
 from cairn.errors import IntegrityError, UsageError
+from cairn.format import statcache
+from cairn.format.statcache import ENV_VAR, Stamp, VerifiedCache, default_cache, is_racy
 
 MARGIN_S = 0.05  # longer than the racy-timestamp margin of a filesystem with sub-second timestamps
 
@@ -40,7 +40,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def saved(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A checkpoint whose save recorded every file (the save waits out the racy margin even for small
     files here; by default it does so only when a re-hash would cost more than the wait)."""
-    monkeypatch.setattr(writer, "_WAIT_FOR_RACY_BYTES", 0)
+    monkeypatch.setattr(statcache, "WAIT_FOR_RACY_BYTES", 0)
     root = tmp_path / "ck"
     cairn.save(root, model=_state(), rng_state=False, capture_environment=False)
     return root
@@ -128,7 +128,7 @@ def test_the_cache_can_be_switched_off(
 ) -> None:
     monkeypatch.setenv(ENV_VAR, "off")
     assert default_cache() is None
-    monkeypatch.setattr(writer, "_WAIT_FOR_RACY_BYTES", 0)
+    monkeypatch.setattr(statcache, "WAIT_FOR_RACY_BYTES", 0)
     root = tmp_path / "ck"
     cairn.save(root, model=_state(), rng_state=False)
     time.sleep(MARGIN_S)
@@ -204,7 +204,7 @@ def test_a_full_hash_drops_an_entry_that_vouched_for_bad_bytes(saved: Path) -> N
 def test_records_follow_overwrites_and_deletions(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "_WAIT_FOR_RACY_BYTES", 0)
+    monkeypatch.setattr(statcache, "WAIT_FOR_RACY_BYTES", 0)
     root = tmp_path / "run"
     manager = cairn.CheckpointManager(root, async_save=False, keep_policy=cairn.policies.LatestN(1))
     manager.save(1, model=_state())
@@ -227,8 +227,6 @@ def test_records_follow_overwrites_and_deletions(
 
 
 def test_the_cache_prunes_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cairn.checkpoint import statcache
-
     monkeypatch.setattr(statcache, "_PRUNE_ABOVE", 8)
     cache = VerifiedCache(tmp_path / "cache")
     live = [tmp_path / f"live{i}" for i in range(12)]

@@ -33,10 +33,10 @@ from cairn.checkpoint.environment import collect
 from cairn.checkpoint.policies import BestN, CheckpointInfo, KeepAll, KeepPolicy, LastSave, SavePolicy
 from cairn.checkpoint.reader import Verify
 from cairn.checkpoint.snapshot import BufferPool, Snapshot, take_snapshot
-from cairn.checkpoint.statcache import default_cache
 from cairn.checkpoint.writer import DEFAULT_MAX_SHARD_SIZE, write_checkpoint
 from cairn.errors import BackgroundSaveError, CairnError, ConflictError, NotFoundError, UsageError
 from cairn.format.manifest import MANIFEST_NAME, read_manifest
+from cairn.format.statcache import default_cache
 
 __all__ = ["CheckpointManager", "committed_steps", "step_dir_name"]
 

@@ -1,7 +1,7 @@
 """Read parts of a checkpoint back into tensors and structures, verifying every byte it reads.
 
 Each safetensors file is mapped privately (copy-on-write) and hashed in full before anything else happens
-— unless ``verify=False``, or the stat cache (:mod:`statcache`) vouches that the file is unchanged since
+— unless ``verify=False``, or the stat cache (:mod:`cairn.format.statcache`) vouches that the file is unchanged since
 cairn last hashed or wrote it. The header is validated from the map and the tensors are views into it.
 Files are read and hashed in parallel (hashlib and page faults release the GIL). Nothing is returned,
 and nothing recorded in the stat cache, unless every file matched its manifest entry.
@@ -22,11 +22,11 @@ from typing import Any, Literal
 import numpy as np
 
 from cairn.checkpoint.skeleton import decode
-from cairn.checkpoint.statcache import DirRecord, Stamp, default_cache, now_ns
 from cairn.checkpoint.tensors import from_bytes
 from cairn.errors import FormatError, IntegrityError, LimitExceededError, NotFoundError, UsageError
 from cairn.format.manifest import Manifest
 from cairn.format.safetensors import SafetensorsHeader, parse_header
+from cairn.format.statcache import DirRecord, Stamp, default_cache, now_ns
 from cairn.format.threads import run_all
 
 __all__ = ["MAX_SKELETON_SIZE", "Check", "Verify", "check_for", "hash_files", "read_part", "read_parts"]

@@ -4,7 +4,7 @@ Steps: make a temporary directory → for each part, lay its tensors out (tied t
 first so every tensor stays aligned), stream them into safetensors files (sharded above
 ``max_shard_size``) with early writeback, then fsync while a helper thread hashes the file's bytes →
 write JSON skeletons, ``config.json`` → write the
-manifest last → rename into place → record the files in the verified-file stat cache (:mod:`statcache`).
+manifest last → rename into place → record the files in the verified-file stat cache (:mod:`cairn.format.statcache`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import functools
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,12 @@ from typing import Any
 from cairn import __version__
 from cairn.checkpoint.atomic import commit_dir, new_temp_dir
 from cairn.checkpoint.snapshot import PartState, Snapshot
-from cairn.checkpoint.statcache import Stamp, default_cache, is_racy, now_ns, racy_margin_ns
 from cairn.checkpoint.tensors import TensorView, storage_key, view_of
 from cairn.checkpoint.writeback import BackgroundWriteback
 from cairn.format.hashing import sha256_stream
 from cairn.format.manifest import FORMAT_VERSION, MANIFEST_NAME, FileEntry, Manifest, PartEntry
 from cairn.format.safetensors import DTYPE_SIZES, write_safetensors_fd
+from cairn.format.statcache import default_cache, settled_stamps
 from cairn.format.threads import run_all
 
 __all__ = ["DEFAULT_MAX_SHARD_SIZE", "write_checkpoint"]
@@ -37,11 +36,6 @@ _WRITERS = 2
 
 #: the Hugging Face default for sharding weights
 DEFAULT_MAX_SHARD_SIZE = 5 * 1000**3
-
-#: a save waits out the racy-timestamp margin (at most ``_MAX_RACY_WAIT_NS``) to record its files in the
-#: stat cache only when they hold at least this many bytes (hashing 64 MiB takes about as long)
-_WAIT_FOR_RACY_BYTES = 64 << 20
-_MAX_RACY_WAIT_NS = 50_000_000
 
 
 def _layout(part: PartState) -> tuple[list[tuple[str, TensorView]], dict[str, str]]:
@@ -189,31 +183,17 @@ def write_checkpoint(
     return manifest
 
 
-def _stamps(root: Path, files: Mapping[str, FileEntry]) -> dict[str, tuple[Stamp, int]]:
-    out = {}
-    for rel in files:
-        taken = now_ns()
-        out[rel] = (Stamp.of(os.stat(root / rel, follow_symlinks=False)), taken)
-    return out
-
-
 def _remember(final: Path, files: Mapping[str, FileEntry]) -> None:
     """Record the files just committed in the stat cache, so that loading them next need not re-hash
-    bytes that cairn itself wrote. Files changed too recently to be recorded safely (see
-    :func:`~cairn.checkpoint.statcache.is_racy`) are waited for when they are big enough for a re-hash
-    to cost more than the wait; small ones are simply left out."""
+    bytes that cairn itself wrote. Files changed too recently to be recorded safely are waited for when
+    they are big enough for a re-hash to cost more than the wait (see
+    :func:`~cairn.format.statcache.settled_stamps`); small ones are simply left out."""
     cache = default_cache()
     if cache is None:
         return
     try:
         record = cache.fresh(final)  # every file is new: entries of a checkpoint it replaced go
-        stamps = _stamps(final, files)
-        racy = [(rel, st, t) for rel, (st, t) in stamps.items() if is_racy(st, t)]
-        if racy and sum(files[rel].size for rel, _, _ in racy) >= _WAIT_FOR_RACY_BYTES:
-            wait = max(racy_margin_ns(st) - (t - max(st.mtime_ns, st.ctime_ns)) for _, st, t in racy)
-            if wait <= _MAX_RACY_WAIT_NS:
-                time.sleep(wait / 1e9)
-                stamps = _stamps(final, files)
+        stamps = settled_stamps(final, {rel: entry.size for rel, entry in files.items()})
         for rel, (stamp, taken) in stamps.items():
             if stamp.size == files[rel].size:
                 record.add(rel, stamp, files[rel].sha256, taken_ns=taken)

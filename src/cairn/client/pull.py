@@ -6,6 +6,10 @@ whose hash still matches, else download ``/resolve/<commit>/<path>`` into ``blob
 (continuing an existing one with ``Range: bytes=N-``), hash it, and rename it into place only when its
 sha256 (LFS) or git blob SHA-1 (regular files) matches → link it into ``snapshots/<commit>/`` → record
 ``refs/<revision>``. With a target directory the files are then copied there as well.
+
+Files this pull hashed in full are recorded in the verified-file stat cache
+(:mod:`cairn.format.statcache`) where they were placed (the snapshot, the target directory), as a save
+records what it wrote, so that ``cairn.load`` of the pulled checkpoint does not hash them again.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,8 +30,9 @@ from cairn.client.listing import list_files, resolve_commit, select
 from cairn.client.progress import Progress, silent
 from cairn.client.refs import RepoRef, safe_join
 from cairn.errors import IntegrityError
+from cairn.format.statcache import Stamp, default_cache, settled_stamps
 
-__all__ = ["PullResult", "PulledFile", "pull"]
+__all__ = ["PullResult", "PulledFile", "pull", "remember_verified"]
 
 _RETRIES = 3
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
@@ -50,6 +55,9 @@ class PullResult:
     snapshot: Path
     directory: Path
     files: tuple[PulledFile, ...]
+    #: etag → the blob's stamp right after this pull hashed all of it (files it only size-checked are
+    #: absent); what :func:`remember_verified` records
+    verified: Mapping[str, Stamp] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def downloaded_bytes(self) -> int:
@@ -102,7 +110,10 @@ def pull(
                     by_etag.values(),
                 )
             )
-        status = {etag: (st, sha) for etag, (st, sha) in zip(by_etag, fetched, strict=True)}
+        status = {etag: (st, sha) for etag, (st, sha, _) in zip(by_etag, fetched, strict=True)}
+        verified = {
+            etag: stamp for etag, (_, _, stamp) in zip(by_etag, fetched, strict=True) if stamp is not None
+        }
         results = []
         for spec in wanted:
             cache.link(commit, spec)
@@ -117,7 +128,45 @@ def pull(
         target.mkdir(parents=True, exist_ok=True)
         for spec in wanted:
             place(cache.blob(spec.etag), safe_join(target, spec.path), copy=True)
-    return PullResult(ref.repo_id, ref.revision or "main", commit, snapshot, target, tuple(results))
+    result = PullResult(
+        ref.repo_id, ref.revision or "main", commit, snapshot, target, tuple(results), verified
+    )
+    remember_verified(snapshot, result, cache)
+    if directory is not None:
+        remember_verified(directory, result, cache, copies=True)
+    return result
+
+
+def _same_bytes(a: Stamp, b: Stamp) -> bool:
+    """Whether two stamps of one inode show no change of content (``ctime`` moves when a link is
+    added, so it is left out here; every write moves ``mtime``)."""
+    return (a.dev, a.ino, a.size, a.mtime_ns) == (b.dev, b.ino, b.size, b.mtime_ns)
+
+
+def remember_verified(root: Path, result: PullResult, cache: RepoCache, *, copies: bool = False) -> None:
+    """Record in the verified-file stat cache the files of ``result`` placed under ``root`` (hard links
+    to their blobs; ``copies=True``: copies of them) whose blobs this pull hashed in full and which have
+    not changed since: a file is recorded only while its blob still has the size and ``mtime`` it had
+    when it was hashed (a link must be that very inode), and, as for a save, only once its stamp is safe
+    from racy timestamps (:func:`~cairn.format.statcache.settled_stamps`). A failure only means no
+    record."""
+    store = default_cache()
+    if store is None:
+        return
+    sha = {f.path: f.sha256 for f in result.files if f.etag in result.verified and f.sha256}
+    etag = {f.path: f.etag for f in result.files}
+    try:
+        record = store.open(root)
+        stamps = settled_stamps(root, {f.path: f.size for f in result.files if f.path in sha})
+        for path, (stamp, taken) in stamps.items():
+            hashed = result.verified[etag[path]]
+            blob = Stamp.of(os.stat(cache.blob(etag[path])))
+            linked = stamp.dev == blob.dev and stamp.ino == blob.ino
+            if _same_bytes(blob, hashed) and stamp.size == hashed.size and (linked or copies):
+                record.add(path, stamp, sha[path], taken_ns=taken)
+        record.save()
+    except OSError:  # the files are in place; the cache is only an optimisation
+        return
 
 
 def _matches(spec: FileSpec, sha256: str, sha1: str, size: int) -> bool:
@@ -134,15 +183,16 @@ def _fetch(
     spec: FileSpec,
     bar: Progress,
     recheck: bool = True,
-) -> tuple[str, str]:
-    """Make ``blobs/<etag>`` hold exactly ``spec``'s content; (status, sha256).
+) -> tuple[str, str, Stamp | None]:
+    """Make ``blobs/<etag>`` hold exactly ``spec``'s content; (status, sha256, the blob's stamp right
+    after this call hashed all of it, or None when it only checked the size).
 
     The download runs under the per-etag lock, so a concurrent pull (cairn or huggingface_hub) of the
     same blob waits and then finds the finished blob instead of appending to the same partial file."""
     blob = cache.blob(spec.etag)
     if blob.is_file() and not recheck and blob.stat().st_size == spec.size:
         bar.advance(spec.size, done_file=True)
-        return "cached", spec.sha256 or ""
+        return "cached", spec.sha256 or "", None
     with cache.lock(spec.etag):
         try:
             return _fetch_locked(session, ref, commit, cache, spec, bar)
@@ -150,16 +200,24 @@ def _fetch(
             raise CacheError(f"{spec.path}: cannot write {blob}: {err}") from None
 
 
+def _hash_in_place(blob: Path, spec: FileSpec) -> tuple[int, str, str, Stamp | None]:
+    """The digests of a file already in place, and its stamp if it did not change while it was read."""
+    before = Stamp.of(blob.stat())
+    size, sha256, sha1 = file_digests(blob, git_sha1=spec.sha256 is None)
+    after = Stamp.of(blob.stat())
+    return size, sha256, sha1, (after if after == before else None)
+
+
 def _fetch_locked(
     session: HubSession, ref: RepoRef, commit: str, cache: RepoCache, spec: FileSpec, bar: Progress
-) -> tuple[str, str]:
+) -> tuple[str, str, Stamp | None]:
     blob = cache.blob(spec.etag)
     repaired = False
     if blob.is_file():
-        size, sha256, sha1 = file_digests(blob, git_sha1=spec.sha256 is None)
+        size, sha256, sha1, stamp = _hash_in_place(blob, spec)
         if _matches(spec, sha256, sha1, size):  # present, or another process just finished it
             bar.advance(spec.size, done_file=True)
-            return "cached", sha256
+            return "cached", sha256, stamp
         blob.unlink()  # corrupted or truncated: fetch it again (snapshot entries are re-linked after)
         repaired = True
     part = cache.incomplete(spec.etag)
@@ -190,11 +248,12 @@ def _fetch_locked(
         raise IntegrityError(spec.path, what=what, expected=expected, actual=actual)
     try:
         os.replace(part, blob)
+        stamp = Stamp.of(blob.stat())  # the bytes hashed as they were written
     except FileNotFoundError:  # another writer (one that ignores the lock) renamed it: fine if valid
-        size, sha256, sha1 = file_digests(blob, git_sha1=spec.sha256 is None)
+        size, sha256, sha1, stamp = _hash_in_place(blob, spec)
         if not _matches(spec, sha256, sha1, size):
             raise
-    return ("repaired" if repaired else "resumed" if resumed else "downloaded"), sha256
+    return ("repaired" if repaired else "resumed" if resumed else "downloaded"), sha256, stamp
 
 
 class _Hasher:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cairn.client.cache import RepoCache, place
 from cairn.client.http import HubConnectionError
-from cairn.client.pull import PullResult, pull
+from cairn.client.pull import PullResult, pull, remember_verified
 from cairn.client.refs import is_commit_id, parse_repo_ref, safe_join
 from cairn.client.settings import client_settings
 from cairn.errors import NotFoundError
@@ -97,6 +97,7 @@ def resolve_checkpoint(
     view = cache.root / "checkpoints" / result.commit
     for f in result.files:
         place(cache.blob(f.etag), safe_join(_mkdir(view), f.path))
+    remember_verified(view, result, cache)  # what this pull hashed, load need not hash again
     return view
 
 

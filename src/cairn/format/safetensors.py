@@ -38,6 +38,7 @@ __all__ = [
     "DTYPE_SIZES",
     "MAX_DIMS",
     "MAX_HEADER_SIZE",
+    "HeaderMemo",
     "SafetensorsHeader",
     "TensorInfo",
     "WriteResult",
@@ -156,6 +157,45 @@ def parse_header(raw: bytes, *, data_size: int | None, path: str | None = None) 
     return SafetensorsHeader(tensors, metadata, 8 + header_len, cursor)
 
 
+class HeaderMemo:
+    """The last header parsed through it, so that several readers of one file (the hub's scan of an
+    upload, its parameter counts, its lineage fingerprint) parse a large header once between them.
+
+    :meth:`parse` behaves exactly like :func:`parse_header`; it answers from the memo when the header
+    bytes (compared by their sha256, so the memo never keeps them) and ``data_size`` are those of the
+    previous call, and parses otherwise. A header that failed to parse fails again with the same
+    error, without being parsed again. It holds one parsed header at a time; ``parses`` counts the
+    real parses. Not thread-safe: one memo serves one file on one thread at a time.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[int, bytes, int | None] | None = None
+        self._result: SafetensorsHeader | FormatError | None = None
+        self.parses = 0
+
+    def parse(self, raw: bytes, *, data_size: int | None, path: str | None = None) -> SafetensorsHeader:
+        key = (len(raw), hashlib.sha256(raw).digest(), data_size)
+        if key != self._key or self._result is None:
+            self.parses += 1
+            try:
+                self._result = parse_header(raw, data_size=data_size, path=path)
+            except FormatError as exc:
+                self._result = exc
+            self._key = key
+        found = self._result
+        if isinstance(found, FormatError):  # a fresh error that names this caller's path
+            raise type(found)(found.detail, path=path) from None
+        return found
+
+
+def _parse(
+    raw: bytes, *, data_size: int | None, path: str | None, memo: HeaderMemo | None
+) -> SafetensorsHeader:
+    if memo is None:
+        return parse_header(raw, data_size=data_size, path=path)
+    return memo.parse(raw, data_size=data_size, path=path)
+
+
 def _tensor_info(name: str, entry: object, path: str | None) -> TensorInfo:
     if not isinstance(entry, dict):
         raise FormatError(f"entry for tensor {name!r} is not an object", path=path)
@@ -188,22 +228,27 @@ def _tensor_info(name: str, entry: object, path: str | None) -> TensorInfo:
 
 
 def read_header(
-    f: BinaryIO, *, file_size: int | None = None, path: str | Path | None = None
+    f: BinaryIO,
+    *,
+    file_size: int | None = None,
+    path: str | Path | None = None,
+    memo: HeaderMemo | None = None,
 ) -> SafetensorsHeader:
-    """Read and validate the header from the start of ``f``. ``file_size`` enables the full coverage check."""
+    """Read and validate the header from the start of ``f``. ``file_size`` enables the full coverage check;
+    ``memo``: parse through it (see :class:`HeaderMemo`)."""
     spath = None if path is None else str(path)
     n = _header_length(f.read(8), path=spath, file_size=file_size)
     raw = f.read(n)
     if len(raw) != n:
         raise FormatError(f"file ends inside the {n}-byte header", path=spath)
     data_size = None if file_size is None else file_size - 8 - n
-    return parse_header(raw, data_size=data_size, path=spath)
+    return _parse(raw, data_size=data_size, path=spath, memo=memo)
 
 
-def read_header_path(path: str | Path) -> SafetensorsHeader:
+def read_header_path(path: str | Path, *, memo: HeaderMemo | None = None) -> SafetensorsHeader:
     p = Path(path)
     with p.open("rb") as f:
-        return read_header(f, file_size=p.stat().st_size, path=p)
+        return read_header(f, file_size=p.stat().st_size, path=p, memo=memo)
 
 
 def build_header(

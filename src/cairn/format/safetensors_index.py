@@ -19,7 +19,13 @@ from pathlib import Path
 
 from cairn.errors import FormatError, LimitExceededError
 from cairn.format.inspection import Inspection, TensorRecord
-from cairn.format.safetensors import SafetensorsHeader, _header_length, parse_header, read_header_path
+from cairn.format.safetensors import (
+    HeaderMemo,
+    SafetensorsHeader,
+    _header_length,
+    parse_header,
+    read_header_path,
+)
 
 __all__ = [
     "MAX_INDEX_SIZE",
@@ -145,14 +151,21 @@ def inspect_sharded(index_path: str | Path) -> Inspection:
 
 
 def read_header_ranges(
-    read: Callable[[int, int], bytes], *, file_size: int | None = None, path: str | None = None
+    read: Callable[[int, int], bytes],
+    *,
+    file_size: int | None = None,
+    path: str | None = None,
+    memo: HeaderMemo | None = None,
 ) -> SafetensorsHeader:
-    """Read a header with two range reads: ``read(0, 8)`` then ``read(8, 8 + N)`` (end exclusive)."""
+    """Read a header with two range reads: ``read(0, 8)`` then ``read(8, 8 + N)`` (end exclusive);
+    ``memo``: parse through it (see :class:`~cairn.format.safetensors.HeaderMemo`)."""
     n = _header_length(read(0, 8), path=path, file_size=file_size)
     raw = read(8, 8 + n)
     if len(raw) != n:
         raise FormatError(f"range read returned {len(raw)} of {n} header bytes", path=path)
     data_size = None if file_size is None else file_size - 8 - n
+    if memo is not None:
+        return memo.parse(raw, data_size=data_size, path=path)
     return parse_header(raw, data_size=data_size, path=path)
 
 

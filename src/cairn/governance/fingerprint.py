@@ -35,7 +35,7 @@ from cairn.errors import (
     NotFoundError,
     UnsupportedFormatError,
 )
-from cairn.format.safetensors import DTYPE_SIZES, MAX_HEADER_SIZE, read_header_path
+from cairn.format.safetensors import DTYPE_SIZES, MAX_HEADER_SIZE, HeaderMemo, read_header_path
 
 __all__ = [
     "MAX_TENSORS",
@@ -177,16 +177,17 @@ def fingerprint_file(path: str | Path) -> Fingerprint:
     return _fingerprint_safetensors(p)
 
 
-def fingerprint_blob(path: str | Path) -> Fingerprint | None:
+def fingerprint_blob(path: str | Path, *, headers: HeaderMemo | None = None) -> Fingerprint | None:
     """Fingerprint a file by its content (an upload whose name is not known): a safetensors file or a
     torch zip checkpoint; ``None`` for anything else (including files that fail to parse as either, and
-    files of more than :data:`MAX_TENSORS` tensors)."""
+    files of more than :data:`MAX_TENSORS` tensors). ``headers``: parse a safetensors header through
+    this memo (one that already parsed the same header answers without parsing it again)."""
     p = Path(path)
     try:
         with p.open("rb") as f:
             head = f.read(9)
         if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < p.stat().st_size:
-            return _fingerprint_safetensors(p, MAX_TENSORS)
+            return _fingerprint_safetensors(p, MAX_TENSORS, headers)
         if head[:4] == b"PK\x03\x04":
             return _fingerprint_torch_zip(p, MAX_TENSORS)
     except (CairnError, OSError, ValueError):
@@ -233,10 +234,15 @@ class StreamingFingerprint:
     :meth:`result` is the fingerprint, or ``None`` when the bytes are not a complete, well-formed
     safetensors file, or names more than :data:`MAX_TENSORS` tensors or a name that is not Unicode text
     (the caller then tries the stored file, e.g. for a torch zip). Memory: the header
-    (at most :data:`~cairn.format.safetensors.MAX_HEADER_SIZE`, and never more than the declared size)."""
+    (at most :data:`~cairn.format.safetensors.MAX_HEADER_SIZE`, and never more than the declared size).
 
-    def __init__(self, size: int) -> None:
+    The header is parsed through :attr:`headers` (a :class:`~cairn.format.safetensors.HeaderMemo`,
+    new unless one is given), which the caller hands on to whatever reads the same file next (the
+    hub's scan and parameter counts), so that the header is parsed once."""
+
+    def __init__(self, size: int, *, headers: HeaderMemo | None = None) -> None:
         self.size = size
+        self.headers = HeaderMemo() if headers is None else headers
         self.head = bytearray()
         self.state = "head"  # head | data | done | off
         self.pos = 0
@@ -267,13 +273,11 @@ class StreamingFingerprint:
             return self._header(mv) if mv else mv
         if len(self.head) < need:
             return mv
-        from cairn.format.safetensors import parse_header
-
         if _surely_too_many(self.head[8:]):
             self.state = "off"
             return mv
         try:
-            header = parse_header(bytes(self.head[8:]), data_size=self.size - len(self.head))
+            header = self.headers.parse(bytes(self.head[8:]), data_size=self.size - len(self.head))
         except CairnError:
             self.state = "off"
             return mv
@@ -338,13 +342,15 @@ def _surely_too_many(header_json: bytes | bytearray, limit: int = MAX_TENSORS) -
     return header_json.count(b'"data_offsets"') > limit
 
 
-def _fingerprint_safetensors(p: Path, max_tensors: int | None = None) -> Fingerprint:
+def _fingerprint_safetensors(
+    p: Path, max_tensors: int | None = None, headers: HeaderMemo | None = None
+) -> Fingerprint:
     if max_tensors is not None:
         with p.open("rb") as f:
             n = int.from_bytes(f.read(8), "little")
             if n <= MAX_HEADER_SIZE and _surely_too_many(f.read(n), max_tensors):
                 raise LimitExceededError(f"more than {max_tensors} tensors are not fingerprinted", path=p)
-    header = read_header_path(p)
+    header = read_header_path(p, memo=headers)
     _too_many(len(header.tensors), max_tensors, p)
     check_names(header.tensors, p)
     out: dict[str, TensorPrint] = {}

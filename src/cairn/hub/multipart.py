@@ -128,7 +128,13 @@ def _assemble(ctx: Ctx, oid: str, size: int, count: int, repo_id: int) -> None:
             shutil.rmtree(folder, ignore_errors=True)  # the parts can never form this object
             raise IntegrityError(oid, what="sha256", expected=oid, actual=sha256.hexdigest())
         ctx.registry.ingest_blob(
-            target, oid, sha1.hexdigest(), size, repo_id=repo_id, fingerprint=fingerprint.result()
+            target,
+            oid,
+            sha1.hexdigest(),
+            size,
+            repo_id=repo_id,
+            fingerprint=fingerprint.result(),
+            headers=fingerprint.headers,  # the header it parsed serves the scan too
         )
         shutil.rmtree(folder, ignore_errors=True)
     finally:

@@ -203,11 +203,18 @@ async def lfs_upload(ctx: Ctx) -> Response:
     # even when the blob is stored already, the bytes are hashed: that proves the uploader has them
     staged = await _stage_stream(ctx, size)
     try:
-        sha256, git_sha1, fingerprint = staged[1], staged[2], staged[3].result()
+        sha256, git_sha1, streamed = staged[1], staged[2], staged[3]
         if sha256 != oid:
             raise IntegrityError(oid, what="sha256", expected=oid, actual=sha256)
         await ctx.call(
-            ctx.registry.ingest_blob, staged[0], oid, git_sha1, size, repo_id=repo_id, fingerprint=fingerprint
+            ctx.registry.ingest_blob,
+            staged[0],
+            oid,
+            git_sha1,
+            size,
+            repo_id=repo_id,
+            fingerprint=streamed.result(),
+            headers=streamed.headers,  # the header it parsed serves the scan too
         )
     finally:
         staged[0].unlink(missing_ok=True)

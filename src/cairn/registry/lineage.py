@@ -4,7 +4,8 @@ revision's declared and undeclared parents.
 Steps: :meth:`LineageService.on_ingest` fingerprints a blob as it is stored (safetensors or torch zip,
 recognised by content; the staged file's pages are still hot from the upload's own hashing and scan)
 and indexes its tensor hashes; :meth:`LineageService.ensure` fingerprints, at commit time, weight files
-whose blobs predate this feature. :meth:`LineageService.verify` merges the fingerprints of a revision's
+whose blobs predate this feature, and ``cairn admin fingerprints`` (:mod:`cairn.registry.backfill`) the
+weight files committed before it. :meth:`LineageService.verify` merges the fingerprints of a revision's
 weight files, compares them with each declared parent's ``main`` (a parent the caller cannot read is
 reported exactly like a missing one) and looks for undeclared parents among repos that share tensors
 (tensor index) or the architecture (``arch`` index) with it — only repos the caller may read, created
@@ -35,6 +36,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.errors import CairnError
+from cairn.format.safetensors import HeaderMemo
 from cairn.governance.fingerprint import (
     MAX_TENSORS,
     WEIGHT_SUFFIXES,
@@ -46,7 +48,7 @@ from cairn.governance.fingerprint import (
     fingerprint_blob,
     model_weight_files,
 )
-from cairn.meta import Database, files, now_us, refs, repo_access, repos
+from cairn.meta import Database, blobs, files, now_us, refs, repo_access, repos
 from cairn.meta.lineage_tables import INDEXED_TENSOR_BYTES, blob_fingerprints, tensor_index
 from cairn.registry.models import AddFile, FileEntry, Operation, Principal, Repo
 from cairn.registry.repos import _readable, _repo
@@ -87,11 +89,20 @@ class LineageService:
         self._lock = threading.Lock()
 
     # -- fingerprints on upload ------------------------------------------------------------------------
-    def on_ingest(self, src: Path, sha256: str, streamed: Fingerprint | None = None) -> None:
+    def on_ingest(
+        self,
+        src: Path,
+        sha256: str,
+        streamed: Fingerprint | None = None,
+        headers: HeaderMemo | None = None,
+    ) -> None:
         """Record the fingerprint of a verified staged upload: ``streamed`` when the upload computed it
-        on the way in (safetensors), else from the file if it holds weights (by content); else nothing.
+        on the way in (safetensors), else from the file if it holds weights (by content, parsing a
+        safetensors header through ``headers``, which the scan used already); else nothing.
         Advisory: no failure here fails the upload (the blob is then shown as not fingerprinted)."""
-        fp = streamed if streamed is not None else _advisory(fingerprint_blob, src)
+        fp = streamed
+        if fp is None:
+            fp = _advisory(lambda path: fingerprint_blob(path, headers=headers), src)
         if fp is not None:
             self._save_advisory(sha256, fp)
 
@@ -101,20 +112,28 @@ class LineageService:
         except CairnError:  # a fingerprint that cannot be stored (see save): not fingerprinted
             return
 
-    def save(self, sha256: str, fp: Fingerprint) -> None:
-        """Store ``fp`` for blob ``sha256`` and index its tensors (idempotent: the first one wins). A
-        fingerprint of more than :data:`MAX_TENSORS` tensors is not stored; one whose names are not
-        Unicode text raises :class:`~cairn.errors.FormatError`."""
+    def save(self, sha256: str, fp: Fingerprint, *, only_if_stored: bool = False) -> bool:
+        """Store ``fp`` for blob ``sha256`` and index its tensors (idempotent: the first one wins); returns
+        whether the blob has a fingerprint now. A fingerprint of more than :data:`MAX_TENSORS` tensors
+        is not stored; one whose names are not Unicode text raises :class:`~cairn.errors.FormatError`.
+        ``only_if_stored``: only while the blob's row exists, which is held (``FOR SHARE``) so that the
+        garbage collector cannot delete the blob meanwhile and leave its fingerprint behind."""
         if len(fp.tensors) > MAX_TENSORS:
-            return
+            return False
         check_names(fp.tensors)
         indexed = {t.sha256: t.nbytes for t in fp.tensors.values() if t.nbytes >= INDEXED_TENSOR_BYTES}
         with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
+            if only_if_stored:
+                held = conn.execute(
+                    select(blobs.c.sha256).where(blobs.c.sha256 == sha256).with_for_update(read=True)
+                ).first()
+                if held is None:
+                    return False
             known = conn.execute(
                 select(blob_fingerprints.c.sha256).where(blob_fingerprints.c.sha256 == sha256)
             ).first()
             if known is not None:
-                return
+                return True
             conn.execute(
                 insert(blob_fingerprints).values(
                     sha256=sha256,
@@ -129,6 +148,8 @@ class LineageService:
                     insert(tensor_index),
                     [{"tensor_sha256": t, "blob_sha256": sha256, "nbytes": n} for t, n in indexed.items()],
                 )
+            return True
+        return True  # another writer stored it first (the unique key refused this one)
 
     def ensure(self, operations: Sequence[Operation]) -> None:
         """Fingerprint the model weight files (:func:`model_weight_files`) that a commit added whose blobs
@@ -146,11 +167,14 @@ class LineageService:
             )
         for sha256 in sorted(added - have):
             if self.store.exists(sha256):
-                fp = _advisory(self._fingerprint_stored, sha256)
+                fp = _advisory(self.fingerprint_stored, sha256)
                 if fp is not None:
                     self._save_advisory(sha256, fp)
 
-    def _fingerprint_stored(self, sha256: str) -> Fingerprint | None:
+    def fingerprint_stored(self, sha256: str) -> Fingerprint | None:
+        """The fingerprint of a stored blob, by content (``None``: it holds no weights cairn
+        fingerprints); read in place from a local store, else through a staging copy. Errors of the
+        store (a missing blob, a failed read) are raised."""
         local = self.store.local_path(sha256)
         if local is not None and local.exists():
             return fingerprint_blob(local)

@@ -2,7 +2,9 @@
 per sha256, and remember the result in ``blob_inspections``.
 
 Steps: :func:`inspect_file` (a local file: the staged upload, or the blob store's own file) → an
-:class:`Inspection` → :func:`save_inspection`. The scanner works on a path and memory-maps it, so a huge
+:class:`Inspection` → :func:`save_inspection`. A safetensors header is parsed once per upload: the
+scan, the parameter counts and the lineage fingerprint share a
+:class:`~cairn.format.safetensors.HeaderMemo`. The scanner works on a path and memory-maps it, so a huge
 upload is never read into memory; remote stores are first copied to a staging file. What an inspection
 *means* under the server's policy is decided by :meth:`cairn.registry.trust.TrustPolicy.verdict`, at read
 time, so changing the policy needs no re-scan.
@@ -27,6 +29,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn import __version__
 from cairn.errors import CairnError
+from cairn.format.safetensors import HeaderMemo
 from cairn.meta import Database, now_us
 from cairn.meta.trust_tables import blob_inspections
 from cairn.store import BlobStore
@@ -61,13 +64,15 @@ class Inspection:
         return found
 
 
-def safetensors_parameters(read: Callable[[int, int], bytes], size: int) -> dict[str, int] | None:
+def safetensors_parameters(
+    read: Callable[[int, int], bytes], size: int, headers: HeaderMemo | None = None
+) -> dict[str, int] | None:
     """Parameter counts by dtype from a safetensors header (two range reads), or ``None`` if the bytes
-    are not a valid safetensors file."""
+    are not a valid safetensors file. ``headers``: parse through this memo (see :func:`inspect_file`)."""
     from cairn.format.safetensors_index import read_header_ranges
 
     try:
-        header = read_header_ranges(read, file_size=size)
+        header = read_header_ranges(read, file_size=size, memo=headers)
     except CairnError:
         return None
     counts: dict[str, int] = {}
@@ -87,12 +92,17 @@ def _relabel(report: dict[str, Any], label: str) -> dict[str, Any]:
     return report
 
 
-def inspect_file(path: Path, sha256: str) -> Inspection:
-    """Scan the file at ``path`` (whose content has digest ``sha256``) and read its safetensors header."""
+def inspect_file(path: Path, sha256: str, headers: HeaderMemo | None = None) -> Inspection:
+    """Scan the file at ``path`` (whose content has digest ``sha256``) and read its safetensors header.
+
+    The scan and the parameter counts parse the header through one memo (``headers``, or a new one), so
+    a large header is parsed once; a caller that passes its own memo (the upload, which parsed the
+    header for its lineage fingerprint already) makes that one parse serve all three."""
     from cairn.security import scan
 
+    headers = HeaderMemo() if headers is None else headers
     try:
-        result = scan([path])
+        result = scan([path], headers=headers)
     except Exception as exc:  # a scanner crash is "could not scan", never "clean"
         report: dict[str, Any] = {
             "findings": [],
@@ -117,7 +127,7 @@ def inspect_file(path: Path, sha256: str) -> Inspection:
             fh.seek(start)
             return fh.read(max(0, min(end, size) - start))
 
-    params = safetensors_parameters(read, size) if size >= 8 else None
+    params = safetensors_parameters(read, size, headers) if size >= 8 else None
     return Inspection(sha256, status, severity, report, params)
 
 

@@ -21,11 +21,13 @@ from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.format.hashing import git_blob_sha1
+from cairn.format.safetensors import HeaderMemo
 from cairn.governance.fingerprint import Fingerprint
 from cairn.meta import Database, blobs, now_us, repo_objects
 from cairn.meta.migrate import migrate
 from cairn.registry.access import AccessService
 from cairn.registry.audit import AuditService
+from cairn.registry.backfill import BackfillReport, backfill_fingerprints
 from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
 from cairn.registry.discovery import DiscoveryService
@@ -137,11 +139,15 @@ class Registry:
         *,
         repo_id: int | None = None,
         fingerprint: Fingerprint | None = None,
+        headers: HeaderMemo | None = None,
     ) -> BlobInfo:
         """Store a verified temporary file (consumed) and record it. Idempotent.
 
         ``fingerprint``: its lineage fingerprint if the caller computed it while streaming the bytes in
-        (else the file is fingerprinted here when it holds weights).
+        (else the file is fingerprinted here when it holds weights). ``headers``: the memo through which
+        that computation parsed a safetensors header (:attr:`StreamingFingerprint.headers`); the scan,
+        the parameter counts and the fingerprint all parse through one memo, so the header is parsed
+        once per upload.
 
         ``repo_id``: the repo the verified bytes were uploaded through; it may then reference the blob
         (:meth:`grant_object`). Only a caller that hashed the bytes itself may pass it."""
@@ -150,8 +156,9 @@ class Registry:
             src.unlink(missing_ok=True)
             info = existing
         else:
-            self.trust.on_ingest(src, sha256)
-            self.lineage.on_ingest(src, sha256, fingerprint)
+            memo = HeaderMemo() if headers is None else headers
+            self.trust.on_ingest(src, sha256, memo)
+            self.lineage.on_ingest(src, sha256, fingerprint, memo)
             self.store.put_file(sha256, src)
             with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
                 conn.execute(
@@ -210,6 +217,11 @@ class Registry:
         """Blobs no commit references, older than ``grace_s``: counted, and deleted with ``apply``
         (see :mod:`cairn.registry.gc` for why this is safe while the hub serves)."""
         return collect_garbage(self.db, self.store, grace_s=grace_s, apply=apply, strays=strays)
+
+    def backfill_fingerprints(self, *, apply: bool = False) -> BackfillReport:
+        """Lineage fingerprints for committed weight files stored before the hub computed them: counted,
+        and computed and stored with ``apply`` (see :mod:`cairn.registry.backfill`)."""
+        return backfill_fingerprints(self.lineage, apply=apply)
 
     # -- the hot path ----------------------------------------------------------------------------------
     def lookup_file(

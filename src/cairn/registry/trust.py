@@ -25,6 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, delete, insert, select
 
 from cairn.errors import NotFoundError, PermissionDeniedError, UnsafeContentError, UsageError
+from cairn.format.safetensors import HeaderMemo
 from cairn.governance.policy import LicensePolicy
 from cairn.meta import Database, now_us
 from cairn.meta.trust_tables import namespace_trust, quarantine_overrides, repo_trust, revision_trust
@@ -162,10 +163,11 @@ class TrustService:
         self.policy = policy
 
     # -- inspections -----------------------------------------------------------------------------------
-    def on_ingest(self, src: Path, sha256: str) -> None:
-        """Inspect a verified staged upload before it is handed to the store (its pages are still hot)."""
+    def on_ingest(self, src: Path, sha256: str, headers: HeaderMemo | None = None) -> None:
+        """Inspect a verified staged upload before it is handed to the store (its pages are still hot);
+        ``headers``: the upload's header memo (see :func:`~cairn.registry.scanning.inspect_file`)."""
         if self.policy.scan:
-            save_inspection(self.db, inspect_file(src, sha256))
+            save_inspection(self.db, inspect_file(src, sha256, headers))
 
     def inspections(self, sha256s: Sequence[str]) -> dict[str, Inspection]:
         with self.db.read() as conn:

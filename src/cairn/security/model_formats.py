@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from cairn.errors import FormatError
-from cairn.format.safetensors import parse_header
+from cairn.format.safetensors import HeaderMemo, parse_header
 from cairn.security.protobuf import fields
 from cairn.security.report import Severity
 
@@ -54,10 +54,11 @@ _SSTI = re.compile(
 )
 
 
-def check(kind: str, data: bytes | memoryview, emit: Emit) -> None:
-    """Judge one file of ``kind`` (as named by :func:`cairn.security.detect.sniff`)."""
+def check(kind: str, data: bytes | memoryview, emit: Emit, headers: HeaderMemo | None = None) -> None:
+    """Judge one file of ``kind`` (as named by :func:`cairn.security.detect.sniff`); ``headers``: parse
+    a safetensors header through it, so that a caller reading the same header next need not parse it."""
     if kind == "safetensors":
-        _safetensors(data, emit)
+        _safetensors(data, emit, headers)
     elif kind == "gguf":
         _gguf(data, emit)
     elif kind == "hdf5":
@@ -236,7 +237,7 @@ def find(view: memoryview, needle: bytes, start: int, chunk: int = 1 << 20) -> i
 
 
 # -- safetensors -------------------------------------------------------------------------------------------
-def _safetensors(data: bytes | memoryview, emit: Emit) -> None:
+def _safetensors(data: bytes | memoryview, emit: Emit, headers: HeaderMemo | None) -> None:
     (n,) = struct.unpack("<Q", data[:8])
     if n > len(data) - 8:
         emit(
@@ -247,8 +248,12 @@ def _safetensors(data: bytes | memoryview, emit: Emit) -> None:
             0,
         )
         return
+    raw, data_size = bytes(data[8 : 8 + n]), len(data) - 8 - n
     try:
-        parse_header(bytes(data[8 : 8 + n]), data_size=len(data) - 8 - n)
+        if headers is None:
+            parse_header(raw, data_size=data_size)
+        else:
+            headers.parse(raw, data_size=data_size)
     except FormatError as exc:
         emit(Severity.MEDIUM, "safetensors-invalid-header", "header", f"{exc.detail}; {_ST}", 8)
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cairn.format.pickle_vm import PickleResult, walk, walk_all
+from cairn.format.safetensors import HeaderMemo
 from cairn.security import archives, model_formats
 from cairn.security.archives import ViewFile, ZipMember, find_eocd, member_bytes, read_zip, unsafe_member_name
 from cairn.security.archives import decompress as _decompress
@@ -41,7 +42,8 @@ _HEAD_BYTES = 1 << 20
 class _Scan:
     """Collects the three kinds of result for one :func:`scan` call."""
 
-    def __init__(self) -> None:
+    def __init__(self, headers: HeaderMemo | None = None) -> None:
+        self.headers = headers
         self.findings: list[Finding] = []
         self.errors: list[ScanError] = []
         self.skipped: list[Skipped] = []
@@ -117,7 +119,7 @@ class _Scan:
         elif kind == "npy":
             self.npy(data, path, member)
         else:
-            model_formats.check(kind, data, self._emitter(path, member))
+            model_formats.check(kind, data, self._emitter(path, member), self.headers)
 
     def _emitter(self, path: str, member: str) -> model_formats.Emit:
         def emit(severity: Severity, rule: str, construct: str, message: str, offset: int | None) -> None:
@@ -426,9 +428,11 @@ def _check_link(link: Path, root: Path, scan: _Scan) -> None:
         scan.finding(str(link), "", Severity.HIGH, "path-symlink-escape", f"-> {target}", _SYMLINK, None)
 
 
-def scan(paths: Iterable[str | os.PathLike[str]]) -> ScanReport:
-    """Scan files and folders (recursively) without executing anything in them."""
-    s = _Scan()
+def scan(paths: Iterable[str | os.PathLike[str]], *, headers: HeaderMemo | None = None) -> ScanReport:
+    """Scan files and folders (recursively) without executing anything in them. ``headers``: parse
+    safetensors headers through this memo (the hub passes one per upload, and reads the same header
+    through it for the upload's parameter counts and lineage fingerprint)."""
+    s = _Scan(headers)
     for p in _files(paths, s):
         try:
             with open(p, "rb") as fh:

@@ -76,6 +76,17 @@ def register(subparsers: Any) -> None:
     gc.add_argument("--json", action="store_true", help="print the report as JSON")
     add_storage_options(gc)
     gc.set_defaults(handler=collect_garbage)
+    fps = sub.add_parser(
+        "fingerprints",
+        help="compute lineage fingerprints of weight files stored before the hub computed them",
+        description="Count the blobs of committed weight files (.safetensors, .bin, .pt, .pth, .ckpt) "
+        "that have no lineage fingerprint, so lineage search misses them; with --apply, compute and "
+        "store them. Idempotent, and safe while the hub serves (see docs/hub.md).",
+    )
+    fps.add_argument("--apply", action="store_true", help="compute and store them (default: only report)")
+    fps.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_storage_options(fps)
+    fps.set_defaults(handler=backfill_fingerprints)
     trust_admin.add_admin_actions(sub, add_storage_options)
 
 
@@ -192,6 +203,32 @@ def collect_garbage(args: argparse.Namespace) -> int:
             lines.append(f"kept {d['keptRacing']} that a commit referenced meanwhile")
         if d["dryRun"] and d["blobs"]:
             lines.append("run again with --apply to delete them")
+        return "\n".join(lines)
+
+    emit(report.to_dict(), as_json=args.json, human=human)
+    return EXIT_OK
+
+
+def backfill_fingerprints(args: argparse.Namespace) -> int:
+    registry = _open(args)
+    try:
+        report = registry.backfill_fingerprints(apply=args.apply)
+    finally:
+        registry.close()
+
+    def human(d: dict[str, Any]) -> str:
+        verb = "would fingerprint" if d["dryRun"] else "fingerprinted"
+        lines = [
+            f"{d['candidates']} weight files' blobs have no fingerprint",
+            f"{verb} {d['fingerprinted']} ({human_size(d['bytes'])})",
+        ]
+        if d["notFingerprintable"]:
+            lines.append(f"{d['notFingerprintable']} hold no weights cairn can fingerprint")
+        if d["unreadable"]:
+            lines.append(f"{d['unreadable']} could not be read:")
+            lines += [f"  {e['sha256']}: {e['error']}" for e in d["errors"]]
+        if d["dryRun"] and d["fingerprinted"]:
+            lines.append("run again with --apply to compute them")
         return "\n".join(lines)
 
     emit(report.to_dict(), as_json=args.json, human=human)

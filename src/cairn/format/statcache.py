@@ -32,18 +32,21 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "ENV_VAR",
+    "MAX_RACY_WAIT_NS",
+    "WAIT_FOR_RACY_BYTES",
     "DirRecord",
     "Stamp",
     "VerifiedCache",
     "default_cache",
     "racy_margin_ns",
+    "settled_stamps",
 ]
 
 #: the setting: a directory for the cache, or ``off`` to disable it
@@ -59,6 +62,10 @@ _FINE_MARGIN_NS = 20_000_000
 _COARSE_MARGIN_NS = 2_000_000_000 + _FINE_MARGIN_NS
 #: directories whose records are pruned once the cache holds more records than this
 _PRUNE_ABOVE = 2000
+#: :func:`settled_stamps` waits out the racy-timestamp margin (at most ``MAX_RACY_WAIT_NS``) only for
+#: files that hold at least this many bytes together (hashing 64 MiB takes about as long as the wait)
+WAIT_FOR_RACY_BYTES = 64 << 20
+MAX_RACY_WAIT_NS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,32 @@ def racy_margin_ns(stamp: Stamp) -> int:
 def is_racy(stamp: Stamp, taken_ns: int) -> bool:
     """Whether a change right after the stat (taken no earlier than ``taken_ns``) could keep this stamp."""
     return taken_ns - max(stamp.mtime_ns, stamp.ctime_ns) < racy_margin_ns(stamp)
+
+
+def _stamps(root: Path, rels: Iterable[str]) -> dict[str, tuple[Stamp, int]]:
+    out = {}
+    for rel in rels:
+        taken = now_ns()
+        out[rel] = (Stamp.of(os.stat(root / rel, follow_symlinks=False)), taken)
+    return out
+
+
+def settled_stamps(root: Path, sizes: Mapping[str, int]) -> dict[str, tuple[Stamp, int]]:
+    """The stamps of files that cairn just wrote or placed under ``root`` (``sizes``: their sizes by
+    path relative to ``root``), each with the clock read before its stat, for :meth:`DirRecord.add`.
+
+    Files changed too recently to be recorded safely (:func:`is_racy`) are waited for and stamped
+    again when together they hold at least :data:`WAIT_FOR_RACY_BYTES`, so that a re-hash that would
+    cost more than the wait is saved; small ones stay racy, and :meth:`DirRecord.add` leaves them out.
+    Raises :class:`OSError` when a file cannot be stat'ed."""
+    stamps = _stamps(root, sizes)
+    racy = [(rel, st, t) for rel, (st, t) in stamps.items() if is_racy(st, t)]
+    if racy and sum(sizes[rel] for rel, _, _ in racy) >= WAIT_FOR_RACY_BYTES:
+        wait = max(racy_margin_ns(st) - (t - max(st.mtime_ns, st.ctime_ns)) for _, st, t in racy)
+        if wait <= MAX_RACY_WAIT_NS:
+            time.sleep(wait / 1e9)
+            stamps = _stamps(root, sizes)
+    return stamps
 
 
 def _parse_entries(doc: Any, directory: str) -> dict[str, tuple[Stamp, str]]:
