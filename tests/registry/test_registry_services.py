@@ -101,7 +101,18 @@ def test_bad_operations_change_nothing(reg: Registry) -> None:
     repo = reg.repos.create(who, "model", "alice", "m2", private=False)
     head = reg.commits.branch_head(repo, "main")
     good = reg.ingest_bytes(b"x", repo_id=repo.id)
-    for path in ("../etc/passwd", "/abs", "a\0b", "a//b", "a/./b", "a\\b", ".git/config", ""):
+    for path in (
+        "../etc/passwd",
+        "/abs",
+        "a\0b",
+        "a//b",
+        "a/./b",
+        "a\\b",
+        ".git/config",
+        "",
+        "a\x85b",
+        "a\x9bb",
+    ):
         with pytest.raises(InvalidPathError):
             reg.commit(repo, "main", [AddFile(path, good.sha256)], title="t", author="alice")
     with pytest.raises(MissingBlobError):

@@ -12,7 +12,7 @@ MAX_PATH = 1024
 MAX_PATH_DEPTH = 64  # segments; bounds the per-path work of the file/folder clash check
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _HEX40 = re.compile(r"[0-9a-f]{40}")
-_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")  # C0, DEL, C1 controls; backslash
 
 
 def is_commit_id(value: str) -> bool:
