@@ -220,10 +220,18 @@ def test_edited_comment_keeps_its_version_count_not_its_old_texts(hub: LiveHub) 
 
 def test_titles_with_controls_or_bidi_overrides_are_refused(hub: LiveHub) -> None:
     """A right-to-left override can make ``evil\u202etxt.exe`` read as ``evilexe.txt``; titles refuse
-    it with the other bidi embeddings/isolates and every C0, DEL and C1 control."""
+    it with the other bidi embeddings/isolates and every C0, DEL and C1 control. A blank title is a bad
+    request (400) too, not an oversized one."""
     _seed(hub, "alice/rv-title")
     bob = _api(hub, hub.other_token)
-    for title in ["evil\u202etxt.exe", "isolate\u2066me\u2069", "del\x7fete", "c1\x85control", "tab\there"]:
+    for title in [
+        "evil\u202etxt.exe",
+        "isolate\u2066me\u2069",
+        "del\x7fete",
+        "c1\x85control",
+        "tab\there",
+        "  ",
+    ]:
         with pytest.raises(HfHubHTTPError) as err:
             bob.create_discussion("alice/rv-title", title)
         assert _status(err) == 400, title

@@ -136,7 +136,9 @@ def check_title(title: object) -> str:
     if not isinstance(title, str):
         raise UsageError("'title' must be a string")
     title = title.strip()
-    if not MIN_TITLE_CHARS <= len(title) <= MAX_TITLE_CHARS:
+    if len(title) < MIN_TITLE_CHARS:  # a malformed request (400), not an oversized one (413)
+        raise UsageError(f"a title must be {MIN_TITLE_CHARS}-{MAX_TITLE_CHARS} characters")
+    if len(title) > MAX_TITLE_CHARS:
         raise LimitExceededError(f"a title must be {MIN_TITLE_CHARS}-{MAX_TITLE_CHARS} characters")
     if any(c in _TITLE_FORBIDDEN for c in title):
         raise UsageError("a title may not contain control characters or bidirectional overrides")
