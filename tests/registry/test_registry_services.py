@@ -213,3 +213,31 @@ def test_blob_store_reports_missing_blobs(reg: Registry) -> None:
         reg.store.size("f" * 64)
     info = reg.ingest_bytes(b"0123456789")
     assert b"".join(reg.iter_blob(info.sha256, 2, 5)) == b"234"
+
+
+def test_history_pages_walk_only_the_chain_of_the_start_commit(reg: Registry) -> None:
+    """History is the parent chain from one commit, newest first, paged by offset and limit; a sibling
+    branch's commits and another repo's are never in it."""
+    who = _alice(reg)
+    repo = reg.repos.create(who, "model", "alice", "hist", private=False)
+    other = reg.repos.create(who, "model", "alice", "hist-other", private=False)
+    blob = reg.ingest_bytes(b"x", repo_id=repo.id)
+    reg.ingest_bytes(b"x", repo_id=other.id)
+    chain = [reg.commits.branch_head(repo, "main")]
+    for i in range(30):
+        chain.append(
+            reg.commit(repo, "main", [AddFile(f"f{i}", blob.sha256)], title=f"c{i}", author="alice").id
+        )
+    reg.commits.create_ref(repo, "branch", "side", chain[10])
+    side = reg.commit(repo, "side", [AddFile("side", blob.sha256)], title="side", author="alice").id
+    reg.commit(other, "main", [AddFile("o", blob.sha256)], title="other", author="alice")
+    newest_first = chain[::-1]
+    assert [c.id for c in reg.commits.history(repo, chain[-1], limit=1000)] == newest_first
+    assert [c.id for c in reg.commits.history(repo, chain[-1], offset=5, limit=7)] == newest_first[5:12]
+    assert [c.id for c in reg.commits.history(repo, chain[-1], offset=29, limit=7)] == newest_first[29:]
+    assert reg.commits.history(repo, chain[-1], offset=31, limit=7) == []
+    assert reg.commits.history(repo, chain[-1], limit=0) == []
+    assert [c.id for c in reg.commits.history(repo, side, limit=3)] == [side, chain[10], chain[9]]
+    assert reg.commits.history(other, chain[-1]) == []  # a commit id of another repo starts nothing
+    found = reg.commits.by_ids(repo, [chain[3], side, "f" * 40, chain[3]])
+    assert set(found) == {chain[3], side} and found[side].title == "side"

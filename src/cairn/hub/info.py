@@ -170,8 +170,7 @@ async def tree(ctx: Ctx) -> Response:
         raise EntryNotFoundError(base, commit)
     items = _children(entries, base, ctx.qbool("recursive"))
     if ctx.qbool("expand"):
-        history = await ctx.call(ctx.registry.commits.history, repo, commit, limit=1 << 30)
-        last = {c.id: c for c in history}
+        last = await ctx.call(ctx.registry.commits.by_ids, repo, [e.last_commit for e in entries])
         status = await ctx.call(ctx.registry.trust.file_status, entries)
         items = [
             {**file_json(e, last), "securityFileStatus": trust_api.file_security(*status[e.path])}

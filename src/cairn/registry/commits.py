@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, Integer, Row, and_, delete, insert, literal, select, update
 
 from cairn.errors import LimitExceededError
 from cairn.meta import Database, blobs, commits, files, now_us, refs, repo_objects
@@ -311,17 +311,39 @@ class CommitService:
 
     # -- history and refs ------------------------------------------------------------------------------
     def history(self, repo: Repo, commit_id: str, *, offset: int = 0, limit: int = 50) -> list[Commit]:
-        """Commits reachable from ``commit_id``, newest first."""
+        """Commits reachable from ``commit_id``, newest first: ``limit`` of them after skipping ``offset``.
+
+        The parent chain is walked in the database (a recursive query, stopped at ``offset + limit``), so a
+        page costs what it shows, not the repo's whole history (training runs push thousands of commits)."""
+        if limit <= 0:
+            return []
+        depth = offset + limit
+        start = select(commits.c.id, commits.c.parent_id, literal(0, Integer).label("depth"))
+        chain = start.where(commits.c.repo_id == repo.id, commits.c.id == commit_id).cte(
+            "chain", recursive=True
+        )
+        parent = commits.alias("parent")
+        chain = chain.union_all(
+            select(parent.c.id, parent.c.parent_id, chain.c.depth + 1).where(
+                parent.c.repo_id == repo.id, parent.c.id == chain.c.parent_id, chain.c.depth + 1 < depth
+            )
+        )
+        query = select(commits).join(chain, commits.c.id == chain.c.id).order_by(chain.c.depth)
         with self.db.read() as conn:
-            by_id = {
-                r.id: _commit(r) for r in conn.execute(select(commits).where(commits.c.repo_id == repo.id))
-            }
-        out: list[Commit] = []
-        cursor: str | None = commit_id
-        while cursor is not None and cursor in by_id and len(out) < offset + limit:
-            out.append(by_id[cursor])
-            cursor = by_id[cursor].parent_id
-        return out[offset:]
+            rows = conn.execute(query.offset(offset).limit(limit)).all()
+        return [_commit(r) for r in rows]
+
+    def by_ids(self, repo: Repo, ids: Sequence[str]) -> dict[str, Commit]:
+        """The commits of ``repo`` among ``ids`` (e.g. the last commits of a tree's files), by id."""
+        out: dict[str, Commit] = {}
+        unique = sorted(set(ids))
+        with self.db.read() as conn:
+            for i in range(0, len(unique), 500):
+                rows = conn.execute(
+                    select(commits).where(commits.c.repo_id == repo.id, commits.c.id.in_(unique[i : i + 500]))
+                )
+                out.update((r.id, _commit(r)) for r in rows)
+        return out
 
     def refs(self, repo: Repo) -> list[Ref]:
         with self.db.read() as conn:
