@@ -1,0 +1,62 @@
+"""Hostile review of the hub's web UI (``web.py``, ``web_views.py``, ``web_discussions.py``, templates).
+
+Each test states what a visitor or uploader can do to the pages. Tests marked ``xfail(strict=True)``
+reproduce a bug that is still open: a fix makes them pass, and strictness then asks for the mark to go.
+The others pin down behaviour the review found right, so that it stays right.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+from hub_testing import LiveHub
+from huggingface_hub import HfApi
+
+# A protocol-0 pickle that calls os.system; the leading string (pushed, then popped) is a marker that
+# only appears in the page if the file's bytes are shown. It is only ever scanned, never loaded.
+_MARKER = "leakmarker-7f3a"
+EVIL_PICKLE = f"S'{_MARKER}'\n0cos\nsystem\n(S'echo pwned'\ntR.".encode()
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _hrefs(html: str) -> list[str]:
+    return re.findall(r'href="([^"]*)"', html)
+
+
+@pytest.mark.xfail(strict=True, reason="review: the blob page previews the bytes of a quarantined file")
+def test_quarantined_file_bytes_are_not_shown_on_the_blob_page(quarantine_hub: LiveHub) -> None:
+    """Under ``on_unsafe="quarantine"`` a flagged file is refused for download (403) until an admin
+    releases it, but ``/blob/`` shows the first 512 KiB of any non-LFS file as text whatever its verdict.
+    A small unsafe file under a name that is not an LFS pattern (``.txt``, ``.py``, no extension ...) is
+    stored inline, so anyone, anonymous included, copies the quarantined payload off the page: the
+    quarantine promises the bytes do not reach users, and the web view hands them out."""
+    hub = quarantine_hub
+    repo = f"alice/{_name('rv-quarantine')}"
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=EVIL_PICKLE, path_in_repo="payload.txt", repo_id=repo)
+    assert httpx.get(f"{hub.url}/{repo}/resolve/main/payload.txt").status_code == 403  # quarantined
+    page = httpx.get(f"{hub.url}/{repo}/blob/main/payload.txt")
+    assert page.status_code == 200 and ">unsafe<" in page.text
+    assert _MARKER not in page.text
+
+
+@pytest.mark.xfail(strict=True, reason="review: the repo page renders a quarantined README.md")
+def test_quarantined_readme_is_not_rendered_on_the_repo_page(quarantine_hub: LiveHub) -> None:
+    """The same bypass through the repo page: ``_top_of_repo`` renders ``README.md`` without asking for
+    its verdict, so a README that the scanner flagged (and the download refuses) is shown to everyone."""
+    hub = quarantine_hub
+    repo = f"alice/{_name('rv-quarantine-readme')}"
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=EVIL_PICKLE, path_in_repo="README.md", repo_id=repo)
+    assert httpx.get(f"{hub.url}/{repo}/resolve/main/README.md").status_code == 403
+    page = httpx.get(f"{hub.url}/{repo}")
+    assert page.status_code == 200
+    assert _MARKER not in page.text
