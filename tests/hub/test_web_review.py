@@ -60,3 +60,21 @@ def test_quarantined_readme_is_not_rendered_on_the_repo_page(quarantine_hub: Liv
     page = httpx.get(f"{hub.url}/{repo}")
     assert page.status_code == 200
     assert _MARKER not in page.text
+
+
+@pytest.mark.xfail(strict=True, reason="review: base_model from the card becomes an off-site link")
+def test_card_base_model_links_never_leave_the_hub(hub: LiveHub) -> None:
+    """``repo.html`` prints ``<a href="/{{ b }}">`` for each ``base_model`` of the card, and the card is
+    the uploader's YAML. ``base_model: /evil.example/login`` gives ``href="//evil.example/login"``, a
+    protocol-relative link to another site, and ``\\evil.example`` gives ``/\\evil.example``, which
+    browsers read the same way. The hub then shows a phishing link as one of its own model links (the
+    "Base model" line a visitor trusts to lead to the parent model on this hub)."""
+    repo = f"alice/{_name('rv-base-model')}"
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo(repo)
+    card = b"---\nbase_model:\n- /evil.example/login\n- '\\\\evil.example/x'\n---\n# card\n"
+    api.upload_file(path_or_fileobj=card, path_in_repo="README.md", repo_id=repo)
+    page = httpx.get(f"{hub.url}/{repo}")
+    assert page.status_code == 200 and "evil.example" in page.text
+    off_site = [h for h in _hrefs(page.text) if h.startswith(("//", "/\\")) or "://" in h]
+    assert off_site == []
