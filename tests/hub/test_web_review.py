@@ -13,8 +13,9 @@ import uuid
 import httpx
 import pytest
 from hub_testing import Backend, LiveHub
-from huggingface_hub import HfApi
+from huggingface_hub import CommitOperationAdd, HfApi
 
+from cairn.hub.web import render_markdown
 from cairn.hub.web_views import MAX_TENSOR_ROWS
 from cairn.registry import AddFile
 
@@ -130,6 +131,65 @@ def test_a_huge_folder_renders_a_bounded_page(hub: LiveHub) -> None:
     assert 0 < rows <= MAX_TENSOR_ROWS
 
 
+def test_commit_page_of_another_repos_commit_is_not_found(hub: LiveHub) -> None:
+    """``/{repo}/commit/{id}`` resolves the id only among the repo's own commits: a private repo's commit
+    id (or a unique prefix of it) asked through a public repo shows nothing of the private tree."""
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    public, private = f"alice/{_name('rv-pub')}", f"alice/{_name('rv-priv')}"
+    api.create_repo(public)
+    api.create_repo(private, private=True)
+    api.upload_file(path_or_fileobj=b"secret", path_in_repo="secret-file.txt", repo_id=private)
+    secret = api.model_info(private).sha
+    assert secret is not None
+    for rev in (secret, secret[:12]):
+        for kind in ("commit", "tree", "commits"):
+            r = httpx.get(f"{hub.url}/{public}/{kind}/{rev}")
+            assert r.status_code == 404 and "secret-file" not in r.text
+        r = httpx.get(f"{hub.url}/{public}/blob/{rev}/secret-file.txt")
+        assert r.status_code == 404 and "secret" not in r.text.replace(rev, "")
+    for path in ("", "/commits/main", "/discussions", f"/commit/{secret}", "/tree/main", "/discussions/1"):
+        r = httpx.get(f"{hub.url}/{private}{path}")
+        assert r.status_code == 401 and "secret-file" not in r.text
+
+
+def test_malformed_web_requests_get_a_clear_client_error(hub: LiveHub) -> None:
+    """Hostile page numbers, revisions, paths and discussion numbers are answered with a 4xx (or a
+    clamped page), never a 500."""
+    repo = f"alice/{_name('rv-malformed')}"
+    HfApi(endpoint=hub.url, token=hub.token).create_repo(repo)
+    urls = [
+        "/commits/main?p=-5",
+        "/commits/main?p=999999999999999999",
+        "/commits/main?p=99999999999999999999",
+        "/commits/main?p=1e9",
+        "/discussions?p=-1",
+        "/discussions?p=999999999999999999",
+        "/discussions?type=%00&status=%22%3E",
+        "/discussions/0",
+        "/discussions/-1",
+        "/discussions/99999999999999999999999",
+        "/discussions/1?p=999999999999999999",
+        "/tree/main/%2E%2E",
+        "/tree/main/a%2F..%2Fb",
+        "/tree/main/%00",
+        "/tree/%00",
+        "/blob/main",
+        "/blob/main/%E2%80%AE.txt",
+        "/blob/main/.gitattributes/x",
+        "/commit/zzzz",
+        "/commit/" + "0" * 40,
+        "/commit/" + "0" * 64,
+        "/tree/" + "a" * 5000,
+        "/tree/main/%FF",
+    ]
+    for url in urls:
+        r = httpx.get(f"{hub.url}/{repo}{url}")
+        assert r.status_code < 500, (url, r.status_code, r.text[:200])
+    for query in ("sort=%00", "sort=" + "x" * 5000, "search=%22%3E%3Cscript%3E"):
+        r = httpx.get(f"{hub.url}/?{query}")
+        assert r.status_code == 200 and "<script>" not in r.text
+
+
 def test_nul_in_a_search_is_a_client_error_on_every_backend(
     hub: LiveHub, backend: Backend, request: pytest.FixtureRequest
 ) -> None:
@@ -145,3 +205,92 @@ def test_nul_in_a_search_is_a_client_error_on_every_backend(
     for url in ("/?search=%00", "/?search=a%00b", "/api/models?search=%00", "/api/models?author=%00"):
         r = httpx.get(hub.url + url)
         assert r.status_code < 500, (url, r.status_code, r.text[:200])
+
+
+def test_markdown_drops_every_unsafe_link_scheme() -> None:
+    """READMEs and comments are Markdown with raw HTML off; links and images with script-capable schemes
+    (in any case, entity-encoded, as autolinks or reference definitions) come out as text or not at all."""
+    payloads = [
+        "[a](javascript:alert(1))",
+        "[a](JaVaScRiPt:alert(1))",
+        "[a](javascript&colon;alert(1))",
+        "[a](&#106;avascript:alert(1))",
+        "[a](java%0ascript:alert(1))",
+        "<javascript:alert(1)>",
+        "[a][r]\n\n[r]: javascript:alert(1)",
+        "[a](vbscript:x)",
+        "[a](data:text/html,<script>x</script>)",
+        "![i](data:image/svg+xml;base64,PHN2Zz4=)",
+        "[a](file:///etc/passwd)",
+        '<a href="javascript:x">a</a>',
+        "<img src=x onerror=alert(1)>",
+        "[a](<javascript:alert(1)>)",
+    ]
+    for text in payloads:
+        html = render_markdown(text).lower()
+        for bad in (
+            'href="javascript',
+            'href="vbscript',
+            'href="data:',
+            'src="data:image/svg',
+            'href="file:',
+        ):
+            assert bad not in html, (text, html)
+        assert "<img src=x" not in html, (text, html)
+
+
+def test_raw_downloads_of_active_content_are_inert(hub: LiveHub) -> None:
+    """``/resolve/`` serves uploaded bytes inline from the hub's origin; files a browser would run as a
+    document (HTML, SVG, XHTML, XML, JS) must come back as plain text with ``nosniff``, else a raw file is
+    stored XSS on the hub."""
+    repo = f"alice/{_name('rv-raw')}"
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo(repo)
+    body = b"<html><script>alert(document.domain)</script><svg onload=alert(1)></svg></html>"
+    names = ["x.html", "x.htm", "x.svg", "x.xhtml", "x.xml", "x.js", "x.mjs", "x.xsl", "x.shtml", "x.HTML"]
+    api.create_commit(repo, [CommitOperationAdd(n, body) for n in names], commit_message="active")
+    for n in names:
+        r = httpx.get(f"{hub.url}/{repo}/resolve/main/{n}")
+        assert r.status_code == 200, n
+        assert r.headers["content-type"].startswith("text/plain"), (n, r.headers["content-type"])
+        assert r.headers.get("x-content-type-options") == "nosniff", n
+
+
+def test_hostile_names_titles_and_tensor_names_are_escaped(hub: LiveHub) -> None:
+    """File and folder names, commit titles, discussion titles and comments, and safetensors tensor
+    names and metadata reach the pages only escaped."""
+    import json
+    import struct
+
+    repo = f"alice/{_name('rv-escape')}"
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo(repo)
+    xss = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+    header = {
+        xss: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+        "__metadata__": {"format": xss},
+    }
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    st = struct.pack("<Q", len(raw)) + raw + b"\0\0\0\0"
+    api.create_commit(
+        repo,
+        [
+            CommitOperationAdd(f'dir"><b>x/{xss[:30]}.txt', b"hi"),
+            CommitOperationAdd("w.safetensors", st),
+        ],
+        commit_message=xss,
+    )
+    d = api.create_discussion(repo, title=xss, description=xss)
+    pages = [
+        f"/{repo}",
+        f"/{repo}/commits/main",
+        f"/{repo}/blob/main/w.safetensors",
+        f"/{repo}/tree/main/" + 'dir"><b>x',
+        f"/{repo}/discussions",
+        f"/{repo}/discussions/{d.num}",
+    ]
+    for path in pages:
+        r = httpx.get(hub.url + path)
+        assert r.status_code == 200, (path, r.status_code, r.text[:200])
+        assert "<script>alert" not in r.text and "<img src=x" not in r.text and "<b>x" not in r.text, path
