@@ -1,0 +1,65 @@
+"""Hostile review of ``cairn admin gc`` (:mod:`cairn.registry.gc`) on a real SQLite registry: what may it
+delete that something still needs? Tests marked ``xfail(strict=True)`` reproduce an open bug (a fix
+flips them); the others pin down what the review found right."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from cairn.meta import blobs
+from cairn.registry import AddFile, Principal, Registry
+from cairn.registry.gc import DEFAULT_GRACE_S
+
+HOUR_US = 3600 * 1_000_000
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Iterator[Registry]:
+    registry = Registry.open(f"sqlite:///{tmp_path / 'hub.db'}", str(tmp_path / "blobs"))
+    yield registry
+    registry.close()
+
+
+def _user(reg: Registry, name: str) -> Principal:
+    reg.users.create_user(name)
+    return reg.users.authenticate(reg.users.create_token(name))
+
+
+def _age_all(reg: Registry, hours: int = 48) -> None:
+    """Every blob row ``hours`` older: the tests cannot wait out a real grace period."""
+    with reg.db.write() as conn:
+        conn.execute(update(blobs).values(created_at=blobs.c.created_at - hours * HOUR_US))
+
+
+def _gc(reg: Registry) -> list[str]:
+    return reg.collect_garbage(grace_s=DEFAULT_GRACE_S, apply=True).oids
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review: re-uploading an old orphan's bytes does not restart its grace"
+)
+def test_a_fresh_upload_of_old_orphaned_bytes_is_kept_for_its_commit(reg: Registry) -> None:
+    """The grace period is what keeps an upload waiting for its commit safe (gc.py's docstring). But
+    ``ingest_blob`` on bytes whose row already exists only grants the repo and keeps the row's old
+    ``created_at``: bytes once uploaded to a since-deleted repo (or never committed) and uploaded again a
+    moment ago look 48 h old and unreferenced, so the next gc deletes them between the new upload and
+    its commit. The client saw its upload succeed and then gets MissingBlobError; the same happens to
+    anyone re-uploading a popular file (a shared tokenizer, a base model's weights) after the last repo
+    holding it went away."""
+    alice = _user(reg, "alice")
+    gone = reg.repos.create(alice, "model", "alice", "gone", private=False)
+    data = b"weights once uploaded to a repo that was deleted" * 20
+    first = reg.ingest_bytes(data, repo_id=gone.id)
+    reg.commit(gone, "main", [AddFile("w.bin", first.sha256)], title="add", author="alice")
+    reg.repos.delete(alice, "model", "alice", "gone")
+    _age_all(reg)
+
+    fresh = reg.repos.create(alice, "model", "alice", "fresh", private=False)
+    again = reg.ingest_bytes(data, repo_id=fresh.id)  # uploaded just now; the commit follows
+    assert again.sha256 not in _gc(reg)
+    reg.commit(fresh, "main", [AddFile("w.bin", again.sha256)], title="add", author="alice")
+    assert b"".join(reg.iter_blob(again.sha256)) == data
