@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import update
 
 from cairn.meta import blobs
-from cairn.registry import AddFile, Principal, Registry
+from cairn.registry import AddFile, DeleteFile, Principal, Registry
 from cairn.registry.gc import DEFAULT_GRACE_S
+from cairn.registry.pulls import commit_to_pull_request, open_pull_request
 
 HOUR_US = 3600 * 1_000_000
 
@@ -91,3 +92,34 @@ def test_repo_creation_racing_gc_on_the_gitattributes_blob(
     head, _ = reg.commits.resolve(repo, "main")
     (entry,) = reg.commits.files(head)
     assert reg.store.exists(entry.sha256)
+
+
+def test_blobs_only_a_pull_request_holds_are_kept(reg: Registry) -> None:
+    """A file committed only to a PR ref (never merged) is named by the PR's commit: gc keeps it."""
+    alice, bob = _user(reg, "alice"), _user(reg, "bob")
+    repo = reg.repos.create(alice, "model", "alice", "pr", private=False)
+    pr = open_pull_request(reg, repo, bob, "bob's file", None)
+    blob = reg.ingest_bytes(b"only on refs/pr/1" * 30, repo_id=repo.id)
+    commit_to_pull_request(reg, repo, bob, pr, [AddFile("pr.bin", blob.sha256)], title="add")
+    _age_all(reg)
+    assert blob.sha256 not in _gc(reg)
+    assert reg.store.exists(blob.sha256)
+
+
+def test_blobs_of_tags_deleted_branches_and_history_are_kept(reg: Registry) -> None:
+    """Bytes named only by a tag's commit, by a deleted branch's commits, or by history behind ``main``
+    stay: commits are never deleted while their repo lives."""
+    alice = _user(reg, "alice")
+    repo = reg.repos.create(alice, "model", "alice", "hist", private=False)
+    tagged = reg.ingest_bytes(b"tagged then removed" * 30, repo_id=repo.id)
+    branch_only = reg.ingest_bytes(b"on a branch that was deleted" * 30, repo_id=repo.id)
+    c1 = reg.commit(repo, "main", [AddFile("t.bin", tagged.sha256)], title="t", author="alice")
+    reg.commits.create_ref(repo, "tag", "v1", c1.id)
+    reg.commit(repo, "main", [DeleteFile("t.bin")], title="rm", author="alice")
+    reg.commits.create_ref(repo, "branch", "dev", c1.id)
+    reg.commit(repo, "dev", [AddFile("b.bin", branch_only.sha256)], title="b", author="alice")
+    reg.commits.delete_ref(repo, "branch", "dev")
+    _age_all(reg)
+    collected = _gc(reg)
+    assert tagged.sha256 not in collected and branch_only.sha256 not in collected
+    assert reg.store.exists(tagged.sha256) and reg.store.exists(branch_only.sha256)
