@@ -294,3 +294,26 @@ def test_hostile_names_titles_and_tensor_names_are_escaped(hub: LiveHub) -> None
         r = httpx.get(hub.url + path)
         assert r.status_code == 200, (path, r.status_code, r.text[:200])
         assert "<script>alert" not in r.text and "<img src=x" not in r.text and "<b>x" not in r.text, path
+
+
+@pytest.mark.xfail(strict=True, reason="review: dataset and space pages link into the model namespace")
+def test_dataset_pages_link_to_the_dataset(hub: LiveHub) -> None:
+    """The templates build every link as ``/{{ repo }}/...``, the model URL space, so on the page of the
+    dataset ``alice/x`` the file, folder, history and download links all lead to the *model*
+    ``alice/x``: a 404, or, when a model of that name exists, another repo's files and history shown
+    as if they were the dataset's (a private dataset's visitor sent to a different public model)."""
+    name = _name("rv-ds")
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo(f"alice/{name}", repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=b"a,b\n1,2\n", path_in_repo="d/data.csv", repo_id=f"alice/{name}", repo_type="dataset"
+    )
+    api.create_repo(f"alice/{name}")  # a model of the same name
+    for path in ("", "/tree/main/d", "/blob/main/d/data.csv", "/commits/main"):
+        page = httpx.get(f"{hub.url}/datasets/alice/{name}{path}")
+        assert page.status_code == 200, path
+        repo_links = [h for h in _hrefs(page.text) if f"alice/{name}" in h]
+        assert repo_links and all(h.startswith(f"/datasets/alice/{name}") for h in repo_links), (
+            path,
+            repo_links,
+        )
