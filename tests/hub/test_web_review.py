@@ -317,3 +317,24 @@ def test_dataset_pages_link_to_the_dataset(hub: LiveHub) -> None:
             path,
             repo_links,
         )
+
+
+@pytest.mark.xfail(strict=True, reason="review: links put a branch's '/' unencoded, so 'dev/x' opens 'dev'")
+def test_links_of_a_branch_with_a_slash_stay_on_that_branch(hub: LiveHub) -> None:
+    """Templates write ``{{ rev | urlencode }}``, and Jinja's ``urlencode`` keeps ``/``. The router reads
+    ``/blob/dev/x/a.txt`` as the shortest existing ref, so when branches ``dev`` and ``dev/x`` both exist
+    every file, folder and history link on the ``dev/x`` pages opens ``dev`` instead: a visitor reading
+    ``dev/x`` is shown another branch's bytes (or a 404) without notice. The router already accepts the
+    revision as one ``dev%2Fx`` segment, which is what the links should send."""
+    repo = f"alice/{_name('rv-slash-branch')}"
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo(repo)
+    api.create_branch(repo, branch="dev")
+    api.create_branch(repo, branch="dev/x")
+    api.upload_file(path_or_fileobj=b"on dev", path_in_repo="a.txt", repo_id=repo, revision="dev")
+    api.upload_file(path_or_fileobj=b"on dev/x", path_in_repo="a.txt", repo_id=repo, revision="dev/x")
+    page = httpx.get(f"{hub.url}/{repo}/tree/dev%2Fx")
+    assert page.status_code == 200 and "<strong>dev/x</strong>" in page.text
+    (link,) = [h for h in _hrefs(page.text) if "/blob/" in h and h.endswith("/a.txt")]
+    view = httpx.get(hub.url + link)
+    assert view.status_code == 200 and "<pre>on dev/x</pre>" in view.text, link
