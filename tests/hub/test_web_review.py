@@ -338,3 +338,21 @@ def test_links_of_a_branch_with_a_slash_stay_on_that_branch(hub: LiveHub) -> Non
     (link,) = [h for h in _hrefs(page.text) if "/blob/" in h and h.endswith("/a.txt")]
     view = httpx.get(hub.url + link)
     assert view.status_code == 200 and "<pre>on dev/x</pre>" in view.text, link
+
+
+@pytest.mark.xfail(strict=True, reason="review: bidi controls in file names are rendered raw")
+def test_bidi_controls_in_file_names_cannot_spoof_the_listing(hub: LiveHub) -> None:
+    """``check_path`` rejects ASCII control characters but accepts Unicode bidi overrides (U+202E ...),
+    and the listing prints names as they are. ``model\\u202esrotnesfas.pkl`` is a pickle that the page
+    shows as ``model`` + ``lkp.safetensors``-style text: the extension a visitor reads is not the one
+    the file has, on the very page meant to tell safe weights from pickles. Names should be shown with
+    such characters made visible (or refused at upload)."""
+    reg = hub.registry
+    who = reg.users.authenticate(hub.token)
+    name = _name("rv-bidi")
+    repo = reg.repos.create(who, "model", "alice", name, private=False)
+    blob = reg.ingest_bytes(b"not really safetensors", repo_id=repo.id)
+    reg.commit(repo, "main", [AddFile("model\u202esrotnesfas.pkl", blob.sha256)], title="x", author="alice")
+    page = httpx.get(f"{hub.url}/alice/{name}")
+    assert page.status_code == 200 and "srotnesfas" in page.text
+    assert "\u202e" not in page.text
