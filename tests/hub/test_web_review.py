@@ -356,3 +356,40 @@ def test_bidi_controls_in_file_names_cannot_spoof_the_listing(hub: LiveHub) -> N
     page = httpx.get(f"{hub.url}/alice/{name}")
     assert page.status_code == 200 and "srotnesfas" in page.text
     assert "\u202e" not in page.text
+
+
+@pytest.mark.xfail(strict=True, reason="review: README and comment Markdown render on the event loop")
+def test_markdown_is_rendered_off_the_event_loop(hub: LiveHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every registry call of the pages goes through ``ctx.call`` (the thread pool), and so does the
+    tensor table; but ``render_markdown`` runs inline in the async handlers (``_top_of_repo``,
+    ``discussion_page``). Rendering is pure-Python and slow on hostile input: the 512 KiB README
+    preview made of ``![`` takes seconds, and for all that time the event loop serves no one: one
+    anonymous request to a public repo page stalls every download, upload and API call of that hub
+    process, and a few in a row take it down. Observed here without timing: a spy around the real
+    renderer records whether it was called on the thread that runs the event loop."""
+    import asyncio
+
+    from cairn.hub import web, web_discussions
+
+    on_loop: list[bool] = []
+    real = web.render_markdown
+
+    def spy(text: str) -> str:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(text)
+
+    monkeypatch.setattr(web, "render_markdown", spy)
+    monkeypatch.setattr(web_discussions, "render_markdown", spy)
+    repo = f"alice/{_name('rv-md-loop')}"
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=b"# readme\n", path_in_repo="README.md", repo_id=repo)
+    d = api.create_discussion(repo, title="a thread", description="a *comment*")
+    assert httpx.get(f"{hub.url}/{repo}").status_code == 200
+    assert httpx.get(f"{hub.url}/{repo}/discussions/{d.num}").status_code == 200
+    assert len(on_loop) >= 2
+    assert not any(on_loop)
