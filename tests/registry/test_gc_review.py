@@ -14,6 +14,7 @@ from cairn.meta import blobs
 from cairn.registry import AddFile, DeleteFile, Principal, Registry
 from cairn.registry.gc import DEFAULT_GRACE_S
 from cairn.registry.pulls import commit_to_pull_request, open_pull_request
+from cairn.registry.trust import QuarantinedFileError, TrustPolicy
 
 HOUR_US = 3600 * 1_000_000
 
@@ -123,3 +124,30 @@ def test_blobs_of_tags_deleted_branches_and_history_are_kept(reg: Registry) -> N
     collected = _gc(reg)
     assert tagged.sha256 not in collected and branch_only.sha256 not in collected
     assert reg.store.exists(tagged.sha256) and reg.store.exists(branch_only.sha256)
+
+
+def test_quarantined_blobs_keep_their_bytes_scan_and_release(tmp_path: Path) -> None:
+    """A quarantined file is still named by its commit: gc keeps its bytes, its scan result (so it
+    stays quarantined) and an admin's release of it."""
+    reg = Registry.open(
+        f"sqlite:///{tmp_path / 'q.db'}", str(tmp_path / "qblobs"), trust=TrustPolicy(on_unsafe="quarantine")
+    )
+    try:
+        alice = _user(reg, "alice")
+        repo = reg.repos.create(alice, "model", "alice", "q", private=False)
+        other = reg.repos.create(alice, "model", "alice", "q2", private=False)
+        evil = reg.ingest_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.", repo_id=repo.id)
+        reg.ingest_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.", repo_id=other.id)
+        c = reg.commit(repo, "main", [AddFile("evil.pkl", evil.sha256)], title="e", author="alice")
+        reg.commit(other, "main", [AddFile("evil.pkl", evil.sha256)], title="e", author="alice")
+        reg.trust.release(repo, evil.sha256, by="admin")
+        _age_all(reg)
+        assert evil.sha256 not in _gc(reg)
+        (entry,) = [e for e in reg.commits.files(c.id) if e.path == "evil.pkl"]
+        assert reg.trust.file_status([entry])["evil.pkl"][0] != "safe"
+        reg.trust.check_download(repo, entry)  # still released here
+        with pytest.raises(QuarantinedFileError):
+            reg.trust.check_download(other, entry)  # and still quarantined elsewhere
+        assert reg.store.exists(evil.sha256)
+    finally:
+        reg.close()
