@@ -281,7 +281,11 @@ class CommitService:
         created = now_us()
         commit_id = _new_commit_id(repo, None, "initial commit", author, created)
         with self.db.write() as conn:
-            blob = conn.execute(select(blobs).where(blobs.c.sha256 == gitattributes_oid)).one()
+            blob = conn.execute(  # locked like any commit's blobs (gc.py)
+                select(blobs).where(blobs.c.sha256 == gitattributes_oid).with_for_update(read=True)
+            ).first()
+            if blob is None:
+                raise MissingBlobError(".gitattributes", gitattributes_oid)
             conn.execute(
                 insert(commits).values(
                     id=commit_id,
