@@ -41,9 +41,6 @@ def _gc(reg: Registry) -> list[str]:
     return reg.collect_garbage(grace_s=DEFAULT_GRACE_S, apply=True).oids
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: re-uploading an old orphan's bytes does not restart its grace"
-)
 def test_a_fresh_upload_of_old_orphaned_bytes_is_kept_for_its_commit(reg: Registry) -> None:
     """The grace period is what keeps an upload waiting for its commit safe (gc.py's docstring). But
     ``ingest_blob`` on bytes whose row already exists only grants the repo and keeps the row's old
@@ -67,7 +64,6 @@ def test_a_fresh_upload_of_old_orphaned_bytes_is_kept_for_its_commit(reg: Regist
     assert b"".join(reg.iter_blob(again.sha256)) == data
 
 
-@pytest.mark.xfail(strict=True, reason="review: the initial commit reads the .gitattributes blob unlocked")
 def test_repo_creation_racing_gc_on_the_gitattributes_blob(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -95,6 +95,7 @@ async def complete(ctx: Ctx) -> Response:
     numbers = [p.get("partNumber") for p in parts if isinstance(p, dict)]
     if numbers != list(range(1, count + 1)):
         raise UsageError(f"completion must list parts 1..{count} in order")
+    await ctx.call(ctx.registry.claim_blobs, repo_id, [oid])
     if await ctx.call(ctx.registry.repo_blob, repo_id, oid) is not None:  # a retried completion
         await ctx.call(shutil.rmtree, _parts_dir(ctx, oid), True)
         return JSONResponse({}, media_type=LFS_JSON)

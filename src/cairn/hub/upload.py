@@ -148,6 +148,10 @@ async def lfs_batch(ctx: Ctx) -> Response:
     expires = int(time.time()) + ctx.config.upload_url_ttl_s
     expires_at = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(expires))
     out = []
+    # stored objects the client will not upload again: their grace period restarts before they are
+    # looked up, so the collector cannot take them before the commit that follows (gc.py)
+    claimed = [o["oid"] for o in objects if isinstance(o, dict) and isinstance(o.get("oid"), str)]
+    await ctx.call(ctx.registry.claim_blobs, repo.id, [c for c in claimed if _OID.fullmatch(c)])
     for obj in objects:
         oid = obj.get("oid") if isinstance(obj, dict) else None
         size = obj.get("size") if isinstance(obj, dict) else None
@@ -272,6 +276,7 @@ async def lfs_verify(ctx: Ctx) -> Response:
     oid, size = data.get("oid"), data.get("size")
     if not isinstance(oid, str) or not _OID.fullmatch(oid) or not isinstance(size, int):
         raise UsageError("verify needs a sha256 'oid' and an integer 'size'")
+    await ctx.call(ctx.registry.claim_blobs, repo.id, [oid])
     known = await ctx.call(ctx.registry.repo_blob, repo.id, oid)
     if known is None or known.size != size:
         return JSONResponse({"error": f"object {oid} of size {size} not found", "code": "missing_blob"}, 404)

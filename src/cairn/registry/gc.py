@@ -13,9 +13,11 @@ before the rows, so the possible outcomes of a concurrent commit are:
 - the collector locked it first: the commit waits, finds the row gone and fails with
   :class:`MissingBlobError` (the client uploads again), never a commit naming missing bytes.
 
-A concurrent upload of the same content either finds the row (and the object, not yet deleted: then the
-collector deletes both and the later commit fails as above) or finds no row and writes the object again.
-The grace period (default 24 h) keeps uploads waiting for their commit out of reach.
+An upload of content already stored (and an LFS batch or verify that finds it) sets the row's
+``created_at`` to now (:meth:`Registry.claim_blobs`): either before the collector locks the row (the
+collector then sees a fresh row and keeps it) or after the collector deleted it (the update finds no row
+and the upload writes the object again). The grace period (default 24 h) keeps uploads waiting for their
+commit out of reach.
 
 Store objects with no row at all ("strays": a crash between writing the object and recording it) are
 only counted, from the store's own listing: an upload writes the object before its row, so an old stray

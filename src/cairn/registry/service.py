@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.format.hashing import git_blob_sha1
@@ -150,9 +150,13 @@ class Registry:
         once per upload.
 
         ``repo_id``: the repo the verified bytes were uploaded through; it may then reference the blob
-        (:meth:`grant_object`). Only a caller that hashed the bytes itself may pass it."""
+        (:meth:`grant_object`). Only a caller that hashed the bytes itself may pass it.
+
+        Bytes already stored get their row's ``created_at`` refreshed, which restarts the garbage
+        collector's grace period (:mod:`cairn.registry.gc`): an old unreferenced row would otherwise be
+        collected between this upload and the commit that names it."""
         existing = self.blob(sha256)
-        if existing is not None and self.store.exists(sha256):
+        if existing is not None and self._refresh([sha256]) and self.store.exists(sha256):
             src.unlink(missing_ok=True)
             info = existing
         else:
@@ -175,6 +179,27 @@ class Registry:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         return self.ingest_blob(Path(tmp), sha256, git_blob_sha1(data), len(data), repo_id=repo_id)
+
+    def _refresh(self, sha256s: Sequence[str], repo_id: int | None = None) -> int:
+        """Set the rows' ``created_at`` to now (only rows ``repo_id`` may reference, if given); how many
+        rows there were. A row the collector already holds is deleted before this update runs."""
+        if not sha256s:
+            return 0
+        query = update(blobs).where(blobs.c.sha256.in_(list(sha256s)))
+        if repo_id is not None:
+            owned = select(repo_objects.c.sha256).where(
+                repo_objects.c.repo_id == repo_id, repo_objects.c.sha256.in_(list(sha256s))
+            )
+            query = query.where(blobs.c.sha256.in_(owned))
+        with self.db.write() as conn:
+            return int(conn.execute(query.values(created_at=now_us())).rowcount)
+
+    def claim_blobs(self, repo_id: int, sha256s: Sequence[str]) -> None:
+        """Restart the garbage collector's grace period of the blobs ``repo_id`` may reference among
+        ``sha256s``: an upload found them already stored (LFS batch, verify, a retried completion) and
+        its commit will name them. Call it before :meth:`repo_blob`, so that a blob found there stays
+        out of the collector's reach for the whole grace period."""
+        self._refresh(sha256s, repo_id)
 
     def blob(self, sha256: str) -> BlobInfo | None:
         with self.db.read() as conn:
