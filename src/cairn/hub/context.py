@@ -48,6 +48,12 @@ def ua_version(user_agent: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+def _no_nul(name: str, value: T) -> T:
+    if isinstance(value, str) and "\0" in value:
+        raise UsageError(f"query parameter {name[:50]!r} contains NUL")
+    return value
+
+
 @dataclass
 class Ctx:
     request: Request
@@ -107,10 +113,13 @@ class Ctx:
         return data
 
     def q(self, name: str) -> str | None:
-        return self.request.query_params.get(name)
+        """Query parameter ``name`` (the last one given); a NUL in it is a 400 (PostgreSQL text cannot
+        hold NUL: it would reach SQL as a 500)."""
+        return _no_nul(name, self.request.query_params.get(name))
 
     def qlist(self, name: str) -> list[str]:
-        return self.request.query_params.getlist(name) + self.request.query_params.getlist(name + "[]")
+        values = self.request.query_params.getlist(name) + self.request.query_params.getlist(name + "[]")
+        return [_no_nul(name, v) for v in values]
 
     def qbool(self, name: str, default: bool = False) -> bool:
         return parse_bool(self.q(name), default)

@@ -200,7 +200,7 @@ async def commits_page(ctx: Ctx) -> Response:
     """``/{repo}/commits/{rev}``: the history of a revision, newest first, 100 a page (``?p=N``)."""
     repo = await ctx.repo()
     commit, rev, _ = await resolve_revision(ctx, repo, ctx.rest or ["main"], min_rest=0)
-    page = max(0, ctx.qint("p", 0))
+    page = ctx.qint("p", 0, lo=0, hi=_MAX_HISTORY_PAGE)
     history = await ctx.call(
         ctx.registry.commits.history, repo, commit, offset=page * _HISTORY_PAGE, limit=_HISTORY_PAGE + 1
     )
@@ -219,6 +219,7 @@ async def commits_page(ctx: Ctx) -> Response:
 
 
 _HISTORY_PAGE = 100
+_MAX_HISTORY_PAGE = 1 << 40  # offsets stay well inside 64-bit SQL integers
 
 
 async def file_page(ctx: Ctx) -> Response:

@@ -46,6 +46,7 @@ LFS_PATTERNS = frozenset(
 )
 _HEX_PREFIX = re.compile(r"[0-9a-f]{5,39}")
 _PR_REF = re.compile(r"refs/pr/[1-9][0-9]{0,8}")
+_MAX_DEPTH = (1 << 31) - 1  # history depth bound: a 32-bit INTEGER in SQL
 
 
 def pr_ref(num: int) -> str:
@@ -319,9 +320,9 @@ class CommitService:
 
         The parent chain is walked in the database (a recursive query, stopped at ``offset + limit``), so a
         page costs what it shows, not the repo's whole history (training runs push thousands of commits)."""
-        if limit <= 0:
+        if limit <= 0 or offset >= _MAX_DEPTH:  # no chain is that long
             return []
-        depth = offset + limit
+        depth = min(offset + limit, _MAX_DEPTH)  # the depth column is a 32-bit INTEGER on PostgreSQL
         start = select(commits.c.id, commits.c.parent_id, literal(0, Integer).label("depth"))
         chain = start.where(commits.c.repo_id == repo.id, commits.c.id == commit_id).cte(
             "chain", recursive=True
