@@ -33,7 +33,6 @@ def _hrefs(html: str) -> list[str]:
     return re.findall(r'href="([^"]*)"', html)
 
 
-@pytest.mark.xfail(strict=True, reason="review: the blob page previews the bytes of a quarantined file")
 def test_quarantined_file_bytes_are_not_shown_on_the_blob_page(quarantine_hub: LiveHub) -> None:
     """Under ``on_unsafe="quarantine"`` a flagged file is refused for download (403) until an admin
     releases it, but ``/blob/`` shows the first 512 KiB of any non-LFS file as text whatever its verdict.
@@ -51,7 +50,6 @@ def test_quarantined_file_bytes_are_not_shown_on_the_blob_page(quarantine_hub: L
     assert _MARKER not in page.text
 
 
-@pytest.mark.xfail(strict=True, reason="review: the repo page renders a quarantined README.md")
 def test_quarantined_readme_is_not_rendered_on_the_repo_page(quarantine_hub: LiveHub) -> None:
     """The same bypass through the repo page: ``_top_of_repo`` renders ``README.md`` without asking for
     its verdict, so a README that the scanner flagged (and the download refuses) is shown to everyone."""

@@ -24,12 +24,14 @@ from cairn.hub.web_views import (
     tensor_rows,
 )
 from cairn.registry import EntryNotFoundError, FileEntry, Repo, check_path
+from cairn.registry.trust import QuarantinedFileError
 
 __all__ = [
     "commits_page",
     "evaluation_rows",
     "file_page",
     "index",
+    "may_show",
     "render_markdown",
     "render_page",
     "repo_page",
@@ -63,6 +65,15 @@ def render_markdown(text: str) -> str:
 
 def render_page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
     return HTMLResponse(_env().get_template(name).render(**values), status_code=status)
+
+
+async def may_show(ctx: Ctx, repo: Repo, entry: FileEntry) -> bool:
+    """Whether a page may show ``entry``'s bytes: exactly when a download of them would be served."""
+    try:
+        await ctx.call(ctx.registry.trust.check_download, repo, entry)
+    except QuarantinedFileError:
+        return False
+    return True
 
 
 _SORTS = (("lastModified", "Recently updated"), ("downloads", "Most downloads"), ("likes", "Most likes"))
@@ -137,9 +148,12 @@ async def repo_page(ctx: Ctx) -> Response:
 async def _top_of_repo(
     ctx: Ctx, repo: Repo, commit: str, entries: list[FileEntry], status: Mapping[str, tuple[str, Any]]
 ) -> dict[str, Any]:
-    readme_html = ""
+    readme_html, readme_refused = "", False
     for e in entries:
         if e.path == "README.md":
+            if not await may_show(ctx, repo, e):
+                readme_refused = True
+                continue
             raw = await ctx.call(ctx.registry.read_blob, e.sha256, _PREVIEW_BYTES)
             if raw is not None:
                 readme_html = render_markdown(raw.decode("utf-8", "replace"))
@@ -147,6 +161,7 @@ async def _top_of_repo(
     flagged = sum(1 for verdict, _ in status.values() if verdict not in {"safe", "unscanned"})
     return {
         "readme": readme_html,
+        "readme_refused": readme_refused,
         "results": evaluation_rows(repo.card_data),
         "card": card_summary(repo.card_data, repo.tags, (repo.pipeline_tag, repo.library_name)),
         "pipeline_tag": repo.pipeline_tag,
@@ -233,7 +248,8 @@ async def file_page(ctx: Ctx) -> Response:
     except EntryNotFoundError:
         return render_page("message.html", 404, title="Not found", message=f"{path} does not exist at {rev}")
     text = None
-    if not entry.lfs:
+    shown = await may_show(ctx, repo, entry)
+    if shown and not entry.lfs:
         raw = await ctx.call(ctx.registry.read_blob, entry.sha256, _PREVIEW_BYTES)
         if raw is not None and b"\0" not in raw[:8192]:
             text = raw.decode("utf-8", "replace")
@@ -242,7 +258,7 @@ async def file_page(ctx: Ctx) -> Response:
     findings = [] if found is None else found.findings[:_MAX_FINDINGS]
     tensors: list[dict[str, str]] = []
     n_tensors = 0
-    if path.endswith(".safetensors"):
+    if shown and path.endswith(".safetensors"):
 
         def read(start: int, end: int) -> bytes:
             return b"".join(ctx.registry.iter_blob(entry.sha256, start, end))
@@ -256,6 +272,7 @@ async def file_page(ctx: Ctx) -> Response:
         entry=entry,
         size=human_size(entry.size),
         text=text,
+        refused=not shown,
         verdict=verdict,
         findings=[_finding(f) for f in findings],
         tensors=tensors,
