@@ -353,7 +353,6 @@ def test_bidi_controls_in_file_names_cannot_spoof_the_listing(hub: LiveHub) -> N
     assert "\u202e" not in page.text
 
 
-@pytest.mark.xfail(strict=True, reason="review: README and comment Markdown render on the event loop")
 def test_markdown_is_rendered_off_the_event_loop(hub: LiveHub, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every registry call of the pages goes through ``ctx.call`` (the thread pool), and so does the
     tensor table; but ``render_markdown`` runs inline in the async handlers (``_top_of_repo``,

@@ -84,8 +84,12 @@ def discussion_json(repo: Repo, d: Discussion) -> dict[str, Any]:
     }
 
 
+def _events_json(events: list[Event]) -> list[dict[str, Any]]:
+    return [event_json(e) for e in events]
+
+
 def event_json(e: Event) -> dict[str, Any]:
-    """One event in the Hub's shape. A comment carries the text of its latest version only; its
+    """One event in the Hub's shape (a comment's Markdown is rendered: call it through ``ctx.call``). A comment carries the text of its latest version only; its
     ``history`` lists every version's date and author but not the older texts, which stay stored: up
     to 100 versions of 64 KiB each would make every read of the thread megabytes long."""
     from cairn.hub.web import render_markdown
@@ -130,7 +134,7 @@ async def details_json(ctx: Ctx, repo: Repo, d: Discussion) -> dict[str, Any]:
     page = ctx.qint("p", 0, lo=0, hi=1 << 20)
     events = await ctx.call(ctx.registry.discussions.events, d, offset=page * EVENTS_PAGE, limit=EVENTS_PAGE)
     out = discussion_json(repo, d)
-    out["events"] = [event_json(e) for e in events]
+    out["events"] = await ctx.call(_events_json, events)  # Markdown renders off the event loop
     out["numEvents"] = await ctx.call(ctx.registry.discussions.count_events, d)
     if d.is_pull_request:
         out["changes"] = {"base": f"refs/heads/{d.target_branch}"}
@@ -198,7 +202,7 @@ async def _comment(ctx: Ctx) -> Response:
     data = await ctx.json()
     text = check_comment(data.get("comment"))
     event = await ctx.call(ctx.registry.discussions.comment, d, who.user.name, text)
-    return JSONResponse({"newMessage": event_json(event)})
+    return JSONResponse({"newMessage": await ctx.call(event_json, event)})
 
 
 async def _title(ctx: Ctx) -> Response:
@@ -206,7 +210,7 @@ async def _title(ctx: Ctx) -> Response:
     who = pulls.may_change(ctx.principal, repo, d)
     data = await ctx.json()
     event = await ctx.call(ctx.registry.discussions.rename, d, who.user.name, check_title(data.get("title")))
-    return JSONResponse({"newTitle": event_json(event)})
+    return JSONResponse({"newTitle": await ctx.call(event_json, event)})
 
 
 async def _status(ctx: Ctx) -> Response:
@@ -218,7 +222,7 @@ async def _status(ctx: Ctx) -> Response:
     if comment is not None:
         comment = check_comment(comment)
     event = await ctx.call(pulls.set_status, ctx.registry, repo, ctx.principal, d, status, comment)
-    return JSONResponse({"newStatus": event_json(event)})
+    return JSONResponse({"newStatus": await ctx.call(event_json, event)})
 
 
 async def _merge(ctx: Ctx) -> Response:
@@ -243,7 +247,7 @@ async def _edit_comment(ctx: Ctx) -> Response:
         target = await ctx.call(ctx.registry.discussions.get_event, d, event_id)
         pulls.may_hide(who, repo, target.author)  # its author and the repo's writers only
         event = await ctx.call(ctx.registry.discussions.hide_comment, d, event_id)
-    return JSONResponse({"updatedComment": event_json(event)})
+    return JSONResponse({"updatedComment": await ctx.call(event_json, event)})
 
 
 _ACTIONS = {"comment": _comment, "title": _title, "status": _status, "merge": _merge}

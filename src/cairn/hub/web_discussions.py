@@ -48,8 +48,10 @@ async def discussion_page(ctx: Ctx) -> Response:
     more, events = len(events) > EVENTS_PAGE, events[:EVENTS_PAGE]
     conflicts = await ctx.call(pulls.conflicting_files, ctx.registry, repo, d)
     rows = []
+    texts = [str(e.data["history"][0]["raw"]) for e in events if e.kind == "comment" and not e.hidden]
+    rendered = iter(await ctx.call(_render_all, texts))  # one worker thread, off the event loop
     for e in events:
-        row = {
+        row: dict[str, object] = {
             "kind": e.kind,
             "author": e.author,
             "date": iso(e.created_at),
@@ -58,7 +60,7 @@ async def discussion_page(ctx: Ctx) -> Response:
         }
         if e.kind == "comment":
             row["edited"] = bool(e.data.get("edited"))
-            row["html"] = "" if e.hidden else render_markdown(e.data["history"][0]["raw"])
+            row["html"] = "" if e.hidden else next(rendered)
         rows.append(row)
     return render_page(
         "discussion.html",
@@ -70,3 +72,7 @@ async def discussion_page(ctx: Ctx) -> Response:
         page=page,
         more=more,
     )
+
+
+def _render_all(texts: list[str]) -> list[str]:
+    return [render_markdown(t) for t in texts]
