@@ -82,7 +82,6 @@ def test_card_base_model_links_never_leave_the_hub(hub: LiveHub) -> None:
     assert off_site == []
 
 
-@pytest.mark.xfail(strict=True, reason="review: HTML pages carry no CSP / frame-ancestors / nosniff")
 def test_html_pages_send_security_headers(hub: LiveHub) -> None:
     """The web pages render uploader-controlled text (cards, READMEs, comments, tensor names) and are
     served with no ``Content-Security-Policy``, no ``X-Frame-Options``/``frame-ancestors`` and no
