@@ -102,7 +102,6 @@ def test_html_pages_send_security_headers(hub: LiveHub) -> None:
         assert r.headers.get("x-content-type-options") == "nosniff"
 
 
-@pytest.mark.xfail(strict=True, reason="review: a folder page lists every file, without bound")
 def test_a_huge_folder_renders_a_bounded_page(hub: LiveHub) -> None:
     """``repo_page`` loads every file of the commit, asks the trust service for every verdict, and puts
     one table row per file in the page: a repo with 100k files in a folder makes a page of 100k rows on

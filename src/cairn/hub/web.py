@@ -28,6 +28,7 @@ from cairn.registry.trust import QuarantinedFileError
 
 __all__ = [
     "HTML_HEADERS",
+    "MAX_FOLDER_ROWS",
     "MAX_MARKDOWN_CHARS",
     "commits_page",
     "evaluation_rows",
@@ -43,6 +44,8 @@ _PREVIEW_BYTES = 512 * 1024
 #: Markdown past this many characters is cut before rendering (pure-Python rendering of hostile input
 #: costs about 15 µs a character)
 MAX_MARKDOWN_CHARS = 100_000
+#: rows a folder listing shows (sub-folders first); the rest are counted in a note
+MAX_FOLDER_ROWS = 1000
 
 #: sent with every HTML page: no script or plugin at all, inline styles (the templates' own <style>),
 #: images from the hub and https (README images), never framed, no <base>, forms only to the hub
@@ -153,6 +156,9 @@ async def repo_page(ctx: Ctx) -> Response:
         )
     status = await ctx.call(ctx.registry.trust.file_status, inside)
     dirs, files = _listing(inside, folder, status)
+    hidden = max(0, len(dirs) + len(files) - MAX_FOLDER_ROWS)
+    dirs = dirs[:MAX_FOLDER_ROWS]
+    files = files[: MAX_FOLDER_ROWS - len(dirs)]
     values: dict[str, Any] = {}
     if not folder:
         values = await _top_of_repo(ctx, repo, commit, entries, status)
@@ -170,6 +176,7 @@ async def repo_page(ctx: Ctx) -> Response:
         tags=sorted(r.name for r in refs if r.kind == "tag"),
         dirs=dirs,
         files=files,
+        hidden=hidden,
         likes=repo.likes,
         downloads=repo.downloads,
         **values,
