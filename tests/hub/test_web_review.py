@@ -333,7 +333,6 @@ def test_links_of_a_branch_with_a_slash_stay_on_that_branch(hub: LiveHub) -> Non
     assert view.status_code == 200 and "<pre>on dev/x</pre>" in view.text, link
 
 
-@pytest.mark.xfail(strict=True, reason="review: bidi controls in file names are rendered raw")
 def test_bidi_controls_in_file_names_cannot_spoof_the_listing(hub: LiveHub) -> None:
     """``check_path`` rejects ASCII control characters but accepts Unicode bidi overrides (U+202E ...),
     and the listing prints names as they are. ``model\\u202esrotnesfas.pkl`` is a pickle that the page

@@ -38,6 +38,7 @@ __all__ = [
     "render_markdown",
     "render_page",
     "repo_page",
+    "visible",
 ]
 
 _PREVIEW_BYTES = 512 * 1024
@@ -57,6 +58,19 @@ HTML_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
+# Unicode bidi embedding, override and isolate controls: they reorder the text around them, so a name
+# holding one can read as another (``model\u202esrotnesfas.pkl``); pages show them as escapes.
+_BIDI = {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def visible(value: Any) -> Any:
+    """``value`` with bidi control characters replaced by their ``\\uXXXX`` escape (the templates'
+    ``finalize``: it applies to everything a page prints, rendered Markdown included)."""
+    if isinstance(value, str):
+        cleaned = value.translate(_BIDI)
+        return value if cleaned == value else type(value)(cleaned)  # keeps Markup as Markup
+    return value
+
 
 @lru_cache(maxsize=1)
 def _env() -> Any:
@@ -65,6 +79,7 @@ def _env() -> Any:
     return Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
+        finalize=visible,
     )
 
 
