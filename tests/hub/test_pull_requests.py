@@ -392,7 +392,8 @@ def test_web_pages_list_and_show_discussions(hub: LiveHub) -> None:
     assert 'href="/alice/pr-web/discussions"' in httpx.get(f"{hub.url}/alice/pr-web").text
     # the tree of the PR's ref renders like a branch
     assert "z.txt" in httpx.get(f"{hub.url}/alice/pr-web/tree/refs%2Fpr%2F{pr.pr_num}").text
-    link = f'href="/alice/pr-web/tree/refs/pr/{pr.pr_num}"'  # the PR page's own link works too
+    # the PR page's own link works too: the ref is one path segment, as every page writes revisions
+    link = f'href="/alice/pr-web/tree/refs%2Fpr%2F{pr.pr_num}"'
     assert link in pr_page and "z.txt" in httpx.get(f"{hub.url}/alice/pr-web/tree/refs/pr/{pr.pr_num}").text
 
 

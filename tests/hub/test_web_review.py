@@ -289,7 +289,6 @@ def test_hostile_names_titles_and_tensor_names_are_escaped(hub: LiveHub) -> None
         assert "<script>alert" not in r.text and "<img src=x" not in r.text and "<b>x" not in r.text, path
 
 
-@pytest.mark.xfail(strict=True, reason="review: dataset and space pages link into the model namespace")
 def test_dataset_pages_link_to_the_dataset(hub: LiveHub) -> None:
     """The templates build every link as ``/{{ repo }}/...``, the model URL space, so on the page of the
     dataset ``alice/x`` the file, folder, history and download links all lead to the *model*
@@ -312,7 +311,6 @@ def test_dataset_pages_link_to_the_dataset(hub: LiveHub) -> None:
         )
 
 
-@pytest.mark.xfail(strict=True, reason="review: links put a branch's '/' unencoded, so 'dev/x' opens 'dev'")
 def test_links_of_a_branch_with_a_slash_stay_on_that_branch(hub: LiveHub) -> None:
     """Templates write ``{{ rev | urlencode }}``, and Jinja's ``urlencode`` keeps ``/``. The router reads
     ``/blob/dev/x/a.txt`` as the shortest existing ref, so when branches ``dev`` and ``dev/x`` both exist

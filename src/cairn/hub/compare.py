@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from cairn.errors import UsageError
 from cairn.hub.context import Ctx
 from cairn.hub.info import iso
-from cairn.hub.web import may_show, render_page
+from cairn.hub.web import may_show, render_page, repo_base
 from cairn.hub.web_views import human_size
 from cairn.registry import GatedRepoError, Repo
 from cairn.registry.compare import RevisionDiff, compare_revisions, text_diff
@@ -53,6 +53,7 @@ async def commit_page(ctx: Ctx) -> Response:
     return render_page(
         "commit.html",
         repo=repo.repo_id,
+        base=repo_base(repo),
         commit={
             "id": commit.id,
             "parent": commit.parent_id,
@@ -72,7 +73,9 @@ async def compare_page(ctx: Ctx) -> Response:
     found = await ctx.call(compare_revisions, ctx.registry, base, head)
     base_rev, _, head_rev = "/".join(ctx.rest).partition("...")
     values = await _changes(ctx, repo, found)
-    return render_page("compare.html", repo=repo.repo_id, base=base_rev, head=head_rev, **values)
+    return render_page(
+        "compare.html", repo=repo.repo_id, base=repo_base(repo), base_rev=base_rev, head=head_rev, **values
+    )
 
 
 async def _two_revisions(ctx: Ctx, repo: Repo) -> tuple[str, str]:

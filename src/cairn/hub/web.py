@@ -1,6 +1,12 @@
 """A minimal server-rendered web UI over the same registry services as the API: a repo list with search,
 a repo page with its files and README, and a file view. Templates are our own (autoescaped Jinja2);
-uploaded content is only ever shown as escaped text or as Markdown rendered with raw HTML disabled."""
+uploaded content is only ever shown as escaped text or as Markdown rendered with raw HTML disabled.
+
+What a page may show of a file's bytes (text preview, README, tensor table, line diffs) follows the
+download rule, :meth:`~cairn.registry.trust.TrustService.check_download`, through :func:`may_show`: a
+quarantined file shows its verdict, never its contents. Every page is sent with :data:`HTML_HEADERS`
+(no script, no framing, no sniffing); Markdown renders off the event loop, from at most
+:data:`MAX_MARKDOWN_CHARS` characters; bidi control characters print as visible escapes."""
 
 from __future__ import annotations
 
@@ -8,10 +14,11 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.responses import HTMLResponse, Response
 
-from cairn.hub.context import Ctx
+from cairn.hub.context import PREFIX, Ctx
 from cairn.hub.download import resolve_revision
 from cairn.hub.info import iso
 from cairn.hub.web_views import (
@@ -37,6 +44,7 @@ __all__ = [
     "may_show",
     "render_markdown",
     "render_page",
+    "repo_base",
     "repo_page",
     "visible",
 ]
@@ -72,15 +80,22 @@ def visible(value: Any) -> Any:
     return value
 
 
+def _rev(value: str) -> str:
+    """A revision as one URL path segment: ``dev/x`` is ``dev%2Fx`` (the router keeps it whole)."""
+    return quote(value, safe="")
+
+
 @lru_cache(maxsize=1)
 def _env() -> Any:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         finalize=visible,
     )
+    env.filters["rev"] = _rev
+    return env
 
 
 def render_markdown(text: str) -> str:
@@ -114,6 +129,11 @@ def render_page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
     """Template ``name`` as an HTML response with :data:`HTML_HEADERS`."""
     html = _env().get_template(name).render(**values)
     return HTMLResponse(html, status_code=status, headers=HTML_HEADERS)
+
+
+def repo_base(repo: Repo) -> str:
+    """The URL path of a repo's pages: ``/alice/x``, ``/datasets/alice/x``, ``/spaces/alice/x``."""
+    return f"/{PREFIX[repo.type]}{quote(repo.namespace, safe='')}/{quote(repo.name, safe='')}"
 
 
 async def may_show(ctx: Ctx, repo: Repo, entry: FileEntry) -> bool:
@@ -181,6 +201,7 @@ async def repo_page(ctx: Ctx) -> Response:
     return render_page(
         "repo.html",
         repo=repo.repo_id,
+        base=repo_base(repo),
         private=repo.private,
         gated=repo.gated,
         rev=rev,
@@ -279,6 +300,7 @@ async def commits_page(ctx: Ctx) -> Response:
     return render_page(
         "commits.html",
         repo=repo.repo_id,
+        base=repo_base(repo),
         rev=rev,
         commits=rows,
         page=page,
@@ -320,6 +342,7 @@ async def file_page(ctx: Ctx) -> Response:
     return render_page(
         "file.html",
         repo=repo.repo_id,
+        base=repo_base(repo),
         rev=rev,
         commit=commit,
         entry=entry,

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from cairn.hub.context import Ctx
 from cairn.hub.discussions import EVENTS_PAGE, find_page, parse_num
 from cairn.hub.info import iso
-from cairn.hub.web import render_markdown, render_page
+from cairn.hub.web import render_markdown, render_page, repo_base
 from cairn.registry import pulls
 
 __all__ = ["discussion_page", "discussions_page"]
@@ -28,6 +28,7 @@ async def discussions_page(ctx: Ctx) -> Response:
     return render_page(
         "discussions.html",
         repo=repo.repo_id,
+        base=repo_base(repo),
         items=rows,
         kind=kind,
         state=status,
@@ -65,6 +66,7 @@ async def discussion_page(ctx: Ctx) -> Response:
     return render_page(
         "discussion.html",
         repo=repo.repo_id,
+        base=repo_base(repo),
         d=d,
         opened=iso(d.created_at),
         events=rows,
