@@ -64,7 +64,6 @@ def test_quarantined_readme_is_not_rendered_on_the_repo_page(quarantine_hub: Liv
     assert _MARKER not in page.text
 
 
-@pytest.mark.xfail(strict=True, reason="review: base_model from the card becomes an off-site link")
 def test_card_base_model_links_never_leave_the_hub(hub: LiveHub) -> None:
     """``repo.html`` prints ``<a href="/{{ b }}">`` for each ``base_model`` of the card, and the card is
     the uploader's YAML. ``base_model: /evil.example/login`` gives ``href="//evil.example/login"``, a

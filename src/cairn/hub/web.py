@@ -27,6 +27,7 @@ from cairn.hub.web_views import (
     human_size,
     license_panel,
     parameter_summary,
+    repo_link,
     signature_panel,
     tensor_rows,
 )
@@ -95,6 +96,7 @@ def _env() -> Any:
         finalize=visible,
     )
     env.filters["rev"] = _rev
+    env.filters["repo_link"] = repo_link
     return env
 
 

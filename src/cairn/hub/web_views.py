@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cairn.errors import CairnError
+from cairn.registry.errors import InvalidNameError
+from cairn.registry.names import check_name
 
 __all__ = [
     "MAX_TENSOR_ROWS",
@@ -16,6 +18,7 @@ __all__ = [
     "human_size",
     "license_panel",
     "parameter_summary",
+    "repo_link",
     "signature_panel",
     "tensor_rows",
 ]
@@ -50,6 +53,22 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value[:_MAX_LIST] if isinstance(v, (str, int, float))]
     return []
+
+
+def repo_link(ref: str, prefix: str = "") -> str | None:
+    """The hub path of repo id ``ref`` (``namespace/name``, both valid names) under URL ``prefix``
+    (``""``, ``"datasets/"``, ``"spaces/"``), or ``None``: a card's ``base_model`` or ``datasets`` is the
+    uploader's text, and only a real repo id may become a link (``/evil.example/x`` would make the
+    off-site ``//evil.example/x``)."""
+    namespace, sep, name = ref.partition("/")
+    if not sep:
+        return None
+    try:
+        check_name("namespace", namespace)
+        check_name("repository", name)
+    except InvalidNameError:
+        return None
+    return f"/{prefix}{namespace}/{name}"
 
 
 def card_summary(
