@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from cairn.errors import FormatError
+from cairn.format.protobuf import fields
 from cairn.format.safetensors import parse_header
-from cairn.security.protobuf import fields
 from cairn.security.report import Severity
 
 __all__ = ["Emit", "check", "check_keras_config", "find", "npy_pickle_offset"]
@@ -55,7 +55,7 @@ _SSTI = re.compile(
 
 
 def check(kind: str, data: bytes | memoryview, emit: Emit) -> None:
-    """Judge one file of ``kind`` (as named by :func:`cairn.security.detect.sniff`)."""
+    """Judge one file of ``kind`` (as named by :func:`cairn.format.detect.sniff`)."""
     if kind == "safetensors":
         _safetensors(data, emit)
     elif kind == "gguf":
