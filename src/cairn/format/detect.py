@@ -336,8 +336,9 @@ def sniff(data: bytes | memoryview) -> Kind:
     head = bytes(data[:512])
     if not head:
         return "empty"
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return "zip"
+    kind = magic_kind(head)  # zip, npy, gguf, hdf5: disjoint from every prefix below
+    if kind is not None:
+        return kind
     if head.startswith(b"\x1f\x8b"):
         return "gzip"
     if head.startswith(b"BZh"):
@@ -348,9 +349,6 @@ def sniff(data: bytes | memoryview) -> Kind:
         return "zlib"  # joblib's compress=N files are one zlib stream
     if unsupported_archive(head):
         return "unsupported-archive"
-    kind = magic_kind(head)  # npy, gguf, hdf5 (zip was answered above)
-    if kind is not None:
-        return kind
     if has_tar_magic(head):
         return "tar"
     if _v7_tar(head):
