@@ -20,10 +20,10 @@ from sqlalchemy import Connection, Row, and_, delete, false, func, insert, selec
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.errors import ConflictError, LimitExceededError, NotFoundError, PermissionDeniedError, UsageError
-from cairn.meta import Database, now_us, refs, repos
+from cairn.meta import Database, commits, now_us, refs, repos
 from cairn.meta.schema import discussion_events, discussions
 from cairn.registry.commits import pr_ref
-from cairn.registry.errors import InvalidNameError
+from cairn.registry.errors import InvalidNameError, RevisionNotFoundError
 from cairn.registry.models import Principal, Repo
 from cairn.registry.names import check_name
 
@@ -312,6 +312,12 @@ class DiscussionService:
             conn.execute(
                 select(repos.c.id).where(repos.c.id == repo.id).with_for_update(key_share=True)
             ).first()
+            if pull_request and base_commit is not None:  # a squash may have removed it since it was read
+                known = conn.execute(
+                    select(commits.c.id).where(commits.c.id == base_commit, commits.c.repo_id == repo.id)
+                ).first()
+                if known is None:
+                    raise RevisionNotFoundError(repo.repo_id, base_commit)
             last = conn.execute(
                 select(func.max(discussions.c.num)).where(discussions.c.repo_id == repo.id)
             ).scalar()
