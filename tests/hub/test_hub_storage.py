@@ -19,7 +19,8 @@ from huggingface_hub.errors import BadRequestError, HfHubHTTPError, RevisionNotF
 from sqlalchemy import update
 
 from cairn.meta import blobs
-from cairn.registry import Registry
+from cairn.registry import Registry, TokenScope
+from cairn.registry.errors import RevisionNotFoundError as RegistryRevisionNotFound
 from cairn.registry.gc import DEFAULT_GRACE_S
 
 HOUR_US = 3600 * 1_000_000
@@ -346,3 +347,50 @@ def test_hostile_lfs_deletions_are_refused_and_change_nothing(hub: LiveHub) -> N
     assert api.model_info(repo).sha == head
     assert [f.file_oid for f in api.list_lfs_files(repo)] == [_sha(mine)]
     assert [f.file_oid for f in api.list_lfs_files(other)] == [_sha(theirs)]
+
+
+def test_token_scopes_and_roles_decide_who_may_squash_and_delete(hub: LiveHub) -> None:
+    users = hub.registry.users
+    repo, elsewhere = _name("scoped"), _name("scoped-else")
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=_blob("scoped"), path_in_repo="w.bin", repo_id=repo)
+    read_only = users.create_token("alice", role="read", name="ro")
+    scoped_else = users.create_token("alice", name="else", scopes=(TokenScope("repo", elsewhere, "write"),))
+    scoped_here = users.create_token("alice", name="here", scopes=(TokenScope("repo", repo, "write"),))
+    listed = list(api.list_lfs_files(repo))
+    for token in (read_only, scoped_else):
+        other = HfApi(endpoint=hub.url, token=token)
+        for method, args in (
+            (other.super_squash_history, ()),
+            (lambda r: list(other.list_lfs_files(r)), ()),  # noqa: B023 (called at once)
+            (other.permanently_delete_lfs_files, (listed,)),
+        ):
+            with pytest.raises(HfHubHTTPError) as denied:
+                method(repo, *args)
+            assert denied.value.response.status_code == 403
+    assert len(api.list_repo_commits(repo)) == 2
+    HfApi(endpoint=hub.url, token=scoped_here).super_squash_history(repo)
+    assert len(api.list_repo_commits(repo)) == 1
+
+
+def test_refs_are_never_written_at_a_squashed_away_commit(hub: LiveHub) -> None:
+    """A branch, tag or pull request resolved before a squash and created after it is refused inside its
+    own transaction (the squash may have deleted the commit in between)."""
+    reg, api = hub.registry, HfApi(endpoint=hub.url, token=hub.token)
+    name = _name("late-ref")
+    api.create_repo(name)
+    api.upload_file(path_or_fileobj=b"one", path_in_repo="one.txt", repo_id=name)
+    old = api.model_info(name).sha
+    api.upload_file(path_or_fileobj=b"two", path_in_repo="two.txt", repo_id=name)
+    api.super_squash_history(name)
+    who = reg.users.authenticate(hub.token)
+    repo = reg.repos.get("model", "alice", name.split("/")[1], who)
+    for kind in ("branch", "tag"):
+        with pytest.raises(RegistryRevisionNotFound):
+            reg.commits.create_ref(repo, kind, f"late-{kind}", old)  # type: ignore[arg-type]
+    with pytest.raises(RegistryRevisionNotFound):
+        reg.discussions.create(
+            repo, "alice", "late PR", None, pull_request=True, target_branch="main", base_commit=old
+        )
+    assert {r.name for r in reg.commits.refs(repo)} == {"main"}
