@@ -2,9 +2,10 @@
 tree; branches move only by compare-and-swap inside the same transaction that writes the commit, so two
 writers racing on one branch cannot both win and neither leaves a half-written commit behind.
 
-Every transaction that points a ref at a commit first takes the repo's row in shared mode
-(:func:`lock_repo`); history rewrites (:mod:`cairn.registry.storage`) take it exclusively, so they
-never delete a commit that a ref being written is about to name."""
+Every transaction that writes a ref first takes the repo's row in shared mode (:func:`lock_repo`), and
+one that points a ref at an existing commit checks, after that, that the commit is still there; history
+rewrites (:mod:`cairn.registry.storage`) take the row exclusively, so they never delete a commit that a
+ref being written is about to name, and all of them lock in the same order (repo row, then ref rows)."""
 
 from __future__ import annotations
 
@@ -365,6 +366,7 @@ class CommitService:
 
     def delete_ref(self, repo: Repo, kind: Literal["branch", "tag"], name: str) -> None:
         with self.db.write() as conn:
+            lock_repo(conn, repo.id)
             gone = conn.execute(
                 delete(refs).where(and_(refs.c.repo_id == repo.id, refs.c.kind == kind, refs.c.name == name))
             ).rowcount

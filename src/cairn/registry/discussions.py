@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from cairn.errors import ConflictError, LimitExceededError, NotFoundError, PermissionDeniedError, UsageError
 from cairn.meta import Database, commits, now_us, refs, repos
 from cairn.meta.schema import discussion_events, discussions
-from cairn.registry.commits import pr_ref
+from cairn.registry.commits import lock_repo, pr_ref
 from cairn.registry.errors import InvalidNameError, RevisionNotFoundError
 from cairn.registry.models import Principal, Repo
 from cairn.registry.names import check_name
@@ -348,6 +348,7 @@ class DiscussionService:
     def delete(self, repo: Repo, d: Discussion) -> None:
         """Remove a PR that never received its first commit (the commit that opened it failed)."""
         with self.db.write() as conn:
+            lock_repo(conn, repo.id)  # the lock order of every ref writer (cairn.registry.storage)
             conn.execute(delete(discussions).where(discussions.c.id == d.id))
             conn.execute(
                 delete(refs).where(and_(refs.c.repo_id == repo.id, refs.c.kind == "pr", refs.c.name == d.ref))
