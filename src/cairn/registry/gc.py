@@ -1,20 +1,29 @@
 """Garbage collection of blobs no commit references, safe to run while the hub serves.
 
-Blobs become unreferenced when a repo is deleted (its commits and files go with it) or when an upload is
-never committed (a client that crashed between the LFS upload and the commit). History keeps everything
-else alive: a file removed from a branch is still named by the older commits that had it.
+Blobs become unreferenced when a repo is deleted (its commits and files go with it), when an upload is
+never committed (a client that crashed between the LFS upload and the commit), when a squash or a history
+rewrite deletes the commits that named them (:mod:`cairn.registry.storage` deletes commits no ref reaches,
+in the transaction that moves the refs), or when a repo gives an object up
+(``permanently_delete_lfs_files``, which removes its ``repo_objects`` row). History keeps everything else
+alive: a file removed from a branch is still named by the older commits that had it.
+
+A reference counts only while the repo of the commit still holds the object (a ``repo_objects`` row): a
+commit whose file was permanently deleted without rewriting history keeps naming it, but no longer keeps
+it alive. The same bytes in another repo are that repo's own reference, and keep the blob.
 
 A blob is collected when, inside one write transaction that holds its row lock, (1) its row is older than
-the grace period and (2) no ``files`` row names it. The store object is deleted inside that transaction,
-before the rows, so the possible outcomes of a concurrent commit are:
+the grace period and (2) no ``files`` row of a repo holding it names it. The store object is deleted
+inside that transaction, before the rows, so the possible outcomes of a concurrent commit are:
 
 - the commit locked the blob row first (``FOR SHARE`` in :meth:`CommitService._apply`): the collector
   waits, then sees the new ``files`` row and keeps the blob;
 - the collector locked it first: the commit waits, finds the row gone and fails with
   :class:`MissingBlobError` (the client uploads again), never a commit naming missing bytes.
 
-A concurrent upload of the same content either finds the row (and the object, not yet deleted: then the
-collector deletes both and the later commit fails as above) or finds no row and writes the object again.
+A concurrent upload of the same content grants the repo the object under the blob's row lock too
+(``FOR SHARE`` in :meth:`Registry.grant_object`): either the grant comes first and the collector sees it
+(the old commits that name the object count again), or the collector comes first and the upload finds the
+row gone and stores the object again.
 The grace period (default 24 h) keeps uploads waiting for their commit out of reach.
 
 Store objects with no row at all ("strays": a crash between writing the object and recording it) are
@@ -29,10 +38,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Select, Table, and_, delete, select
 
 from cairn.errors import UsageError
-from cairn.meta import Database, blobs, files, now_us, repo_objects
+from cairn.meta import Database, blobs, commits, files, now_us, repo_objects
 from cairn.meta.lineage_tables import blob_fingerprints, tensor_index
 from cairn.meta.trust_tables import blob_inspections, quarantine_overrides
 from cairn.store import BlobStore
@@ -111,12 +120,22 @@ def collect_garbage(
 def _candidates(db: Database, cutoff_us: int, known: set[str]) -> Iterator[tuple[str, int]]:
     """Unreferenced blob rows older than the cutoff (``known`` collects every row's oid on the way)."""
     with db.read() as conn:
-        referenced = set(conn.execute(select(files.c.sha256).distinct()).scalars())
+        referenced = set(conn.execute(_held_references().distinct()).scalars())
         rows = conn.execute(select(blobs.c.sha256, blobs.c.size, blobs.c.created_at)).all()
     for sha, size, created in rows:
         known.add(sha)
         if sha not in referenced and created < cutoff_us:
             yield sha, int(size)
+
+
+def _held_references() -> Select[tuple[str]]:
+    """The sha256 of every ``files`` row whose repo still holds the object (see the module docstring)."""
+    return select(files.c.sha256).select_from(
+        files.join(commits, commits.c.id == files.c.commit_id).join(
+            repo_objects,
+            and_(repo_objects.c.repo_id == commits.c.repo_id, repo_objects.c.sha256 == files.c.sha256),
+        )
+    )
 
 
 def _collect_one(db: Database, store: BlobStore, sha: str, cutoff_us: int) -> bool:
@@ -127,7 +146,7 @@ def _collect_one(db: Database, store: BlobStore, sha: str, cutoff_us: int) -> bo
             return True  # another collector got it
         if row.created_at >= cutoff_us:
             return False
-        if conn.execute(select(files.c.sha256).where(files.c.sha256 == sha).limit(1)).first() is not None:
+        if conn.execute(_held_references().where(files.c.sha256 == sha).limit(1)).first() is not None:
             return False
         for table, column in _PER_BLOB:
             conn.execute(delete(table).where(table.c[column] == sha))
