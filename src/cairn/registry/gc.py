@@ -30,13 +30,24 @@ Store objects with no row at all ("strays": a crash between writing the object a
 only counted, from the store's own listing: an upload writes the object before its row, so an old stray
 can become a live blob at any instant and nothing in the database can lock it. ``strays=True`` deletes
 them too, and is only safe while no hub process serves the same data.
+
+The local store's staging folder collects leftovers too: part folders of multipart uploads a client
+abandoned (``mp-<oid>/``, possibly gigabytes) and temporary files of uploads, scans and fingerprints a
+crash interrupted. Every live one is written to continuously, and a multipart upload's parts are only
+accepted while its signed URL is valid (``upload_url_ttl_s``, 1 h by default, below the smallest grace
+period), so an entry whose newest modification is older than the grace period belongs to nobody: it is
+counted, and removed with ``apply``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Select, Table, and_, delete, select
 
@@ -73,6 +84,8 @@ class GcReport:
     stray_objects: int = 0  # store objects without a row, old enough to go
     stray_bytes: int = 0
     kept_racing: int = 0  # candidates a commit referenced while the collector ran
+    staging_entries: int = 0  # abandoned temporary files and multipart part folders
+    staging_bytes: int = 0
     oids: list[str] = field(default_factory=list)  # the first 1000 collected (or to collect)
 
     def to_dict(self) -> dict[str, object]:
@@ -84,6 +97,8 @@ class GcReport:
             "strayObjects": self.stray_objects,
             "strayBytes": self.stray_bytes,
             "keptRacing": self.kept_racing,
+            "stagingEntries": self.staging_entries,
+            "stagingBytes": self.staging_bytes,
             "oids": self.oids,
         }
 
@@ -95,9 +110,11 @@ def collect_garbage(
     grace_s: int = DEFAULT_GRACE_S,
     apply: bool = False,
     strays: bool = False,
+    staging: Path | None = None,
 ) -> GcReport:
-    """Find (and with ``apply=True`` delete) blobs older than ``grace_s`` that no commit references;
-    ``strays=True`` also deletes store objects that have no row (only with the hub stopped)."""
+    """Find (and with ``apply=True`` delete) blobs older than ``grace_s`` that no commit references, and
+    leftovers older than that in the ``staging`` folder; ``strays=True`` also deletes store objects that
+    have no row (only with the hub stopped)."""
     if grace_s < MIN_GRACE_S:
         raise UsageError(
             f"the grace period must be at least {MIN_GRACE_S} s, so that uploads waiting for their commit are safe"
@@ -114,7 +131,45 @@ def collect_garbage(
         if len(report.oids) < _MAX_LISTED:
             report.oids.append(sha)
     _strays(db, store, report, known, time.time() - grace_s, apply and strays)
+    if staging is not None:
+        _staging(staging, report, time.time() - grace_s, apply)
     return report
+
+
+def _staging(folder: Path, report: GcReport, cutoff_s: float, apply: bool) -> None:
+    """Count (and with ``apply`` remove) entries of the staging folder untouched since ``cutoff_s``."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            newest, size = _newest(entry)
+        except OSError:  # gone meanwhile: someone finished with it
+            continue
+        if newest >= cutoff_s:
+            continue
+        report.staging_entries += 1
+        report.staging_bytes += size
+        if apply:
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+
+
+def _newest(entry: os.DirEntry[str]) -> tuple[float, int]:
+    """(the newest modification time, total bytes) of a file, or of a folder and the files in it."""
+    st = entry.stat(follow_symlinks=False)
+    if not entry.is_dir(follow_symlinks=False):
+        return st.st_mtime, st.st_size
+    newest, size = st.st_mtime, 0
+    with os.scandir(entry.path) as inner:
+        for child in inner:
+            cst = child.stat(follow_symlinks=False)
+            newest, size = max(newest, cst.st_mtime), size + cst.st_size
+    return newest, size
 
 
 def _candidates(db: Database, cutoff_us: int, known: set[str]) -> Iterator[tuple[str, int]]:

@@ -228,7 +228,9 @@ class Registry:
     def collect_garbage(self, *, grace_s: int, apply: bool = False, strays: bool = False) -> GcReport:
         """Blobs no commit references, older than ``grace_s``: counted, and deleted with ``apply``
         (see :mod:`cairn.registry.gc` for why this is safe while the hub serves)."""
-        return collect_garbage(self.db, self.store, grace_s=grace_s, apply=apply, strays=strays)
+        return collect_garbage(
+            self.db, self.store, grace_s=grace_s, apply=apply, strays=strays, staging=self.store.staging_dir()
+        )
 
     def backfill_fingerprints(self, *, apply: bool = False) -> BackfillReport:
         """Lineage fingerprints for committed weight files stored before the hub computed them: counted,
