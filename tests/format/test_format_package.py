@@ -14,7 +14,8 @@ from pathlib import Path
 
 MODULES = [
     "arrays", "convert", "detect", "diff", "gguf", "hdf5", "hf_config", "inspection", "keras",
-    "numpy_files", "objtree", "onnx", "reader", "safetensors_index", "stats", "torch_files",
+    "numpy_files", "objtree", "onnx", "protobuf", "reader", "safetensors_index", "stats", "torch_files",
+    "torch_tar",
 ]  # fmt: skip
 COMMANDS = ["inspect", "diff", "convert"]
 

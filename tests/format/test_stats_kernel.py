@@ -4,9 +4,11 @@ and bit-identical results whatever the number of threads."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -67,11 +69,8 @@ def _expect(st: TensorStats | None, values: np.ndarray) -> None:
     scale = float(np.abs(finite).max())
     unit = finite / scale if scale else finite  # the reference must not overflow either
     assert st.mean == pytest.approx(unit.mean() * scale, rel=1e-6, abs=1e-6 * scale)
-    std = float(unit.std()) * scale
-    if std > 1e154:  # the variance is past float64's range: documented as an infinite std
-        assert st.std == np.inf
-    else:
-        assert st.std == pytest.approx(std, rel=1e-5, abs=1e-6 * scale)
+    std = float(unit.std()) * scale  # finite even where the variance is past float64's range
+    assert st.std == pytest.approx(std, rel=1e-5, abs=1e-6 * scale)
 
 
 SIZES = [0, 1, 2, 63, 64, 65, 196, 197, 198, 3 * 197, 3 * 197 + 1, 5000]
@@ -175,8 +174,60 @@ def test_huge_float64_values_do_not_crash(tmp_path: Path) -> None:
     (rec,) = inspect_path(tmp_path / "x.safetensors").tensors
     st = tensor_stats(rec)
     assert st is not None and (st.nan, st.inf, st.min, st.max) == (0, 0, -1e308, 1.7e308)
-    assert st.mean == pytest.approx(0.8e308, rel=1e-12) and st.std == np.inf
+    assert st.mean == pytest.approx(0.8e308, rel=1e-12)
+    assert st.std == pytest.approx(_exact_std(x), rel=1e-12)
     _expect(st, x)
+
+
+def _exact_std(values: np.ndarray) -> float:
+    """The population std of float64 values, exactly in rationals and then rounded: the variance is
+    scaled by a power of four into float64's range before the square root."""
+    xs = [Fraction(float(v)) for v in values]
+    mean = sum(xs, Fraction(0)) / len(xs)
+    var = sum(((x - mean) ** 2 for x in xs), Fraction(0)) / len(xs)
+    if var == 0:
+        return 0.0
+    k = max(0, (var.numerator.bit_length() - var.denominator.bit_length()) // 2 - 400)
+    return math.ldexp(math.sqrt(var / 4**k), k)
+
+
+def _huge(kind: str, rng: np.random.Generator) -> np.ndarray:
+    if kind == "spread":  # centred, deviations near 1e300: Σx² is past float64 from the first chunk
+        return rng.standard_normal(2500) * 1e300
+    if kind == "offset":  # a huge mean and a huge spread
+        return 1e307 + rng.standard_normal(2500) * 3e306
+    if kind == "extremes":  # ±max float64: std = max float64 exactly
+        return np.tile([np.finfo(np.float64).max, -np.finfo(np.float64).max], 700)
+    if kind == "opposite":  # each chunk is constant: only merging the chunks' means finds the spread
+        return np.repeat([1.7e308, -1.7e308, 1.1e308, -0.3e308], 3 * 197)
+    # "mixed": ordinary chunks merged with chunks whose partials are scaled
+    x = rng.standard_normal(3000)
+    x[1000:1300] *= 1e200
+    x[2500] = -1.6e308
+    return x
+
+
+@pytest.mark.parametrize("kind", ["spread", "offset", "extremes", "opposite", "mixed"])
+def test_float64_beyond_1e154_gets_a_finite_std_like_an_exact_reference(tmp_path: Path, kind: str) -> None:
+    x = _huge(kind, np.random.default_rng(11))
+    save_file({"x": x}, tmp_path / "x.safetensors")
+    (rec,) = inspect_path(tmp_path / "x.safetensors").tensors
+    runs = [st for t in (1, 3) for _, st in stats_all([rec], threads=t)]
+    st = runs[0]
+    assert st is not None and runs[1] == st  # the scaled path is as deterministic as the plain one
+    assert math.isfinite(st.std) and st.std == pytest.approx(_exact_std(x), rel=1e-12)
+    assert st.mean == pytest.approx(math.fsum(v / x.size for v in x.tolist()), rel=1e-12, abs=1e-300)
+    assert (st.nan, st.inf, st.min, st.max) == (0, 0, x.min(), x.max())
+
+
+def test_merging_partials_of_opposite_extreme_means() -> None:
+    top = float(np.finfo(np.float64).max)
+    a, b = stats_kernel.Partial(n=3, mean=-top, lo=-top, hi=-top), stats_kernel.Partial(n=3, mean=top)
+    a.merge(b)
+    assert a.mean == 0.0 and a.std == pytest.approx(top, rel=1e-15) and a.scale > 0
+    plain = stats_kernel.Partial(n=2, mean=1.0, m2=2.0)
+    plain.merge(stats_kernel.Partial(n=2, mean=3.0, m2=2.0))
+    assert (plain.mean, plain.m2, plain.scale, plain.std) == (2.0, 8.0, 0, 2.0**0.5)
 
 
 def test_results_are_bit_identical_for_any_thread_count(tmp_path: Path) -> None:

@@ -21,10 +21,11 @@ from cairn.format.stats import tensor_stats
 
 
 class _TorchName:
-    """Stands for ``torch.<name>`` in a pickle (written as a GLOBAL; nothing is imported)."""
+    """Stands for ``torch.<name>`` (or ``<module>.<name>``) in a pickle (written as a GLOBAL; nothing is
+    imported)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, module: str = "torch") -> None:
+        self.name, self.module = name, module
 
 
 torch_FloatStorage, torch_LongStorage = _TorchName("FloatStorage"), _TorchName("LongStorage")
@@ -42,7 +43,7 @@ class _Pickler(pickle._Pickler):  # the Python pickler: its dispatch table can b
         return self.pids.get(id(obj))
 
     def save_torch_name(self, obj: _TorchName) -> None:
-        self.write(pickle.GLOBAL + f"torch\n{obj.name}\n".encode())
+        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
 
 
 def _dumps(obj: object, pids: dict[int, str] | None = None) -> bytes:
@@ -65,17 +66,22 @@ def build(
     *,
     views: list[tuple[int, int, int, int]] | None = None,
     patch: dict[str, bytes] | None = None,
+    types: dict[int, str] | None = None,
 ) -> None:
     """``tensors[key] = (storage key, shape, stride, offset)``; ``tree`` holds tensor keys wrapped as
-    ``_Ref(key)``, pickled as persistent ids."""
+    ``_Ref(key)``, pickled as persistent ids. ``types[storage key]`` names the storage class
+    (``HalfStorage``; by default ``FloatStorage`` for float32 arrays, ``LongStorage`` otherwise) and its
+    tensors' headers the matching tensor class (``FloatTensor`` for a storage without a type)."""
+    types = types or {}
     st = _dumps(len(storages))
     for key, arr in storages.items():
-        cls = STORAGE["F32" if arr.dtype == np.float32 else "I64"]
+        cls = _TorchName(types[key]) if key in types else STORAGE["F32" if arr.dtype == np.float32 else "I64"]
         st += _dumps((key, "cpu", cls)) + struct.pack("<q", arr.size) + arr.tobytes()
     st += _dumps(views or [])
     te = _dumps(len(tensors))
     for key, (skey, shape, stride, offset) in tensors.items():
-        te += _dumps((key, skey, torch_FloatTensor)) + struct.pack("<i", len(shape)) + b"\0" * 4
+        kind = _TorchName(types[skey].replace("Storage", "Tensor")) if skey in types else torch_FloatTensor
+        te += _dumps((key, skey, kind)) + struct.pack("<i", len(shape)) + b"\0" * 4
         te += struct.pack(f"<{len(shape)}q", *shape) + struct.pack(f"<{len(stride)}q", *stride)
         te += struct.pack("<q", offset)
     refs: dict[int, str] = {}

@@ -323,3 +323,17 @@ def test_get_safetensors_metadata_of_single_and_sharded_repos(hub: LiveHub) -> N
     meta = api.get_safetensors_metadata("alice/st-meta-sharded")
     assert meta.sharded and meta.weight_map == index["weight_map"]
     assert meta.parameter_count == {"F32": 16, "I64": 5}
+
+
+def test_tree_expand_names_each_files_last_commit(hub: LiveHub) -> None:
+    """``list_repo_tree(expand=True)``: every file's ``last_commit`` is the commit that last changed it."""
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo("alice/expand-last")
+    first = api.upload_file(path_or_fileobj=b"a", path_in_repo="a.txt", repo_id="alice/expand-last").oid
+    second = api.upload_file(path_or_fileobj=b"b", path_in_repo="b.txt", repo_id="alice/expand-last").oid
+    third = api.upload_file(path_or_fileobj=b"a2", path_in_repo="a.txt", repo_id="alice/expand-last").oid
+    assert first != third
+    found = {f.path: f for f in api.list_repo_tree("alice/expand-last", expand=True)}
+    assert found["a.txt"].last_commit.oid == third  # type: ignore[union-attr]
+    assert found["b.txt"].last_commit.oid == second  # type: ignore[union-attr]
+    assert found["a.txt"].last_commit.title  # type: ignore[union-attr]

@@ -219,3 +219,61 @@ def test_a_collected_weights_file_takes_its_fingerprint_and_tensor_index_along(h
     _age(reg, sha)
     assert sha in reg.collect_garbage(grace_s=DEFAULT_GRACE_S, apply=True).oids
     assert rows() == (0, 0)
+
+
+def test_abandoned_multipart_parts_and_temp_files_go_after_the_grace_period(tmp_path: Path) -> None:
+    """A client that sends one part of a multipart upload and never completes it leaves the part in the
+    local store's staging folder; gc removes it (and a crashed process's temporary file) once nothing has
+    touched it for the grace period, and leaves a fresh one alone."""
+    import hashlib
+
+    import httpx
+    from hub_testing import ServerThread
+
+    from cairn.hub import HubConfig, create_app
+
+    data_dir = tmp_path / "d"
+    reg = Registry.open(f"sqlite:///{tmp_path / 'hub.db'}", str(data_dir))
+    reg.users.create_user("erin")
+    token = reg.users.create_token("erin")
+    config = HubConfig(regular_upload_cap=0, multipart_chunk_bytes=64 * 1024)
+    payload = os.urandom(200 * 1024)  # four parts
+    oid = hashlib.sha256(payload).hexdigest()
+    try:
+        with ServerThread(create_app(reg, config)) as server:
+            url = f"http://127.0.0.1:{server.port}"
+            auth = {"authorization": f"Bearer {token}"}
+            assert httpx.post(f"{url}/api/repos/create", json={"name": "mp"}, headers=auth).status_code == 200
+            batch = httpx.post(
+                f"{url}/erin/mp.git/info/lfs/objects/batch",
+                json={
+                    "operation": "upload",
+                    "transfers": ["basic", "multipart"],
+                    "objects": [{"oid": oid, "size": len(payload)}],
+                },
+                headers=auth,
+            ).json()
+            header = batch["objects"][0]["actions"]["upload"]["header"]
+            assert httpx.put(header["1"], content=payload[: 64 * 1024]).status_code == 200  # then gone
+        staging = reg.store.staging_dir()
+        assert staging is not None
+        parts = staging / f"mp-{oid}"
+        assert parts.is_dir() and any(parts.iterdir())
+        crashed = staging / "upload-crashed"
+        crashed.write_bytes(b"x" * 1000)
+        fresh = staging / "upload-in-progress"
+        fresh.write_bytes(b"y" * 10)
+
+        report = reg.collect_garbage(grace_s=DEFAULT_GRACE_S, apply=True)
+        assert report.staging_entries == 0 and parts.exists()  # all recent: kept
+
+        long_ago = time.time() - 2 * DEFAULT_GRACE_S
+        for path in (crashed, parts, *parts.iterdir()):
+            os.utime(path, (long_ago, long_ago))
+        dry = reg.collect_garbage(grace_s=DEFAULT_GRACE_S)
+        assert (dry.staging_entries, dry.staging_bytes) == (2, 1000 + 64 * 1024) and parts.exists()
+        done = reg.collect_garbage(grace_s=DEFAULT_GRACE_S, apply=True)
+        assert done.staging_entries == 2
+        assert not parts.exists() and not crashed.exists() and fresh.exists()
+    finally:
+        reg.close()

@@ -1,8 +1,10 @@
 """Convert a PyTorch pickle checkpoint to safetensors without executing it.
 
-Steps: walk the pickle (:mod:`cairn.format.torch_files`) → refuse unless every global it imports and every
-call it makes is on :data:`cairn.format.objtree.TENSOR_ALLOWLIST` (tensor rebuilds, storage classes,
-``OrderedDict``) → check names are unique and dtypes exist in safetensors → stream each tensor's bytes
+Formats: torch zip, the legacy non-zip format and the pre-1.0 tar format (:func:`read_torch`).
+Steps: walk every pickle in the file (:mod:`cairn.format.torch_files`, :mod:`cairn.format.torch_tar`) →
+refuse unless every global they import and every call they make is on
+:data:`cairn.format.objtree.TENSOR_ALLOWLIST` (tensor rebuilds, storage classes, ``OrderedDict``; the tar
+format's tensor headers may also name ``torch.<T>Tensor``) → check names are unique and dtypes exist in safetensors → stream each tensor's bytes
 from the memory map into a temporary file next to the target → fsync → rename. A crash leaves no partial
 target. Values that are not tensors (``step``, ``epoch``...) are not carried over; they are listed in the
 result. The output is bit-identical to what ``torch.load(weights_only=True)`` gives for the same tensors.
@@ -21,7 +23,8 @@ from cairn.format.inspection import TensorRecord
 from cairn.format.objtree import TENSOR_ALLOWLIST, qualname
 from cairn.format.pickle_vm import Global
 from cairn.format.safetensors import DTYPE_SIZES, write_safetensors
-from cairn.format.torch_files import read_torch
+from cairn.format.torch_files import TorchCheckpoint, read_torch
+from cairn.format.torch_tar import TENSOR_TYPES
 
 __all__ = ["ConvertResult", "RefusedGlobalsError", "convert_to_safetensors"]
 
@@ -54,12 +57,17 @@ class ConvertResult:
         return {**vars(self), "dropped": list(self.dropped)}
 
 
-def _check_allowed(ckpt_path: str, names: list[str], calls_ok: bool) -> None:
-    refused = [n for n in dict.fromkeys(names) if n not in TENSOR_ALLOWLIST]
-    if not calls_ok:
+def _check_allowed(ckpt_path: str, ckpt: TorchCheckpoint) -> None:
+    """Every pickle in the file (the tree and the format's headers) may import only allowlisted globals
+    and call only globals."""
+    walks = (ckpt.pickle, *ckpt.headers)
+    names = list(dict.fromkeys(qualname(g) for w in walks for g in w.globals))
+    allowed = TENSOR_ALLOWLIST | (TENSOR_TYPES if ckpt.inspection.format == "torch-tar" else frozenset())
+    refused = [n for n in names if n not in allowed]
+    if not all(isinstance(c.func, Global) for w in walks for c in w.calls):
         refused.append("<a call of a computed function>")
     if refused:
-        raise RefusedGlobalsError(ckpt_path, refused, list(dict.fromkeys(names)))
+        raise RefusedGlobalsError(ckpt_path, refused, names)
 
 
 def _dropped(structure: object) -> tuple[str, ...]:
@@ -78,9 +86,7 @@ def convert_to_safetensors(src: str | Path, dst: str | Path, *, overwrite: bool 
     if target.exists() and not overwrite:
         raise ConflictError(f"{target} already exists")
     ckpt = read_torch(source)
-    walked = ckpt.pickle
-    calls_ok = all(isinstance(c.func, Global) for c in walked.calls)
-    _check_allowed(str(source), [qualname(g) for g in walked.globals], calls_ok)
+    _check_allowed(str(source), ckpt)
     records = ckpt.inspection.tensors
     seen: set[str] = set()
     for rec in records:

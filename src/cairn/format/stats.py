@@ -61,7 +61,7 @@ def _result(acc: Partial, name: str, count: int) -> TensorStats:
     zeros = acc.zeros / count if count else 0.0
     if acc.n == 0:
         return TensorStats(name, count, None, None, None, None, None, acc.nan, acc.inf, zeros)
-    std = (max(acc.m2, 0.0) / acc.n) ** 0.5
+    std = acc.std
     absmax = max(abs(acc.lo), abs(acc.hi))
     return TensorStats(name, count, acc.mean, std, acc.lo, acc.hi, absmax, acc.nan, acc.inf, zeros)
 

@@ -19,6 +19,11 @@ microsecond and, with two threads, hands the GIL over. Choices that keep each pa
 * BF16 and F16 are widened per chunk into a per-thread scratch buffer (BF16 through a 32-bit view of
   pairs: two shifts/masks instead of a cast and a shift); integers and bools go to float64.
 
+Float64 values beyond about 1e154 square past float64's range. When a chunk's squared deviations
+overflow, they are summed divided by a power of two (:attr:`Partial.scale`, exact), and :meth:`Partial.merge`
+switches to the same scaled form when a plain merge would overflow, so ``std`` stays finite whenever
+it is representable. Only those chunks and merges take the slower path.
+
 Chunk boundaries never depend on the number of threads, and :meth:`Partial.merge` is applied in a fixed
 order by the caller, so results are bit-identical whatever the thread count.
 
@@ -54,6 +59,9 @@ ROW = 2048
 #: a BF16 chunk whose values are all smaller than this goes to numpy: the AVX-512 BF16 dot products
 #: flush subnormal inputs and products to zero, which only matters when nothing larger is there
 TINY = 2.0**-60
+#: exponent bound of the scaled form: values divided by ``2**scale`` stay below ``2**_HEADROOM``, so a
+#: squared deviation times any element count (< 2**63) stays inside float64 (< 2**1024)
+_HEADROOM = 450
 
 _local = threading.local()
 
@@ -78,18 +86,34 @@ def _ones(dtype: np.dtype[np.generic]) -> np.ndarray:
     return buf[:ROW]
 
 
+def _exponent(x: float) -> int:
+    """The binary exponent ``e`` with ``2**(e-1) <= |x| < 2**e`` (0 for zero)."""
+    return math.frexp(x)[1]
+
+
 @dataclass
 class Partial:
-    """Statistics of the values seen so far; ``mean``/``m2``/``lo``/``hi`` are over the ``n`` finite ones."""
+    """Statistics of the values seen so far; ``mean``/``m2``/``lo``/``hi`` are over the ``n`` finite ones.
+
+    ``m2`` is the sum of squared deviations in units of ``4**scale``: float64 values above about 1e154
+    square past float64's range, so their deviations are summed divided by ``2**scale`` (exact: a power
+    of two). ``scale`` is 0 unless that happened; :attr:`std` is then still finite.
+    """
 
     n: int = 0
     mean: float = 0.0
-    m2: float = 0.0  # sum of squared deviations from the mean
+    m2: float = 0.0  # sum of squared deviations from the mean, divided by 4**scale
     lo: float = math.inf
     hi: float = -math.inf
     nan: int = 0
     inf: int = 0
     zeros: int = 0
+    scale: int = 0
+
+    @property
+    def std(self) -> float:
+        """The population standard deviation of the ``n`` finite values (0.0 when there are none)."""
+        return math.ldexp((max(self.m2, 0.0) / self.n) ** 0.5, self.scale) if self.n else 0.0
 
     def merge(self, other: Partial) -> None:
         """Chan et al.'s pairwise update of count, mean and squared deviations."""
@@ -100,13 +124,35 @@ class Partial:
             return
         self.lo, self.hi = min(self.lo, other.lo), max(self.hi, other.hi)
         if self.n == 0:
-            self.n, self.mean, self.m2 = other.n, other.mean, other.m2
+            self.n, self.mean, self.m2, self.scale = other.n, other.mean, other.m2, other.scale
             return
         both = self.n + other.n
         delta = other.mean - self.mean
-        self.mean += delta * other.n / both
-        self.m2 += other.m2 + delta * delta * self.n * other.n / both
-        self.n = both
+        if self.scale == other.scale == 0:
+            m2 = self.m2 + (other.m2 + delta * delta * self.n * other.n / both)
+            if m2 < math.inf:  # then delta < 1.4e154 and delta * n cannot overflow either
+                self.mean += delta * other.n / both
+                self.m2, self.n = m2, both
+                return
+        self._merge_scaled(other, both)
+
+    def _merge_scaled(self, other: Partial, both: int) -> None:
+        """The same update with every quantity divided by ``2**scale``, the scale raised until the
+        squared deviations fit float64 (only when values beyond about 1e154 are merged)."""
+        scale = max(self.scale, other.scale, max(_exponent(self.mean), _exponent(other.mean)) - _HEADROOM)
+        for _ in range(40):  # 40 steps of 64 take any finite value below 1
+            a, b = math.ldexp(self.mean, -scale), math.ldexp(other.mean, -scale)
+            delta = b - a
+            m2 = (
+                math.ldexp(self.m2, 2 * (self.scale - scale))
+                + math.ldexp(other.m2, 2 * (other.scale - scale))
+                + delta * delta * self.n * other.n / both
+            )
+            if m2 != math.inf:  # finite (or NaN, which no raising of the scale would fix)
+                break
+            scale += 64
+        self.mean = math.ldexp(a + delta * other.n / both, scale)
+        self.m2, self.scale, self.n = m2, scale, both
 
 
 def widen(raw: np.ndarray, dtype: str) -> np.ndarray:
@@ -166,11 +212,16 @@ def _sum64(x: np.ndarray) -> float:
     return float(np.add.reduce(x, dtype=np.float64))
 
 
-def _sumsq64(x: np.ndarray, shift: float) -> float:
-    """Σ (x - shift)² in float64, one ROW-sized piece at a time (bounded scratch, no BLAS threads)."""
+def _sumsq64(x: np.ndarray, shift: float, scale: int = 0) -> float:
+    """Σ ((x - shift) / 2**scale)² in float64, one ROW-sized piece at a time (bounded scratch, no BLAS
+    threads). Both ``x`` and ``shift`` are divided by the power of two first, so nothing overflows."""
     total = 0.0
+    factor, shifted = math.ldexp(1.0, -scale), math.ldexp(shift, -scale)
     for start in range(0, x.size, ROW):
-        d = x[start : start + ROW].astype(np.float64) - shift
+        d = x[start : start + ROW].astype(np.float64)
+        if scale:
+            d *= factor
+        d -= shifted
         total += float(np.dot(d, d))
     return total
 
@@ -257,6 +308,9 @@ def chunk_partial(x: np.ndarray) -> Partial:
                 m2 = centred_square - centred_sum * centred_sum / count
         if not math.isfinite(m2):  # the spread itself overflows the chunk's type: float64 throughout
             m2 = _sumsq64(x, mean)
-    part.n, part.mean, part.m2 = count, mean, max(m2, 0.0)
     part.lo, part.hi = float(np.minimum.reduce(x)), float(np.maximum.reduce(x))
+    if not math.isfinite(m2):  # float64 deviations beyond about 1e154: square them divided by 2**scale
+        part.scale = max(0, _exponent(max(-part.lo, part.hi)) - _HEADROOM)
+        m2 = _sumsq64(x, mean, part.scale)
+    part.n, part.mean, part.m2 = count, mean, max(m2, 0.0)
     return part

@@ -9,6 +9,7 @@ Formats:
 * **torch legacy** (``_use_new_zipfile_serialization=False``): five pickles in a row (magic number,
   protocol, sys info, the object tree, the list of storage keys), then for each key in that order an
   8-byte little-endian element count and the storage's bytes.
+* **torch tar** (before 1.0): read by :mod:`cairn.format.torch_tar`; :func:`read_torch` dispatches to it.
 * **any other pickle** (joblib, scikit-learn): the imported globals and the structure, nothing else.
 
 Tensors are named by their path in the object tree (``state_dict.layer.weight``, ``optimizer.state.0.exp_avg``).
@@ -45,10 +46,13 @@ MAX_STORAGES = 10_000_000
 
 @dataclass(frozen=True)
 class TorchCheckpoint:
-    """A walked torch checkpoint: the inspection plus the pickle walk it came from (for ``convert``)."""
+    """A walked torch checkpoint: the inspection, the walk of its object tree, and the walks of every
+    other pickle the file holds (``headers``: the legacy format's magic number, protocol, sys info and key
+    list; the tar format's headers), so that ``convert`` can check them all against its allowlist."""
 
     inspection: Inspection
     pickle: PickleResult
+    headers: tuple[PickleResult, ...] = ()
 
 
 def _check_walk(result: PickleResult, path: str, what: str) -> None:
@@ -151,8 +155,10 @@ def read_torch_legacy(path: str | Path) -> TorchCheckpoint:
 
 def _legacy(data: memoryview, size: int, sp: str) -> TorchCheckpoint:
     pos = 0
+    heads: list[PickleResult] = []
     for what in ("magic number", "protocol version", "sys info"):
-        pos = _walk_at(data, pos, sp, what).end
+        heads.append(_walk_at(data, pos, sp, what))
+        pos = heads[-1].end
     main = _walk_at(data, pos, sp, "object tree")
     keys_walk = _walk_at(data, main.end, sp, "storage key list")
     keys = keys_walk.value
@@ -178,7 +184,7 @@ def _legacy(data: memoryview, size: int, sp: str) -> TorchCheckpoint:
     records = _records(tree.tensors, locate, sp, False)
     globals_ = tuple(dict.fromkeys(qualname(g) for g in main.globals))
     info = Inspection(sp, "torch-legacy", tuple(records), {}, globals=globals_, structure=tree.structure)
-    return TorchCheckpoint(info, main)
+    return TorchCheckpoint(info, main, (*heads, keys_walk))
 
 
 def inspect_torch_legacy(path: str | Path) -> Inspection:
@@ -186,7 +192,7 @@ def inspect_torch_legacy(path: str | Path) -> Inspection:
 
 
 def read_torch(path: str | Path) -> TorchCheckpoint:
-    """Read a torch zip or legacy checkpoint, whichever the magic bytes say."""
+    """Read a torch zip, legacy or pre-1.0 tar checkpoint, whichever the magic bytes say."""
     from cairn.format.detect import detect
 
     kind = detect(path)
@@ -194,6 +200,10 @@ def read_torch(path: str | Path) -> TorchCheckpoint:
         return read_torch_zip(path)
     if kind == "torch-legacy":
         return read_torch_legacy(path)
+    if kind == "tar":
+        from cairn.format.torch_tar import read_torch_tar  # it imports this module
+
+        return read_torch_tar(path)
     raise FormatError(f"not a PyTorch checkpoint (detected {kind})", path=path)
 
 

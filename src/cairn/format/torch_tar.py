@@ -28,12 +28,15 @@ from cairn.errors import FormatError, LimitExceededError, UnsupportedFormatError
 from cairn.format.inspection import Inspection
 from cairn.format.objtree import MAX_DIMS, STORAGE_DTYPES, TensorRef, collect, qualname
 from cairn.format.pickle_vm import Global, PickleResult, walk
-from cairn.format.torch_files import MAX_PICKLE_SIZE, MAX_STORAGES, _records
+from cairn.format.torch_files import MAX_PICKLE_SIZE, MAX_STORAGES, TorchCheckpoint, _records
 
-__all__ = ["MAX_MEMBERS", "inspect_torch_tar"]
+__all__ = ["MAX_MEMBERS", "TENSOR_TYPES", "inspect_torch_tar", "read_torch_tar"]
 
 MAX_MEMBERS = 64
 _NEEDED = ("pickle", "storages", "tensors")
+#: the tensor classes a tensor header names (``torch.FloatTensor``...); the loader ignores them, and
+#: ``convert`` allows them in the header pickles of this format only
+TENSOR_TYPES = frozenset(f"torch.{s.removesuffix('Storage')}Tensor" for s in STORAGE_DTYPES)
 
 
 def _members(path: Path, size: int) -> dict[str, tuple[int, int]]:
@@ -64,6 +67,7 @@ class _Member:
 
     def __init__(self, data: memoryview, span: tuple[int, int], name: str, path: str) -> None:
         self.data, self.pos, self.end, self.name, self.path = data, span[0], span[0] + span[1], name, path
+        self.walks: list[PickleResult] = []  # every pickle read, for ``convert``'s allowlist check
 
     def fail(self, message: str) -> FormatError:
         return FormatError(f"member {self.name!r}: {message}", path=self.path)
@@ -74,6 +78,7 @@ class _Member:
             first = result.errors[0] if result.errors else "it ends without STOP"
             raise self.fail(f"{what} is not a well-formed pickle: {first}")
         self.pos = result.end
+        self.walks.append(result)
         return result
 
     def count(self, what: str, least_bytes: int) -> int:
@@ -157,8 +162,9 @@ def _tensors(m: _Member, storages: dict[str, tuple[str, int, int, int]]) -> dict
     return out
 
 
-def inspect_torch_tar(path: str | Path) -> Inspection:
-    """A pre-1.0 ``torch.save`` tar: tensors named by their path in the object tree, storages in place."""
+def read_torch_tar(path: str | Path) -> TorchCheckpoint:
+    """A pre-1.0 ``torch.save`` tar: tensors named by their path in the object tree, storages in place.
+    ``headers`` holds every pickle besides the tree (sys info, storage and tensor headers, views)."""
     p = Path(path)
     sp, size = str(p), p.stat().st_size
     spans = _members(p, size)
@@ -168,11 +174,15 @@ def inspect_torch_tar(path: str | Path) -> Inspection:
         data = memoryview(mm)
         try:
             big = False
+            heads: list[_Member] = []
             if "sys_info" in spans:
-                info = _Member(data, spans["sys_info"], "sys_info", sp).pickle("sys info").value
+                heads.append(_Member(data, spans["sys_info"], "sys_info", sp))
+                info = heads[-1].pickle("sys info").value
                 big = isinstance(info, dict) and info.get("little_endian") is False
-            storages = _storages(_Member(data, spans["storages"], "storages", sp))
-            tensors = _tensors(_Member(data, spans["tensors"], "tensors", sp), storages)
+            heads.append(_Member(data, spans["storages"], "storages", sp))
+            storages = _storages(heads[-1])
+            heads.append(_Member(data, spans["tensors"], "tensors", sp))
+            tensors = _tensors(heads[-1], storages)
             main = _Member(data, spans["pickle"], "pickle", sp).pickle("object tree")
         finally:
             data.release()
@@ -182,4 +192,9 @@ def inspect_torch_tar(path: str | Path) -> Inspection:
     }
     records = _records(tree.tensors, locate, sp, big)
     globals_ = tuple(dict.fromkeys(qualname(g) for g in main.globals))
-    return Inspection(sp, "torch-tar", tuple(records), {}, globals=globals_, structure=tree.structure)
+    info_ = Inspection(sp, "torch-tar", tuple(records), {}, globals=globals_, structure=tree.structure)
+    return TorchCheckpoint(info_, main, tuple(w for m in heads for w in m.walks))
+
+
+def inspect_torch_tar(path: str | Path) -> Inspection:
+    return read_torch_tar(path).inspection

@@ -114,7 +114,7 @@ async def resolve_file(ctx: Ctx) -> Response:
         path = check_path("/".join(rest))
         entry = await ctx.call(ctx.registry.commits.file, commit, path)
         if ctx.request.method != "HEAD":
-            await ctx.call(ctx.registry.trust.check_download, repo, entry)
+            await ctx.call(ctx.registry.check_download, repo, entry)
     headers = file_headers(entry, commit)
     start, end, status = 0, entry.size, 200
     range_header = ctx.request.headers.get("range")

@@ -21,6 +21,7 @@ from cairn.errors import (
 )
 from cairn.registry.errors import (
     EntryNotFoundError,
+    FileDeletedError,
     GatedRepoError,
     MissingBlobError,
     RepoNotFoundError,
@@ -70,6 +71,8 @@ def _status_and_code(err: CairnError, anonymous: bool) -> tuple[int, str | None]
         return 404, "RevisionNotFound"
     if isinstance(err, EntryNotFoundError):
         return 404, "EntryNotFound"
+    if isinstance(err, FileDeletedError):
+        return 410, None
     if isinstance(err, NotFoundError):
         return 404, None
     if isinstance(err, UnauthenticatedError):

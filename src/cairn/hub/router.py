@@ -18,6 +18,7 @@ from cairn.hub import (
     info,
     manage,
     multipart,
+    storage,
     trust_api,
     upload,
     web,
@@ -49,6 +50,9 @@ _REPO_OPS: dict[tuple[str, str], Handler] = {
     ("POST", "ask-access"): access_routes.ask_access,
     ("GET", "audit"): access_routes.repo_audit,
     ("GET", "compare"): compare.compare_api,
+    ("POST", "super-squash"): storage.super_squash,
+    ("GET", "lfs-files"): storage.list_lfs_files,
+    ("POST", "lfs-files"): storage.delete_lfs_files,
 }
 _REF_OPS: dict[tuple[str, str], Handler] = {
     ("POST", "branch"): manage.create_branch,

@@ -1,6 +1,11 @@
 """Commits, trees and refs. Commits are immutable and named by a 40-hex SHA-1; a commit stores its full
 tree; branches move only by compare-and-swap inside the same transaction that writes the commit, so two
-writers racing on one branch cannot both win and neither leaves a half-written commit behind."""
+writers racing on one branch cannot both win and neither leaves a half-written commit behind.
+
+Every transaction that writes a ref first takes the repo's row in shared mode (:func:`lock_repo`), and
+one that points a ref at an existing commit checks, after that, that the commit is still there; history
+rewrites (:mod:`cairn.registry.storage`) take the row exclusively, so they never delete a commit that a
+ref being written is about to name, and all of them lock in the same order (repo row, then ref rows)."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Integer, Row, and_, delete, insert, literal, select, update
 
 from cairn.errors import LimitExceededError
-from cairn.meta import Database, blobs, commits, files, now_us, refs, repo_objects
+from cairn.meta import Database, blobs, commits, files, now_us, refs, repo_objects, repos
 from cairn.registry.errors import (
     AlreadyExistsError,
     EntryNotFoundError,
@@ -34,6 +39,8 @@ __all__ = [
     "CommitService",
     "is_lfs_path",
     "is_pr_ref",
+    "lock_repo",
+    "new_commit_id",
     "pr_ref",
 ]
 
@@ -47,6 +54,15 @@ LFS_PATTERNS = frozenset(
 _HEX_PREFIX = re.compile(r"[0-9a-f]{5,39}")
 _PR_REF = re.compile(r"refs/pr/[1-9][0-9]{0,8}")
 _MAX_DEPTH = (1 << 31) - 1  # history depth bound: a 32-bit INTEGER in SQL
+
+
+def lock_repo(conn: Connection, repo_id: int, *, exclusive: bool = False) -> None:
+    """Lock the repo's row for this transaction: shared (``FOR KEY SHARE``) by writers that point refs
+    at commits, exclusive (``FOR UPDATE``) by history rewrites that delete commits. SQLite has one
+    writer at a time, so there the write transaction itself is the lock."""
+    query = select(repos.c.id).where(repos.c.id == repo_id)
+    query = query.with_for_update() if exclusive else query.with_for_update(read=True, key_share=True)
+    conn.execute(query).first()
 
 
 def pr_ref(num: int) -> str:
@@ -187,6 +203,7 @@ class CommitService:
         created = now_us()
         kind = "pr" if is_pr_ref(branch) else "branch"
         with self.db.write() as conn:
+            lock_repo(conn, repo.id)  # a squash or history rewrite waits, or has finished (storage.py)
             head = self._ref(conn, repo, kind, branch)
             if head is None:
                 raise RevisionNotFoundError(repo.repo_id, branch)
@@ -196,7 +213,7 @@ class CommitService:
                 r.path: r
                 for r in (_entry(x) for x in conn.execute(select(files).where(files.c.commit_id == head)))
             }
-            commit_id = _new_commit_id(repo, head, title, author, created)
+            commit_id = new_commit_id(repo, head, title, author, created)
             changed = self._apply(conn, repo, tree, operations, commit_id, head)
             conn.execute(
                 insert(commits).values(
@@ -280,7 +297,7 @@ class CommitService:
 
     def initial_commit(self, repo: Repo, author: str, gitattributes_oid: str) -> Commit:
         created = now_us()
-        commit_id = _new_commit_id(repo, None, "initial commit", author, created)
+        commit_id = new_commit_id(repo, None, "initial commit", author, created)
         with self.db.write() as conn:
             blob = conn.execute(  # locked like any commit's blobs (gc.py)
                 select(blobs).where(blobs.c.sha256 == gitattributes_oid).with_for_update(read=True)
@@ -360,6 +377,12 @@ class CommitService:
     def create_ref(self, repo: Repo, kind: Literal["branch", "tag"], name: str, commit_id: str) -> Ref:
         check_ref_name(kind, name)
         with self.db.write() as conn:
+            lock_repo(conn, repo.id)
+            exists = conn.execute(  # resolved before this transaction: a squash may have removed it since
+                select(commits.c.id).where(commits.c.id == commit_id, commits.c.repo_id == repo.id)
+            ).first()
+            if exists is None:
+                raise RevisionNotFoundError(repo.repo_id, commit_id)
             taken = conn.execute(
                 select(refs.c.kind).where(refs.c.repo_id == repo.id, refs.c.name == name)
             ).first()
@@ -370,6 +393,7 @@ class CommitService:
 
     def delete_ref(self, repo: Repo, kind: Literal["branch", "tag"], name: str) -> None:
         with self.db.write() as conn:
+            lock_repo(conn, repo.id)
             gone = conn.execute(
                 delete(refs).where(and_(refs.c.repo_id == repo.id, refs.c.kind == kind, refs.c.name == name))
             ).rowcount
@@ -398,6 +422,6 @@ def _check_clashes(tree: dict[str, FileEntry], added: set[str]) -> None:
             raise AlreadyExistsError("a folder with the same name as the file", path)
 
 
-def _new_commit_id(repo: Repo, parent: str | None, title: str, author: str, created: int) -> str:
+def new_commit_id(repo: Repo, parent: str | None, title: str, author: str, created: int) -> str:
     material = json.dumps([repo.id, parent, title, author, created, os.urandom(16).hex()])
     return hashlib.sha1(material.encode(), usedforsecurity=False).hexdigest()

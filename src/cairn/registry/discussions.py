@@ -20,10 +20,10 @@ from sqlalchemy import Connection, Row, and_, delete, false, func, insert, selec
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from cairn.errors import ConflictError, LimitExceededError, NotFoundError, PermissionDeniedError, UsageError
-from cairn.meta import Database, now_us, refs, repos
+from cairn.meta import Database, commits, now_us, refs, repos
 from cairn.meta.schema import discussion_events, discussions
-from cairn.registry.commits import pr_ref
-from cairn.registry.errors import InvalidNameError
+from cairn.registry.commits import lock_repo, pr_ref
+from cairn.registry.errors import InvalidNameError, RevisionNotFoundError
 from cairn.registry.models import Principal, Repo
 from cairn.registry.names import check_name
 
@@ -314,6 +314,12 @@ class DiscussionService:
             conn.execute(
                 select(repos.c.id).where(repos.c.id == repo.id).with_for_update(key_share=True)
             ).first()
+            if pull_request and base_commit is not None:  # a squash may have removed it since it was read
+                known = conn.execute(
+                    select(commits.c.id).where(commits.c.id == base_commit, commits.c.repo_id == repo.id)
+                ).first()
+                if known is None:
+                    raise RevisionNotFoundError(repo.repo_id, base_commit)
             last = conn.execute(
                 select(func.max(discussions.c.num)).where(discussions.c.repo_id == repo.id)
             ).scalar()
@@ -344,6 +350,7 @@ class DiscussionService:
     def delete(self, repo: Repo, d: Discussion) -> None:
         """Remove a PR that never received its first commit (the commit that opened it failed)."""
         with self.db.write() as conn:
+            lock_repo(conn, repo.id)  # the lock order of every ref writer (cairn.registry.storage)
             conn.execute(delete(discussions).where(discussions.c.id == d.id))
             conn.execute(
                 delete(refs).where(and_(refs.c.repo_id == repo.id, refs.c.kind == "pr", refs.c.name == d.ref))

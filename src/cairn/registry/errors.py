@@ -8,9 +8,11 @@ from cairn.errors import ConflictError, NotFoundError, PermissionDeniedError, Us
 __all__ = [
     "AlreadyExistsError",
     "EntryNotFoundError",
+    "FileDeletedError",
     "GatedRepoError",
     "InvalidNameError",
     "InvalidPathError",
+    "LfsFileNotFoundError",
     "MissingBlobError",
     "RefMovedError",
     "RepoNotFoundError",
@@ -135,3 +137,27 @@ class RefMovedError(ConflictError):
         super().__init__(f"{ref} moved while committing (expected {expected}); retry")
         self.ref = ref
         self.expected = expected
+
+
+class FileDeletedError(NotFoundError):
+    """The file's content was permanently deleted from the repo (``permanently_delete_lfs_files`` without
+    history rewrite): the commit still names it, but the repo no longer holds the bytes (HTTP 410)."""
+
+    code = "file_deleted"
+
+    def __init__(self, path: str, sha256: str) -> None:
+        super().__init__(f"{path}: its content (LFS object {sha256}) was permanently deleted from this repo")
+        self.path = path
+        self.sha256 = sha256
+
+
+class LfsFileNotFoundError(NotFoundError):
+    """Object ids that name no LFS file of the repo's history (nothing was deleted)."""
+
+    code = "lfs_file_not_found"
+
+    def __init__(self, repo_id: str, shas: list[str]) -> None:
+        shown = ", ".join(shas[:5]) + (" ..." if len(shas) > 5 else "")
+        super().__init__(f"{len(shas)} object(s) are no LFS file of {repo_id}: {shown}")
+        self.repo_id = repo_id
+        self.shas = tuple(shas)

@@ -32,6 +32,7 @@ from cairn.registry.cards import MAX_CARD_BYTES, derive_card_info
 from cairn.registry.commits import CommitService
 from cairn.registry.discovery import DiscoveryService
 from cairn.registry.discussions import DiscussionService
+from cairn.registry.errors import FileDeletedError, MissingBlobError
 from cairn.registry.gc import GcReport, collect_garbage
 from cairn.registry.lineage import LineageService
 from cairn.registry.models import Commit, FileEntry, Operation, Principal, Repo
@@ -66,7 +67,8 @@ GITATTRIBUTES = "".join(
 # Branches win over tags (ORDER BY kind: 'branch' < 'tag'), as revision resolution requires.
 _LOOKUP = text(
     "SELECT r.id, r.private, r.gated, r.created_at, r.last_modified, x.commit_id, "
-    "f.sha256, f.git_sha1, f.size, f.lfs, f.last_commit "
+    "f.sha256, f.git_sha1, f.size, f.lfs, f.last_commit, "
+    "EXISTS (SELECT 1 FROM repo_objects o WHERE o.repo_id = r.id AND o.sha256 = f.sha256) AS owned "
     "FROM repos r JOIN refs x ON x.repo_id = r.id AND x.name = :rev "
     "JOIN files f ON f.commit_id = x.commit_id AND f.path = :path "
     "WHERE r.type = :type AND r.namespace = :ns AND r.name = :name ORDER BY x.kind LIMIT 1"
@@ -74,7 +76,8 @@ _LOOKUP = text(
 
 _LOOKUP_COMMIT = text(
     "SELECT r.id, r.private, r.gated, r.created_at, r.last_modified, c.id AS commit_id, "
-    "f.sha256, f.git_sha1, f.size, f.lfs, f.last_commit "
+    "f.sha256, f.git_sha1, f.size, f.lfs, f.last_commit, "
+    "EXISTS (SELECT 1 FROM repo_objects o WHERE o.repo_id = r.id AND o.sha256 = f.sha256) AS owned "
     "FROM repos r JOIN commits c ON c.repo_id = r.id AND c.id = :rev "
     "JOIN files f ON f.commit_id = c.id AND f.path = :path "
     "WHERE r.type = :type AND r.namespace = :ns AND r.name = :name"
@@ -156,22 +159,25 @@ class Registry:
         collector's grace period (:mod:`cairn.registry.gc`): an old unreferenced row would otherwise be
         collected between this upload and the commit that names it."""
         existing = self.blob(sha256)
-        if existing is not None and self._refresh([sha256]) and self.store.exists(sha256):
+        if (
+            existing is not None
+            and self._refresh([sha256])  # 0: collected meanwhile
+            and self.store.exists(sha256)
+            and (repo_id is None or self.grant_object(repo_id, sha256))  # False: collected meanwhile
+        ):
             src.unlink(missing_ok=True)
-            info = existing
-        else:
-            memo = HeaderMemo() if headers is None else headers
-            self.trust.on_ingest(src, sha256, memo)
-            self.lineage.on_ingest(src, sha256, fingerprint, memo)
-            self.store.put_file(sha256, src)
-            with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
-                conn.execute(
-                    insert(blobs).values(sha256=sha256, size=size, git_sha1=git_sha1, created_at=now_us())
-                )
-            info = BlobInfo(sha256, size, git_sha1)
-        if repo_id is not None:
-            self.grant_object(repo_id, sha256)
-        return info
+            return existing
+        memo = HeaderMemo() if headers is None else headers
+        self.trust.on_ingest(src, sha256, memo)
+        self.lineage.on_ingest(src, sha256, fingerprint, memo)
+        self.store.put_file(sha256, src)
+        with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
+            conn.execute(
+                insert(blobs).values(sha256=sha256, size=size, git_sha1=git_sha1, created_at=now_us())
+            )
+        if repo_id is not None and not self.grant_object(repo_id, sha256):
+            raise MissingBlobError("(upload)", sha256)  # collected between storing and granting: retry
+        return BlobInfo(sha256, size, git_sha1)
 
     def ingest_bytes(self, data: bytes, *, repo_id: int | None = None) -> BlobInfo:
         sha256 = hashlib.sha256(data).hexdigest()
@@ -206,17 +212,24 @@ class Registry:
             row = conn.execute(select(blobs).where(blobs.c.sha256 == sha256)).first()
         return None if row is None else BlobInfo(row.sha256, row.size, row.git_sha1)
 
-    def grant_object(self, repo_id: int, sha256: str) -> None:
-        """Let repo ``repo_id`` reference blob ``sha256`` (its bytes were proven through that repo)."""
+    def grant_object(self, repo_id: int, sha256: str) -> bool:
+        """Let repo ``repo_id`` reference blob ``sha256`` (its bytes were proven through that repo).
+
+        The grant is written holding the blob's row (``FOR SHARE``), so the garbage collector either
+        sees it or has already removed the row: then nothing is granted and this returns False."""
+        held = (repo_objects.c.repo_id == repo_id) & (repo_objects.c.sha256 == sha256)
         with self.db.read() as conn:
-            known = conn.execute(
-                select(repo_objects.c.sha256).where(
-                    repo_objects.c.repo_id == repo_id, repo_objects.c.sha256 == sha256
-                )
+            if conn.execute(select(repo_objects.c.sha256).where(held)).first() is not None:
+                return True
+        with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
+            row = conn.execute(
+                select(blobs.c.sha256).where(blobs.c.sha256 == sha256).with_for_update(read=True)
             ).first()
-        if known is None:
-            with contextlib.suppress(DBIntegrityError), self.db.write() as conn:
+            if row is None:
+                return False
+            if conn.execute(select(repo_objects.c.sha256).where(held)).first() is None:
                 conn.execute(insert(repo_objects).values(repo_id=repo_id, sha256=sha256))
+        return True
 
     def repo_blob(self, repo_id: int, sha256: str) -> BlobInfo | None:
         """The blob ``sha256`` if repo ``repo_id`` may reference it, else ``None`` (even if stored for
@@ -241,7 +254,9 @@ class Registry:
     def collect_garbage(self, *, grace_s: int, apply: bool = False, strays: bool = False) -> GcReport:
         """Blobs no commit references, older than ``grace_s``: counted, and deleted with ``apply``
         (see :mod:`cairn.registry.gc` for why this is safe while the hub serves)."""
-        return collect_garbage(self.db, self.store, grace_s=grace_s, apply=apply, strays=strays)
+        return collect_garbage(
+            self.db, self.store, grace_s=grace_s, apply=apply, strays=strays, staging=self.store.staging_dir()
+        )
 
     def backfill_fingerprints(self, *, apply: bool = False) -> BackfillReport:
         """Lineage fingerprints for committed weight files stored before the hub computed them: counted,
@@ -283,6 +298,8 @@ class Registry:
             if can_see(repo, who) and not repo.gated:
                 entry = FileEntry(path, row.sha256, row.git_sha1, row.size, bool(row.lfs), row.last_commit)
                 if content:
+                    if not row.owned:
+                        raise FileDeletedError(path, row.sha256)
                     self.trust.check_download(repo, entry)
                 return repo, row.commit_id, entry
         repo = self.repos.get(repo_type, namespace, name, who)
@@ -290,8 +307,22 @@ class Registry:
         commit, _ = self.commits.resolve(repo, revision)
         entry = self.commits.file(commit, path)
         if content:
-            self.trust.check_download(repo, entry)
+            self.check_download(repo, entry)
         return repo, commit, entry
+
+    def check_download(self, repo: Repo, entry: FileEntry) -> None:
+        """Refuse to send a file's bytes: :class:`FileDeletedError` when the repo gave the object up
+        (``permanently_delete_lfs_files`` without rewriting history), else the trust policy's
+        :meth:`TrustService.check_download` (quarantine)."""
+        with self.db.read() as conn:
+            held = conn.execute(
+                select(repo_objects.c.sha256).where(
+                    repo_objects.c.repo_id == repo.id, repo_objects.c.sha256 == entry.sha256
+                )
+            ).first()
+        if held is None:
+            raise FileDeletedError(entry.path, entry.sha256)
+        self.trust.check_download(repo, entry)
 
     # -- commits with side effects ---------------------------------------------------------------------
     def _initial_commit(self, repo: Repo, author: str) -> None:

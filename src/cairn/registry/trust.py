@@ -311,8 +311,11 @@ class TrustService:
         commit_id: str,
         tree: Mapping[str, FileEntry],
         inspected: Mapping[str, Inspection],
+        *,
+        enforce: bool = True,
     ) -> None:
-        """Verify the signature, enforce the repo's requirement and store the revision's trust record."""
+        """Verify the signature, enforce the repo's requirement and store the revision's trust record.
+        ``enforce=False`` (a history rewrite re-recording old commits) records without refusing."""
         from cairn.registry.signatures import verify_tree
 
         settings = self.effective(repo, conn)
@@ -325,7 +328,7 @@ class TrustService:
         signature = verify_tree(
             sig_entry is not None, sig_bytes, keys, {p: e.sha256 for p, e in tree.items()}
         )
-        if settings.require_signature and signature["status"] != "verified":
+        if enforce and settings.require_signature and signature["status"] != "verified":
             raise SignatureRequiredError(repo.repo_id, str(signature.get("reason", signature["status"])))
         conn.execute(
             insert(revision_trust).values(

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from cairn.errors import FormatError
+from cairn.format.protobuf import fields
 from cairn.format.safetensors import HeaderMemo, parse_header
-from cairn.security.protobuf import fields
 from cairn.security.report import Severity
 
 __all__ = ["Emit", "check", "check_keras_config", "find", "npy_pickle_offset"]
@@ -55,7 +55,7 @@ _SSTI = re.compile(
 
 
 def check(kind: str, data: bytes | memoryview, emit: Emit, headers: HeaderMemo | None = None) -> None:
-    """Judge one file of ``kind`` (as named by :func:`cairn.security.detect.sniff`); ``headers``: parse
+    """Judge one file of ``kind`` (as named by :func:`cairn.format.detect.sniff`); ``headers``: parse
     a safetensors header through it, so that a caller reading the same header next need not parse it."""
     if kind == "safetensors":
         _safetensors(data, emit, headers)

@@ -1,6 +1,6 @@
 """``scan(paths) -> ScanReport``: find each file's format by content and judge it the way its loader reads it.
 
-Data flow: a path (or each file under a folder) is memory-mapped, :func:`cairn.security.detect.sniff`
+Data flow: a path (or each file under a folder) is memory-mapped, :func:`cairn.format.detect.sniff`
 names its format, and a handler judges it: pickles through :mod:`cairn.format.pickle_vm` and
 :mod:`cairn.security.pickle_rules`; archives member by member through :mod:`cairn.security.archives`,
 recursing into members (nested archives included) by their content, never their names; the other model
@@ -19,12 +19,12 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from cairn.format.detect import TORCH_LEGACY_MAGIC, joblib_zfile_start, sniff, unsupported_archive
 from cairn.format.pickle_vm import PickleResult, walk, walk_all
 from cairn.format.safetensors import HeaderMemo
 from cairn.security import archives, model_formats
 from cairn.security.archives import ViewFile, ZipMember, find_eocd, member_bytes, read_zip, unsafe_member_name
 from cairn.security.archives import decompress as _decompress
-from cairn.security.detect import joblib_zfile_start, sniff, unsupported_archive
 from cairn.security.pickle_rules import judge_pickles
 from cairn.security.report import Finding, ScanError, ScanReport, Severity, Skipped
 
@@ -32,8 +32,6 @@ __all__ = ["MAX_DEPTH", "scan", "scan_bytes"]
 
 #: how deep archives may nest inside each other
 MAX_DEPTH = 6
-#: the magic number that PyTorch's legacy format pickles first
-TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _MAX_TAR_MEMBERS = 100_000
 #: compressed members larger than this are first judged by their head (see ``_Scan._head_suffices``)
 _HEAD_BYTES = 1 << 20

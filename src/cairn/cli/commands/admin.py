@@ -201,7 +201,12 @@ def collect_garbage(args: argparse.Namespace) -> int:
             )
         if d["keptRacing"]:
             lines.append(f"kept {d['keptRacing']} that a commit referenced meanwhile")
-        if d["dryRun"] and d["blobs"]:
+        if d["stagingEntries"]:
+            lines.append(
+                f"{verb} {d['stagingEntries']} abandoned staging files and multipart uploads"
+                f" ({human_size(d['stagingBytes'])})"
+            )
+        if d["dryRun"] and (d["blobs"] or d["stagingEntries"]):
             lines.append("run again with --apply to delete them")
         return "\n".join(lines)
 

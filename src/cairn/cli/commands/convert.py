@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "convert",
         help="convert a PyTorch .bin/.pt checkpoint to safetensors without executing it",
-        description="Rebuild the tensors of a PyTorch checkpoint (zip or legacy format) from its pickle "
+        description="Rebuild the tensors of a PyTorch checkpoint (zip, legacy or pre-1.0 tar format) from its pickle "
         "opcodes and write them as safetensors. Refuses when the pickle references anything but "
         "tensor-rebuild globals. Non-tensor values (step counters, ...) are not carried over.",
     )
