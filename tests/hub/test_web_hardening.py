@@ -188,3 +188,23 @@ def test_a_history_cursor_past_any_chain_is_an_empty_page(hub: LiveHub) -> None:
         assert r.status_code == 200 and r.json() == [], offset
     page = httpx.get(f"{hub.url}/{repo}/commits/main", params={"p": str(10**17)})
     assert page.status_code == 200 and "newer" in page.text
+
+
+def test_a_permanently_deleted_file_shows_no_contents(hub: LiveHub) -> None:
+    """Deleted without rewriting history: the commit still names the file, the download answers 410,
+    and the page says so instead of reading the tensor table from the bytes."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    repo = f"alice/{_name('deleted')}"
+    api.create_repo(repo)
+    weights = save({"secret_tensor_name": np.zeros(4, dtype=np.float32)})
+    api.upload_file(path_or_fileobj=weights, path_in_repo="w.safetensors", repo_id=repo)
+    assert "secret_tensor_name" in httpx.get(f"{hub.url}/{repo}/blob/main/w.safetensors").text
+    (entry,) = list(api.list_lfs_files(repo))
+    api.permanently_delete_lfs_files(repo, [entry], rewrite_history=False)
+    assert httpx.get(f"{hub.url}/{repo}/resolve/main/w.safetensors").status_code == 410
+    page = httpx.get(f"{hub.url}/{repo}/blob/main/w.safetensors")
+    assert page.status_code == 200 and "permanently deleted" in page.text
+    assert "secret_tensor_name" not in page.text

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from cairn.errors import UsageError
 from cairn.hub.context import Ctx
 from cairn.hub.info import iso
-from cairn.hub.web import may_show, render_page, repo_base
+from cairn.hub.web import refusal, render_page, repo_base
 from cairn.hub.web_views import human_size
 from cairn.registry import GatedRepoError, Repo
 from cairn.registry.compare import RevisionDiff, compare_revisions, text_diff
@@ -103,7 +103,7 @@ async def _changes(ctx: Ctx, repo: Repo, found: RevisionDiff | None) -> dict[str
     for change in found.files:
         lines = None
         sides = [e for e in (change.old, change.new) if e is not None]
-        if contents and diffs < MAX_TEXT_DIFFS and all([await may_show(ctx, repo, e) for e in sides]):
+        if contents and diffs < MAX_TEXT_DIFFS and not [e for e in sides if await refusal(ctx, repo, e)]:
             lines = await ctx.call(text_diff, ctx.registry, change)
             diffs += lines is not None
         rows.append(

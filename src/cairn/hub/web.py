@@ -3,8 +3,8 @@ a repo page with its files and README, and a file view. Templates are our own (a
 uploaded content is only ever shown as escaped text or as Markdown rendered with raw HTML disabled.
 
 What a page may show of a file's bytes (text preview, README, tensor table, line diffs) follows the
-download rule, :meth:`~cairn.registry.trust.TrustService.check_download`, through :func:`may_show`: a
-quarantined file shows its verdict, never its contents. Every page is sent with :data:`HTML_HEADERS`
+download rule, :meth:`~cairn.registry.Registry.check_download`, through :func:`refusal`: a quarantined
+file shows its verdict, a permanently deleted one says so, never their contents. Every page is sent with :data:`HTML_HEADERS`
 (no script, no framing, no sniffing); Markdown renders off the event loop, from at most
 :data:`MAX_MARKDOWN_CHARS` characters; bidi control characters print as visible escapes."""
 
@@ -32,6 +32,7 @@ from cairn.hub.web_views import (
     tensor_rows,
 )
 from cairn.registry import EntryNotFoundError, FileEntry, Repo, check_path
+from cairn.registry.errors import FileDeletedError
 from cairn.registry.trust import QuarantinedFileError
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
     "evaluation_rows",
     "file_page",
     "index",
-    "may_show",
+    "refusal",
     "render_markdown",
     "render_page",
     "repo_base",
@@ -138,13 +139,16 @@ def repo_base(repo: Repo) -> str:
     return f"/{PREFIX[repo.type]}{quote(repo.namespace, safe='')}/{quote(repo.name, safe='')}"
 
 
-async def may_show(ctx: Ctx, repo: Repo, entry: FileEntry) -> bool:
-    """Whether a page may show ``entry``'s bytes: exactly when a download of them would be served."""
+async def refusal(ctx: Ctx, repo: Repo, entry: FileEntry) -> str | None:
+    """Why a page may not show ``entry``'s bytes (``"quarantined"``, ``"deleted"``), or ``None``: the
+    same rule as a download of them (:meth:`~cairn.registry.Registry.check_download`)."""
     try:
-        await ctx.call(ctx.registry.trust.check_download, repo, entry)
+        await ctx.call(ctx.registry.check_download, repo, entry)
     except QuarantinedFileError:
-        return False
-    return True
+        return "quarantined"
+    except FileDeletedError:
+        return "deleted"
+    return None
 
 
 _SORTS = (("lastModified", "Recently updated"), ("downloads", "Most downloads"), ("likes", "Most likes"))
@@ -224,11 +228,11 @@ async def repo_page(ctx: Ctx) -> Response:
 async def _top_of_repo(
     ctx: Ctx, repo: Repo, commit: str, entries: list[FileEntry], status: Mapping[str, tuple[str, Any]]
 ) -> dict[str, Any]:
-    readme_html, readme_refused = "", False
+    readme_html, readme_refused = "", None
     for e in entries:
         if e.path == "README.md":
-            if not await may_show(ctx, repo, e):
-                readme_refused = True
+            readme_refused = await refusal(ctx, repo, e)
+            if readme_refused is not None:
                 continue
             raw = await ctx.call(ctx.registry.read_blob, e.sha256, _PREVIEW_BYTES)
             if raw is not None:
@@ -325,7 +329,8 @@ async def file_page(ctx: Ctx) -> Response:
     except EntryNotFoundError:
         return render_page("message.html", 404, title="Not found", message=f"{path} does not exist at {rev}")
     text = None
-    shown = await may_show(ctx, repo, entry)
+    refused = await refusal(ctx, repo, entry)
+    shown = refused is None
     if shown and not entry.lfs:
         raw = await ctx.call(ctx.registry.read_blob, entry.sha256, _PREVIEW_BYTES)
         if raw is not None and b"\0" not in raw[:8192]:
@@ -350,7 +355,7 @@ async def file_page(ctx: Ctx) -> Response:
         entry=entry,
         size=human_size(entry.size),
         text=text,
-        refused=not shown,
+        refused=refused,
         verdict=verdict,
         findings=[_finding(f) for f in findings],
         tensors=tensors,
