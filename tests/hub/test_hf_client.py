@@ -174,8 +174,9 @@ def test_list_models_search_filter_sort_and_paging(hub: LiveHub, tmp_path: Path)
     names = [m.id for m in api.list_models(search="lm-bert", sort="created_at")]
     assert names == [f"alice/lm-bert-{i}" for i in range(4, -1, -1)]  # 5 results across pages of 3
     assert [m.id for m in api.list_models(search="LM-BERT", limit=2)] == names[:2]
-    assert [m.id for m in api.list_models(filter="license:mit")] == ["alice/lm-bert-3"]
-    assert [m.id for m in api.list_models(author="bob")] == []
+    # the session hub is shared with other test modules: narrow every listing to this test's repos
+    assert [m.id for m in api.list_models(search="lm-bert", filter="license:mit")] == ["alice/lm-bert-3"]
+    assert [m.id for m in api.list_models(author="bob", search="lm-bert")] == []
     api.upload_file(path_or_fileobj=b"{}", path_in_repo="config.json", repo_id="alice/lm-bert-1")
     hf_hub_download(
         "alice/lm-bert-1", "config.json", endpoint=hub.url, cache_dir=tmp_path
@@ -251,7 +252,8 @@ def test_dataset_repos_use_the_same_machinery(hub: LiveHub, cache_dir: Path) -> 
     )
     assert Path(path).read_bytes() == b"a,b\n1,2\n"
     assert api.dataset_info("alice/ds").id == "alice/ds"
-    assert [d.id for d in api.list_datasets(author="alice")] == ["alice/ds"]
+    assert [d.id for d in api.list_datasets(author="alice", search="alice/ds")] == ["alice/ds"]
+    assert "alice/ds" not in [m.id for m in api.list_models(author="alice")]
     with pytest.raises(RepositoryNotFoundError):
         api.model_info("alice/ds")  # a dataset is not a model
 
