@@ -70,34 +70,6 @@ def _has_stats(rec: TensorRecord) -> bool:
     return numeric_dtype(rec) and not rec.dtype.startswith("C")
 
 
-def _read_ahead(rec: TensorRecord, itemsize: int, start: int, stop: int) -> None:
-    """When elements ``[start, stop)`` are not in the page cache, ask the kernel to read them all now.
-
-    Page faults on a memory map read ahead only a little at a time, and two threads faulting on two
-    regions of a cold file make the disk seek between them. One ``POSIX_FADV_WILLNEED`` per task queues
-    the task's bytes at once. On a warm cache the advice would cost a walk over pages already there, so a
-    one-byte ``RWF_NOWAIT`` read of the range's last page first asks whether it is resident. Where either
-    call is missing or refused, nothing is advised."""
-    if rec.file is None or rec.offset is None or not hasattr(os, "posix_fadvise"):
-        return
-    first = rec.offset + (rec.storage_offset + start) * itemsize
-    end = rec.offset + (rec.storage_offset + min(stop, rec.numel)) * itemsize
-    if end <= first:
-        return
-    try:
-        fd = os.open(rec.file, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        if _resident(fd, end - 1):
-            return
-        os.posix_fadvise(fd, first, end - first, os.POSIX_FADV_WILLNEED)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _resident(fd: int, at: int) -> bool:
     """Whether byte ``at`` of the file is in the page cache (False when the kernel cannot say)."""
     nowait = getattr(os, "RWF_NOWAIT", None)
@@ -134,7 +106,6 @@ def _range_task(rec: TensorRecord, start: int, stop: int) -> Partial:
     flat = flat_view(rec)
     assert flat is not None
     chunk = stats_kernel.CHUNK
-    _read_ahead(rec, flat.itemsize, start, stop + (stop - start))  # this task and the next one
     return reduce_chunks((flat[at : min(at + chunk, stop)] for at in range(start, stop, chunk)), rec.dtype)
 
 
