@@ -1,7 +1,7 @@
 """Benchmark: ``inspect`` header time vs ``torch.load``, and ``--stats`` throughput vs a raw mmap read.
 
 Usage: ``.venv/bin/python bench/inspect_stats.py [--mb 256 2048] [--repeat 5] [--threads 1 2]
-[--chunks 65536 262144] [--no-cold]``. For each size it writes, in a temp folder, a sharded safetensors
+[--chunks 65536 262144] [--no-cold] [--simd avx2]``. For each size it writes, in a temp folder, a sharded safetensors
 checkpoint (4 shards + index) and a torch ``.bin`` of the same tensors, then prints, in the same run:
 
 * ``inspect`` of the sharded safetensors folder and of the ``.bin`` (headers / opcode walk only) vs
@@ -199,7 +199,17 @@ def main() -> None:
     parser.add_argument("--no-cold", action="store_true", help="skip the cold page-cache figures")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="skip the BF16 checkpoint")
     parser.add_argument("--tmp", default=None, help="folder for the temporary checkpoint (default: system)")
+    parser.add_argument(
+        "--simd",
+        choices=["avx512bf16", "avx2", "portable"],
+        default=None,
+        help="use at most these C loops, to measure what a CPU without the best ones gets (default: best)",
+    )
     args = parser.parse_args()
+    if args.simd is not None:
+        if not stats_kernel.FUSED:
+            parser.error("--simd needs the C kernel (built by setup.py)")
+        print(f"C loops: {stats_kernel._fused.set_simd(args.simd)}")
     for mb in args.mb:
         run(mb, args)
 
