@@ -316,6 +316,26 @@ def test_passive_types_keep_their_content_type() -> None:
     assert content_type("PAGE.HTM").startswith("text/plain")
 
 
+@pytest.mark.parametrize(
+    ("name", "served"),
+    [
+        ("mail.eml", "application/octet-stream"),  # message/rfc822: a type browsers render
+        ("paper.pdf", "application/octet-stream"),  # a viewer with scripting
+        ("sheet.xlsx", "application/octet-stream"),
+        ("notes.rtf", "application/octet-stream"),
+        ("data.csv", "text/csv"),
+        ("page.xhtml", "text/plain; charset=utf-8"),
+        ("no-extension", "application/octet-stream"),
+    ],
+)
+def test_types_off_the_allowlist_are_never_served_as_themselves(name: str, served: str) -> None:
+    """Only types a browser merely displays or saves keep their guessed type; the host's mime database
+    (which may map .eml, .pdf, Office or any new extension) cannot widen what is served inline."""
+    from cairn.hub.download import content_type
+
+    assert content_type(name) == served
+
+
 # -- 7: hostile integers, cursors and deep JSON are a typed 400 ---------------------------------------
 @pytest.mark.parametrize("limit", ["%C2%B2", "--5", "1" * 30, "5e3", " 5"])
 def test_bad_integers_are_400(hub: LiveHub, limit: str) -> None:

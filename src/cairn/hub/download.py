@@ -61,16 +61,49 @@ async def resolve_revision(
 
 
 def content_type(name: str) -> str:
-    """The served type of a file called ``name``: its guessed type, except that types a browser would
-    execute or render as a document (HTML, SVG, XML, scripts) are served as plain text."""
-    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    low = guessed.lower()
-    if low in _ACTIVE_TYPES or any(word in low for word in ("html", "xml", "script", "svg")):
-        return "text/plain; charset=utf-8"
-    return guessed
+    """The served type of a file called ``name``: its guessed type when that is on an allowlist of types
+    a browser only displays or downloads (JSON, plain text, CSV, Markdown, raster images, archives...);
+    any other text or markup type (HTML, SVG, XML, scripts, CSS) as plain text, and anything else (PDF, mail,
+    Office files, types the host's mime database adds) as an opaque download. Downloads also carry
+    ``nosniff`` and a sandbox CSP, so even a wrong guess cannot run as the hub's origin."""
+    guessed = (mimetypes.guess_type(name)[0] or "application/octet-stream").lower()
+    if guessed in _PASSIVE_TYPES:
+        return guessed
+    if guessed.startswith("text/") or _MARKUP.search(guessed):
+        return "text/plain; charset=utf-8"  # markup and code: readable as source, never rendered
+    return "application/octet-stream"
 
 
-_ACTIVE_TYPES = frozenset({"text/css", "application/pdf", "application/x-shockwave-flash"})
+#: markup and script types outside text/*: HTML, SVG, XML documents, JavaScript
+_MARKUP = re.compile(r"html|svg|javascript|ecmascript|[/+]xml$")
+_PASSIVE_TYPES = frozenset(
+    {
+        "application/octet-stream",
+        "application/json",
+        "text/plain",
+        "text/csv",
+        "text/markdown",
+        "text/tab-separated-values",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/bmp",
+        "audio/mpeg",
+        "audio/wav",
+        "audio/x-wav",
+        "audio/flac",
+        "audio/ogg",
+        "video/mp4",
+        "video/webm",
+        "application/zip",
+        "application/gzip",
+        "application/x-tar",
+        "application/x-bzip2",
+        "application/x-xz",
+        "application/zstd",
+    }
+)
 
 
 def file_headers(entry: FileEntry, commit: str) -> dict[str, str]:
