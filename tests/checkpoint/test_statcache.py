@@ -17,6 +17,7 @@ import cairn
 from cairn.errors import IntegrityError, UsageError
 from cairn.format import statcache
 from cairn.format.statcache import ENV_VAR, Stamp, VerifiedCache, default_cache, is_racy
+from file_tricks import flip_last_byte_keep_mtime
 
 MARGIN_S = 0.05  # longer than the racy-timestamp margin of a filesystem with sub-second timestamps
 
@@ -46,18 +47,6 @@ def saved(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> P
     return root
 
 
-def _flip_byte_keep_mtime(path: Path) -> None:
-    before = path.stat()
-    with path.open("r+b") as f:
-        f.seek(-1, os.SEEK_END)
-        last = f.read(1)
-        f.seek(-1, os.SEEK_END)
-        f.write(bytes([last[0] ^ 0xFF]))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    after = path.stat()
-    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
-
-
 def test_a_save_records_its_files_and_the_next_load_trusts_them(saved: Path) -> None:
     target = _target()
     result = cairn.load(saved, model=target, rng_state=False)
@@ -74,7 +63,7 @@ def test_full_and_false_ignore_the_cache(saved: Path) -> None:
 
 def test_a_change_that_restores_mtime_is_still_caught(saved: Path) -> None:
     assert cairn.load(saved, model=_target()).checked == {"model.safetensors": "cached"}
-    _flip_byte_keep_mtime(saved / "model.safetensors")
+    flip_last_byte_keep_mtime(saved / "model.safetensors")
     target = _target()
     with pytest.raises(IntegrityError, match="sha256"):
         cairn.load(saved, model=target)
@@ -118,7 +107,7 @@ def test_verify_hashes_everything_and_records_it(tmp_path: Path, cache_dir: Path
     result = cairn.load(root, model=_target(), optimizer={"step": 0, "m": np.zeros(5, np.float32)})
     assert set(result.checked.values()) == {"cached"}
     assert "optimizer.json" in result.checked
-    _flip_byte_keep_mtime(root / "optimizer.safetensors")
+    flip_last_byte_keep_mtime(root / "optimizer.safetensors")
     with pytest.raises(IntegrityError, match=r"optimizer\.safetensors"):
         cairn.verify(root)
 
@@ -186,7 +175,7 @@ def test_a_full_hash_drops_an_entry_that_vouched_for_bad_bytes(saved: Path) -> N
     """Bytes changed beneath the filesystem keep the stamp; only a full hash sees them, and from then on
     the entry no longer vouches. Simulated here by a cache entry that lies about the current stamp."""
     path = saved / "model.safetensors"
-    _flip_byte_keep_mtime(path)
+    flip_last_byte_keep_mtime(path)
     manifest_sha = json.loads((saved / "cairn.json").read_text())["files"]["model.safetensors"]["sha256"]
     cache = default_cache()
     assert cache is not None

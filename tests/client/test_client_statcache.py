@@ -4,7 +4,6 @@ it does not hash the same bytes again; a file changed after the pull is hashed a
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from cairn.client import parse_repo_ref, pull
 from cairn.errors import IntegrityError
 from cairn.format import statcache
 from cairn.format.statcache import ENV_VAR
+from file_tricks import flip_last_byte_keep_mtime
 
 FILES = {"model.safetensors", "optimizer.safetensors", "optimizer.json"}
 
@@ -50,16 +50,6 @@ def pushed(client_hub: ClientHub, tmp_path: Path) -> str:
     return repo
 
 
-def _flip_byte_keep_mtime(path: Path) -> None:
-    before = path.stat()
-    with path.open("r+b") as f:
-        f.seek(-1, os.SEEK_END)
-        last = f.read(1)
-        f.seek(-1, os.SEEK_END)
-        f.write(bytes([last[0] ^ 0xFF]))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-
-
 def _load(root: Path) -> dict[str, str]:
     target = _target()
     result = cairn.load(root, model=target, optimizer={"step": 0, "m": np.zeros(5, np.float32)})
@@ -79,11 +69,11 @@ def test_load_after_cli_pull_trusts_what_the_pull_hashed(
     assert _load(snapshot) == cached  # the cache's own snapshot (hard links to the blobs)
     assert cairn.load(out, model=_target(), verify="full").checked["model.safetensors"] == "hashed"
 
-    _flip_byte_keep_mtime(out / "model.safetensors")  # size and mtime kept: only ctime tells
+    flip_last_byte_keep_mtime(out / "model.safetensors")  # size and mtime kept: only ctime tells
     with pytest.raises(IntegrityError, match=r"model\.safetensors"):
         _load(out)
     assert _load(snapshot) == cached  # another inode: untouched
-    _flip_byte_keep_mtime(snapshot / "optimizer.safetensors")
+    flip_last_byte_keep_mtime(snapshot / "optimizer.safetensors")
     with pytest.raises(IntegrityError, match=r"optimizer\.safetensors"):
         _load(snapshot)
 

@@ -4,31 +4,19 @@ flips them); the others pin down what the review found right."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from registry_testing import make_user
 from sqlalchemy import update
 
 from cairn.meta import blobs
-from cairn.registry import AddFile, DeleteFile, Principal, Registry
+from cairn.registry import AddFile, DeleteFile, Registry
 from cairn.registry.gc import DEFAULT_GRACE_S
 from cairn.registry.pulls import commit_to_pull_request, open_pull_request
 from cairn.registry.trust import QuarantinedFileError, TrustPolicy
 
 HOUR_US = 3600 * 1_000_000
-
-
-@pytest.fixture
-def reg(tmp_path: Path) -> Iterator[Registry]:
-    registry = Registry.open(f"sqlite:///{tmp_path / 'hub.db'}", str(tmp_path / "blobs"))
-    yield registry
-    registry.close()
-
-
-def _user(reg: Registry, name: str) -> Principal:
-    reg.users.create_user(name)
-    return reg.users.authenticate(reg.users.create_token(name))
 
 
 def _age_all(reg: Registry, hours: int = 48) -> None:
@@ -49,7 +37,7 @@ def test_a_fresh_upload_of_old_orphaned_bytes_is_kept_for_its_commit(reg: Regist
     its commit. The client saw its upload succeed and then gets MissingBlobError; the same happens to
     anyone re-uploading a popular file (a shared tokenizer, a base model's weights) after the last repo
     holding it went away."""
-    alice = _user(reg, "alice")
+    alice = make_user(reg, "alice")
     gone = reg.repos.create(alice, "model", "alice", "gone", private=False)
     data = b"weights once uploaded to a repo that was deleted" * 20
     first = reg.ingest_bytes(data, repo_id=gone.id)
@@ -73,7 +61,7 @@ def test_repo_creation_racing_gc_on_the_gitattributes_blob(
     that runs between the two (forced here by running it at that point) deletes the row and the object,
     and repo creation dies with SQLAlchemy's ``NoResultFound`` (a 500, not a typed error) or, on a
     backend where the read races the other way, commits a file whose bytes are gone."""
-    alice = _user(reg, "alice")
+    alice = make_user(reg, "alice")
     reg.repos.create(alice, "model", "alice", "first", private=False)
     reg.repos.delete(alice, "model", "alice", "first")
     _age_all(reg)
@@ -93,7 +81,7 @@ def test_repo_creation_racing_gc_on_the_gitattributes_blob(
 
 def test_blobs_only_a_pull_request_holds_are_kept(reg: Registry) -> None:
     """A file committed only to a PR ref (never merged) is named by the PR's commit: gc keeps it."""
-    alice, bob = _user(reg, "alice"), _user(reg, "bob")
+    alice, bob = make_user(reg, "alice"), make_user(reg, "bob")
     repo = reg.repos.create(alice, "model", "alice", "pr", private=False)
     pr = open_pull_request(reg, repo, bob, "bob's file", None)
     blob = reg.ingest_bytes(b"only on refs/pr/1" * 30, repo_id=repo.id)
@@ -106,7 +94,7 @@ def test_blobs_only_a_pull_request_holds_are_kept(reg: Registry) -> None:
 def test_blobs_of_tags_deleted_branches_and_history_are_kept(reg: Registry) -> None:
     """Bytes named only by a tag's commit, by a deleted branch's commits, or by history behind ``main``
     stay: commits are never deleted while their repo lives."""
-    alice = _user(reg, "alice")
+    alice = make_user(reg, "alice")
     repo = reg.repos.create(alice, "model", "alice", "hist", private=False)
     tagged = reg.ingest_bytes(b"tagged then removed" * 30, repo_id=repo.id)
     branch_only = reg.ingest_bytes(b"on a branch that was deleted" * 30, repo_id=repo.id)
@@ -129,7 +117,7 @@ def test_quarantined_blobs_keep_their_bytes_scan_and_release(tmp_path: Path) -> 
         f"sqlite:///{tmp_path / 'q.db'}", str(tmp_path / "qblobs"), trust=TrustPolicy(on_unsafe="quarantine")
     )
     try:
-        alice = _user(reg, "alice")
+        alice = make_user(reg, "alice")
         repo = reg.repos.create(alice, "model", "alice", "q", private=False)
         other = reg.repos.create(alice, "model", "alice", "q2", private=False)
         evil = reg.ingest_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.", repo_id=repo.id)

@@ -34,13 +34,6 @@ from cairn.registry.scanning import safetensors_parameters
 from cairn.security import scan
 
 
-@pytest.fixture
-def reg(tmp_path: Path) -> Iterator[Registry]:
-    r = Registry.open(f"sqlite:///{tmp_path / 'hub.db'}", str(tmp_path / "blobs"))
-    yield r
-    r.close()
-
-
 @contextlib.contextmanager
 def parses() -> Iterator[list[int]]:
     """Count the calls of ``cairn.format.safetensors.parse_header`` made on this thread."""

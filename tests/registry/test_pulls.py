@@ -4,11 +4,11 @@ commits to its target (none may be lost), and the status machine."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
+from registry_testing import make_user
 
-from cairn.registry import AddFile, Principal, Registry
+from cairn.registry import AddFile, Registry
 from cairn.registry.discussions import DiscussionStateError
 from cairn.registry.models import FileEntry
 from cairn.registry.pulls import (
@@ -18,18 +18,6 @@ from cairn.registry.pulls import (
     open_pull_request,
     three_way,
 )
-
-
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    registry = Registry.open(f"sqlite:///{tmp_path / 'hub.db'}", str(tmp_path / "blobs"))
-    yield registry  # type: ignore[misc]
-    registry.close()
-
-
-def _user(reg: Registry, name: str) -> Principal:
-    reg.users.create_user(name)
-    return reg.users.authenticate(reg.users.create_token(name))
 
 
 def _f(path: str, sha: str) -> FileEntry:
@@ -53,7 +41,7 @@ def test_three_way_takes_each_side_and_reports_conflicts() -> None:
 
 
 def test_merge_racing_commits_to_the_target_loses_nothing(reg: Registry) -> None:
-    alice, bob = _user(reg, "alice"), _user(reg, "bob")
+    alice, bob = make_user(reg, "alice"), make_user(reg, "bob")
     repo = reg.repos.create(alice, "model", "alice", "race", private=False)
     pr = open_pull_request(reg, repo, bob, "bob's file", None)
     blob = reg.ingest_bytes(b"from bob", repo_id=repo.id)
@@ -91,7 +79,7 @@ def test_merge_racing_commits_to_the_target_loses_nothing(reg: Registry) -> None
 
 
 def test_status_machine(reg: Registry) -> None:
-    alice, bob = _user(reg, "alice"), _user(reg, "bob")
+    alice, bob = make_user(reg, "alice"), make_user(reg, "bob")
     repo = reg.repos.create(alice, "model", "alice", "states", private=False)
     pr = open_pull_request(reg, repo, bob, "draft first", None)
     assert pr.status == "draft" and reg.commits.resolve(repo, "refs/pr/1") == (pr.base_commit, "pr")

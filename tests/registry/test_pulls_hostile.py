@@ -3,26 +3,14 @@ file-vs-folder clashes, the remembered conflict list, scoped tokens."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from registry_testing import make_user
 
-from cairn.registry import AddFile, Principal, Registry
+from cairn.registry import AddFile, Registry
 from cairn.registry.pulls import commit_to_pull_request, merge_pull_request, open_pull_request
-
-
-@pytest.fixture
-def reg(tmp_path: Path) -> Iterator[Registry]:
-    registry = Registry.open(f"sqlite:///{tmp_path / 'hub.db'}", str(tmp_path / "blobs"))
-    yield registry
-    registry.close()
-
-
-def _user(reg: Registry, name: str) -> Principal:
-    reg.users.create_user(name)
-    return reg.users.authenticate(reg.users.create_token(name))
 
 
 def test_push_between_merge_read_and_merge_commit_is_not_lost(reg: Registry) -> None:
@@ -30,7 +18,7 @@ def test_push_between_merge_read_and_merge_commit_is_not_lost(reg: Registry) -> 
     PR's status but not that ``refs/pr/N`` still points where it was read. A commit the author pushes in
     between lands on the PR ref, the PR is marked merged (final), and that change is in neither main nor
     any open PR: silently lost. The interleaving is forced at the first step of the merge commit."""
-    alice, bob = _user(reg, "alice"), _user(reg, "bob")
+    alice, bob = make_user(reg, "alice"), make_user(reg, "bob")
     repo = reg.repos.create(alice, "model", "alice", "race-pr", private=False)
     pr = open_pull_request(reg, repo, bob, "bob's files", None)
     first = reg.ingest_bytes(b"first", repo_id=repo.id)
@@ -74,7 +62,7 @@ def test_file_against_folder_is_reported_as_a_merge_conflict(reg: Registry) -> N
     AlreadyExistsError from the tree builder instead of a MergeConflictError naming ``x``."""
     from cairn.registry.pulls import MergeConflictError, conflicting_files
 
-    alice, bob = _user(reg, "alice"), _user(reg, "bob")
+    alice, bob = make_user(reg, "alice"), make_user(reg, "bob")
     repo = reg.repos.create(alice, "model", "alice", "file-folder", private=False)
     pr = open_pull_request(reg, repo, bob, "file x", None)
     as_file = reg.ingest_bytes(b"file", repo_id=repo.id)
@@ -107,7 +95,7 @@ def test_conflict_list_follows_both_heads(reg: Registry) -> None:
     gives a fresh answer."""
     from cairn.registry.pulls import conflicting_files
 
-    alice, bob = _user(reg, "alice"), _user(reg, "bob")
+    alice, bob = make_user(reg, "alice"), make_user(reg, "bob")
     repo = reg.repos.create(alice, "model", "alice", "cached", private=False)
     pr = open_pull_request(reg, repo, bob, "edit a", None)
     one, two, three = (reg.ingest_bytes(x, repo_id=repo.id) for x in (b"1", b"2", b"3"))
@@ -127,7 +115,7 @@ def test_scoped_token_acts_only_where_a_write_scope_covers(reg: Registry) -> Non
     from cairn.registry.models import TokenScope
     from cairn.registry.pulls import acting_user
 
-    alice = _user(reg, "alice")
+    alice = make_user(reg, "alice")
     reg.users.create_user("bob")
     repo = reg.repos.create(alice, "model", "alice", "scoped", private=False)
     elsewhere = reg.users.authenticate(

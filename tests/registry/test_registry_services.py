@@ -28,13 +28,6 @@ from cairn.registry import (
 from cairn.store import BlobNotFoundError
 
 
-@pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    registry = Registry.open(f"sqlite:///{tmp_path / 'hub.db'}", str(tmp_path / "blobs"))
-    yield registry  # type: ignore[misc]
-    registry.close()
-
-
 def _alice(reg: Registry) -> Principal:
     reg.users.create_user("alice")
     return reg.users.authenticate(reg.users.create_token("alice"))
