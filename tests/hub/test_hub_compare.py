@@ -276,3 +276,33 @@ def test_text_diff_input_is_bounded(hub: LiveHub) -> None:
     page = httpx.get(f"{hub.url}/{repo}/commit/{second}").text
     assert f"only the first {compare.TEXT_INPUT_LINES} lines of each side were compared" in page
     assert "<ins>+y0</ins>" in page and f"y{compare.TEXT_INPUT_LINES + 8}" not in page
+
+
+def test_pull_request_page_shows_what_it_changes(hub: LiveHub) -> None:
+    """A pull request's page lists its changes against the commit it started from, tensors included,
+    even after the target branch moved on; a plain discussion has no such section."""
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    repo = "alice/cmp-pr"
+    api.create_repo(repo)
+    api.create_commit(repo, [_add("model.safetensors", save({"a": A, "b": B}))], commit_message="base")
+    bob = HfApi(endpoint=hub.url, token=hub.other_token)
+    tuned = B + np.float32(0.001)
+    pr = bob.create_commit(
+        repo,
+        [_add("model.safetensors", save({"a": A, "b": tuned})), _add("NOTES.md", b"tuned b\n")],
+        commit_message="tune b",
+        create_pr=True,
+    )
+    assert pr.pr_num is not None
+    api.create_commit(repo, [_add("other.txt", b"main moved on\n")], commit_message="unrelated")
+    page = httpx.get(f"{hub.url}/{repo}/discussions/{pr.pr_num}").text
+    assert 'href="#changes"' in page and 'id="changes"' in page
+    changes = page.split('id="changes"')[1]
+    assert "1 added · 0 removed · 1 modified" in changes  # NOTES.md; the weights; not other.txt
+    assert "other.txt" not in changes and "<ins>+tuned b</ins>" in changes
+    assert "1 identical tensor " in changes and "1 changed" in changes
+    assert "<code>b</code></td><td>changed</td>" in changes
+
+    plain = bob.create_discussion(repo, "A question about b")
+    talk = httpx.get(f"{hub.url}/{repo}/discussions/{plain.num}").text
+    assert 'id="changes"' not in talk

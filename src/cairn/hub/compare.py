@@ -25,7 +25,7 @@ from cairn.hub.web_views import human_size
 from cairn.registry import GatedRepoError, Repo
 from cairn.registry.compare import RevisionDiff, compare_revisions, text_diff
 
-__all__ = ["commit_page", "compare_api", "compare_page"]
+__all__ = ["changes_values", "commit_page", "compare_api", "compare_page"]
 
 #: text files diffed on one page (the rest are listed with a link to the file): with at most 2,000
 #: lines a side, a page costs at most about 2 s of difflib in the worst case
@@ -49,7 +49,7 @@ async def commit_page(ctx: Ctx) -> Response:
     found = None
     if commit.parent_id is not None:
         found = await ctx.call(compare_revisions, ctx.registry, commit.parent_id, commit.id)
-    values = await _changes(ctx, repo, found)
+    values = await changes_values(ctx, repo, found)
     return render_page(
         "commit.html",
         repo=repo.repo_id,
@@ -72,7 +72,7 @@ async def compare_page(ctx: Ctx) -> Response:
     base, head = await _two_revisions(ctx, repo)
     found = await ctx.call(compare_revisions, ctx.registry, base, head)
     base_rev, _, head_rev = "/".join(ctx.rest).partition("...")
-    values = await _changes(ctx, repo, found)
+    values = await changes_values(ctx, repo, found)
     return render_page(
         "compare.html", repo=repo.repo_id, base=repo_base(repo), base_rev=base_rev, head=head_rev, **values
     )
@@ -88,7 +88,7 @@ async def _two_revisions(ctx: Ctx, repo: Repo) -> tuple[str, str]:
     return base_id, head_id
 
 
-async def _changes(ctx: Ctx, repo: Repo, found: RevisionDiff | None) -> dict[str, Any]:
+async def changes_values(ctx: Ctx, repo: Repo, found: RevisionDiff | None) -> dict[str, Any]:
     """The template values for a diff: file rows (with text diffs when the caller may read contents),
     counts and the tensor table."""
     if found is None:
