@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
         help="compare the tensors of two checkpoints (exit 0 identical, 1 differs, 2 error)",
         description="Compare two checkpoints tensor by tensor, in any supported formats, without "
         "executing them: added, removed, changed in shape or dtype, identical, and changed values "
-        "(relative L2 and max absolute difference).",
+        "(relative L2 and max absolute difference). Either side may be a hub revision org/name[@rev]: "
+        "then both are compared by their weight fingerprints (per-tensor hash and value sketch), and no "
+        "weights are downloaded.",
     )
     p.add_argument("a", help="the first checkpoint (file or folder, or a hub revision org/name[@rev])")
     p.add_argument("b", help="the second checkpoint (file or folder, or a hub revision org/name[@rev])")
