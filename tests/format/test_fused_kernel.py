@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cairn.format import stats_kernel
 from cairn.format.stats_kernel import chunk_partial
@@ -189,3 +191,74 @@ def test_set_simd_refuses_an_unknown_loop() -> None:
     with pytest.raises(ValueError, match="unknown loop"):
         fused.set_simd("sse9")
     assert fused.simd() == BEST
+
+
+def _numpy_path(raw: np.ndarray, dtype: str) -> stats_kernel.Partial:
+    saved = stats_kernel.FUSED
+    stats_kernel.FUSED = False
+    try:
+        return stats_kernel.reduce_chunks([raw], dtype)
+    finally:
+        stats_kernel.FUSED = saved
+
+
+_SPECIAL16 = [0x0000, 0x8000, 0x0001, 0x8001, 0x7F80, 0xFF80, 0x7F7F, 0xFF7F, 0x3F80, 0xBF80, 0x7C00, 0xFC00]
+_SPECIAL32 = [0, 0x80000000, 1, 0x80000001, 0x7F800000, 0xFF800000, 0x7F7FFFFF, 0xFF7FFFFF, 0x3F800000]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    dtype=st.sampled_from(["BF16", "F16", "F32"]),
+    values=st.lists(st.floats(-60000, 60000, width=32), max_size=20),
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 400),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    bits=st.lists(st.integers(0, 0xFFFFFFFF), max_size=8),
+    special=st.lists(st.integers(0, len(_SPECIAL32) - 1), max_size=8),
+    level=st.sampled_from(["avx512bf16", "avx2", "portable"]),
+)
+def test_every_loop_agrees_with_numpy_on_any_bit_pattern(
+    dtype: str,
+    values: list[float],
+    seed: int,
+    n: int,
+    scale: float,
+    bits: list[int],
+    special: list[int],
+    level: str,
+) -> None:
+    """Property: for ordinary values mixed with any bit patterns (NaN, Inf, subnormals, both zeros, the
+    largest finite values), each C loop the CPU has gives the numpy path's counts, extremes and moments:
+    hard chunks are handed back, the rest must agree."""
+    rng = np.random.default_rng(seed)
+    drawn = rng.standard_normal(n) * scale + rng.choice([0.0, scale * 3])  # some with a mean off zero
+    ordinary = np.concatenate([np.array(values, np.float32), drawn.astype(np.float32)])
+    if dtype == "F32":
+        odd = np.array(bits + [_SPECIAL32[k] for k in special], dtype=np.uint32).view(np.float32)
+        raw = np.concatenate([ordinary, odd])
+    else:
+        odd16 = np.array(
+            [b & 0xFFFF for b in bits] + [_SPECIAL16[k % len(_SPECIAL16)] for k in special], np.uint16
+        )
+        base16 = (
+            (ordinary.view(np.uint32) >> 16).astype(np.uint16)
+            if dtype == "BF16"
+            else ordinary.astype(np.float16).view(np.uint16)
+        )
+        raw = np.concatenate([base16, odd16])
+        raw = raw if dtype == "BF16" else raw.view(np.float16)
+    raw = rng.permutation(raw)
+    fused.set_simd(level)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            got = stats_kernel.reduce_chunks([raw], dtype)
+            ref = _numpy_path(raw, dtype)
+    finally:
+        fused.set_simd(BEST)
+    assert (got.n, got.nan, got.inf, got.zeros) == (ref.n, ref.nan, ref.inf, ref.zeros)
+    assert (got.lo, got.hi) == (ref.lo, ref.hi)
+    # the mean is as exact as the data's scale allows: values of ±3e38 around a few ones may cancel in
+    # either order of summation, so its error is measured against max(|mean|, std), not |mean|
+    scale = max(abs(ref.mean), (ref.m2 / ref.n) ** 0.5 if ref.n else 0.0)
+    assert abs(got.mean - ref.mean) <= 1e-5 * scale + 1e-30
+    assert got.m2 == pytest.approx(ref.m2, rel=1e-4, abs=1e-30)
