@@ -23,7 +23,7 @@ from cairn.hub.info import iso
 from cairn.hub.web import refusal, render_page, repo_base
 from cairn.hub.web_views import human_size
 from cairn.registry import GatedRepoError, Repo
-from cairn.registry.compare import RevisionDiff, compare_revisions, text_diff
+from cairn.registry.compare import FileChange, RevisionDiff, compare_revisions, text_diff, text_diffable
 
 __all__ = ["changes_values", "commit_page", "compare_api", "compare_page"]
 
@@ -102,8 +102,13 @@ async def changes_values(ctx: Ctx, repo: Repo, found: RevisionDiff | None) -> di
     diffs = 0
     for change in found.files:
         lines = None
-        sides = [e for e in (change.old, change.new) if e is not None]
-        if contents and diffs < MAX_TEXT_DIFFS and not [e for e in sides if await refusal(ctx, repo, e)]:
+        # only a change that could be diffed costs a download check: listing LFS weights needs none
+        if (
+            contents
+            and diffs < MAX_TEXT_DIFFS
+            and text_diffable(change)
+            and not await _refused(ctx, repo, change)
+        ):
             lines = await ctx.call(text_diff, ctx.registry, change)
             diffs += lines is not None
         rows.append(
@@ -145,3 +150,11 @@ async def changes_values(ctx: Ctx, repo: Repo, found: RevisionDiff | None) -> di
         "base_id": found.base,
         "head_id": found.head,
     }
+
+
+async def _refused(ctx: Ctx, repo: Repo, change: FileChange) -> bool:
+    """Whether a download of either side would be refused (quarantined, deleted): then no line diff."""
+    for entry in (change.old, change.new):
+        if entry is not None and await refusal(ctx, repo, entry) is not None:
+            return True
+    return False

@@ -44,6 +44,7 @@ __all__ = [
     "diff_fingerprints",
     "diff_trees",
     "text_diff",
+    "text_diffable",
 ]
 
 MAX_FILES = 1000
@@ -140,18 +141,24 @@ def compare_revisions(reg: Registry, base: str, head: str) -> RevisionDiff:
     return RevisionDiff(base, head, files, counts, tensors)
 
 
+def text_diffable(change: FileChange) -> bool:
+    """Whether :func:`text_diff` may diff this change: no side is an LFS file or larger than
+    :data:`TEXT_BYTES` (decided from the tree, before any byte is read)."""
+    return all(e is None or (not e.lfs and e.size <= TEXT_BYTES) for e in (change.old, change.new))
+
+
 def text_diff(reg: Registry, change: FileChange) -> list[str] | None:
     """A unified diff of a text file's two sides (an added or removed file against nothing) over their
-    first :data:`TEXT_INPUT_LINES` lines, at most :data:`TEXT_LINES` lines; None when a side is an LFS file, larger than :data:`TEXT_BYTES` or not
-    text (a NUL byte in its first 8 KiB)."""
+    first :data:`TEXT_INPUT_LINES` lines, at most :data:`TEXT_LINES` lines; None when the change is not
+    :func:`text_diffable` or a side is not text (a NUL byte in its first 8 KiB)."""
+    if not text_diffable(change):
+        return None
     sides: list[list[str]] = []
     cut = False
     for entry in (change.old, change.new):
         if entry is None:
             sides.append([])
             continue
-        if entry.lfs or entry.size > TEXT_BYTES:
-            return None
         raw = reg.read_blob(entry.sha256, TEXT_BYTES)
         if raw is None or b"\0" in raw[:8192]:
             return None
