@@ -9,14 +9,15 @@ bytes (C order, little-endian) is unchanged; ``changed`` tensors carry the cosin
 value sketches (64 evenly spaced elements), an estimate of how far they moved.
 
 Text files are compared line by line (:func:`text_diff`) when both sides are small enough to read.
-Everything is bounded: at most :data:`MAX_FILES` file changes and :data:`MAX_TENSOR_CHANGES` tensor
-changes are listed (the counts are always complete), and a text diff reads at most :data:`TEXT_BYTES`
-per side, compares at most :data:`TEXT_INPUT_LINES` lines of each and prints at most
-:data:`TEXT_LINES` lines.
+Everything is bounded: at most :data:`MAX_FILES` file changes and
+:data:`~cairn.governance.fingerprint_diff.MAX_TENSOR_CHANGES` tensor changes are listed (the counts are
+always complete), and a text diff reads at most :data:`TEXT_BYTES` per side, compares at most
+:data:`TEXT_INPUT_LINES` lines of each and prints at most :data:`TEXT_LINES` lines.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections import Counter
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from cairn.governance.fingerprint import Fingerprint
-from cairn.governance.fingerprint_diff import MAX_TENSOR_CHANGES, TensorChange, TensorDiff, diff_fingerprints
+from cairn.governance.fingerprint_diff import TensorDiff, diff_fingerprints
 from cairn.registry.models import FileEntry
 
 if TYPE_CHECKING:
@@ -32,16 +33,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_FILES",
-    "MAX_TENSOR_CHANGES",
     "TEXT_BYTES",
     "TEXT_INPUT_LINES",
     "TEXT_LINES",
     "FileChange",
     "RevisionDiff",
-    "TensorChange",
-    "TensorDiff",
     "compare_revisions",
-    "diff_fingerprints",
     "diff_trees",
     "text_diff",
     "text_diffable",
@@ -137,7 +134,7 @@ def compare_revisions(reg: Registry, base: str, head: str) -> RevisionDiff:
     if old_fp is not None or new_fp is not None or old_missing or new_missing:
         found = diff_fingerprints(old_fp or Fingerprint({}), new_fp or Fingerprint({}))
         missing = sorted(set(old_missing) | set(new_missing))
-        tensors = TensorDiff(found.counts, found.identical_bytes, found.changes, found.relation, missing)
+        tensors = dataclasses.replace(found, not_fingerprinted=missing)
     return RevisionDiff(base, head, files, counts, tensors)
 
 
